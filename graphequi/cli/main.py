@@ -1,0 +1,39 @@
+"""Entry point of the ``graphequi`` command: one subcommand per module."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Optional, Sequence
+
+# Subcommands register here: name -> (add_arguments(parser), run(args) -> int).
+SUBCOMMANDS: dict[str, tuple[Callable, Callable]] = {}
+
+
+def _demo_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="graphequi-demo", help="output folder")
+    parser.add_argument("--quick", action="store_true", help="smallest sizes")
+
+
+def _demo(args) -> int:
+    from graphequi.cli import demo
+    return demo.run(args)
+
+
+SUBCOMMANDS["demo"] = (_demo_args, _demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graphequi", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_args, _) in SUBCOMMANDS.items():
+        add_args(sub.add_parser(name))
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return SUBCOMMANDS[args.command][1](args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""graphequi.datasets (under construction)."""

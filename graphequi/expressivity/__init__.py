@@ -1,0 +1,1 @@
+"""graphequi.expressivity (under construction)."""

@@ -1,0 +1,1 @@
+"""graphequi.geometry (under construction)."""

@@ -1,0 +1,1 @@
+"""graphequi.nn (under construction)."""

@@ -1,0 +1,1 @@
+"""graphequi.poly (under construction)."""

@@ -1,0 +1,1 @@
+"""graphequi.train (under construction)."""

@@ -1,0 +1,1 @@
+"""graphequi.transforms (under construction)."""
