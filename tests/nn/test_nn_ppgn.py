@@ -1,0 +1,193 @@
+import networkx as nx
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+from torch_geometric.utils import from_networkx, to_dense_adj
+
+from graphequi.nn import PPGNPlusPlus
+from graphequi.nn.ppgn import PairBatchNorm, dense_pair_features
+from graphequi.testing import assert_gradcheck, assert_permutation_equivariant
+
+
+def random_graph(n, p, seed, num_types=5, num_bond_types=3):
+    g = nx.gnp_random_graph(n, p, seed=seed)
+    data = from_networkx(g) if g.number_of_edges() else Data(edge_index=torch.empty(2, 0, dtype=torch.long))
+    data.num_nodes = n
+    gen = torch.Generator().manual_seed(seed)
+    data.x = torch.randint(num_types, (n, 1), generator=gen)
+    # one bond type per undirected edge, so both directions agree
+    e = data.edge_index
+    key = torch.minimum(e[0], e[1]) * n + torch.maximum(e[0], e[1])
+    data.edge_attr = (key * 7 + seed) % num_bond_types + 1
+    return data
+
+
+def add_pair_features(data):
+    """Equivariant pair channels (A^2, A^3 per pair, row-major per graph), a
+    stand-in for PolynomialFeatures(level='pair') that is recomputed from the
+    (possibly permuted) edge_index."""
+    data = data.clone()
+    batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros(data.num_nodes, dtype=torch.long)
+    rows = []
+    for b in range(int(batch.max()) + 1):
+        nodes = (batch == b).nonzero().view(-1)
+        n, first = nodes.numel(), int(nodes[0])
+        inside = (batch[data.edge_index[0]] == b)
+        a = to_dense_adj(data.edge_index[:, inside] - first, max_num_nodes=n)[0]
+        a2 = a @ a
+        rows.append(torch.stack([a2, a2 @ a], dim=-1).view(n * n, 2))
+    data.poly_pair = torch.cat(rows)
+    return data
+
+
+def zinc_like_model(**kw):
+    kw = dict(hidden_channels=16, num_layers=3, node_vocab=5, edge_vocab=4, poly_channels=2) | kw
+    torch.manual_seed(0)
+    return PPGNPlusPlus(1, **kw)
+
+
+@pytest.fixture
+def graphs():
+    return [random_graph(n, 0.4, seed) for seed, n in enumerate([6, 9, 4, 7])]
+
+
+def test_ppgn_is_permutation_invariant(graphs):
+    model = zinc_like_model().eval()
+    batch = Batch.from_data_list(graphs)
+    assert_permutation_equivariant(lambda d: model(add_pair_features(d)), batch, output="graph")
+
+
+def test_ppgn_sum_readout_is_permutation_invariant(graphs):
+    model = zinc_like_model(readout="sum", norm=False).double().eval()
+    batch = Batch.from_data_list(graphs)
+    assert_permutation_equivariant(lambda d: model(add_pair_features(d)), batch, output="graph",
+                                   atol=1e-9, rtol=1e-9)
+
+
+def test_ppgn_same_output_alone_and_in_padded_batch(graphs):
+    model = zinc_like_model().eval()
+    alone = torch.cat([model(add_pair_features(Batch.from_data_list([g]))) for g in graphs])
+    # the 9-node graph forces padding of all the others
+    together = model(add_pair_features(Batch.from_data_list(graphs)))
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+    # a graph without `batch` attribute is a batch of one
+    torch.testing.assert_close(model(add_pair_features(graphs[2])), alone[2:3], atol=1e-5, rtol=1e-5)
+
+
+def test_ppgn_padding_does_not_leak(graphs):
+    model = zinc_like_model().train()  # batch-norm in training mode too
+    batch = add_pair_features(Batch.from_data_list(graphs))
+    _, mask = model.to_dense(batch)
+    pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
+    outputs = []
+    hooks = [blk.register_forward_hook(lambda m, i, o: outputs.append(o)) for blk in model.blocks]
+    model(batch)
+    for h in hooks:
+        h.remove()
+    assert len(outputs) == model.num_layers
+    assert (~pair_mask).any()
+    for out in outputs:
+        assert out[~pair_mask].abs().max() == 0
+        assert out[pair_mask].abs().max() > 0
+
+
+def test_pair_batch_norm_ignores_padded_entries():
+    torch.manual_seed(0)
+    norm = PairBatchNorm(3).train()
+    x = torch.randn(2, 4, 4, 3)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
+    out = norm(x, pair_mask)
+    real = x[pair_mask]
+    expected = (real - real.mean(0)) / torch.sqrt(real.var(0, unbiased=False) + norm.bn.eps)
+    torch.testing.assert_close(out[pair_mask], expected, atol=1e-5, rtol=1e-5)
+    assert out[~pair_mask].abs().max() == 0
+    garbage = x.clone()
+    garbage[~pair_mask] = 1e6
+    torch.testing.assert_close(PairBatchNorm(3).train()(garbage, pair_mask), out)
+
+
+def test_ppgn_distinguishes_graphs_1wl_cannot():
+    # C6 and two disjoint triangles: both 2-regular on 6 nodes (same 1-WL colours),
+    # but 2-FWL/PPGN tells them apart (triangles).
+    c6 = from_networkx(nx.cycle_graph(6))
+    tt = from_networkx(nx.disjoint_union(nx.cycle_graph(3), nx.cycle_graph(3)))
+    torch.manual_seed(0)
+    model = PPGNPlusPlus(1, hidden_channels=8, num_layers=2, readout="sum", norm=False).double().eval()
+    out = model(Batch.from_data_list([c6, tt]))
+    assert (out[0] - out[1]).abs().item() > 1e-6
+
+
+def test_ppgn_reference_zinc_config_has_about_half_a_million_parameters():
+    model = PPGNPlusPlus(1, hidden_channels=95, num_layers=8, node_vocab=28, edge_vocab=4, poly_channels=12)
+    count = sum(p.numel() for p in model.parameters())
+    assert 400_000 <= count <= 650_000, count
+
+
+def test_ppgn_gradcheck_float64():
+    g = add_pair_features(Batch.from_data_list([random_graph(4, 0.6, 1), random_graph(3, 0.7, 2)]))
+    torch.manual_seed(0)
+    model = PPGNPlusPlus(1, hidden_channels=3, num_layers=2, node_vocab=5, poly_channels=2,
+                         norm=False).double().eval()
+
+    def fn(pair):
+        d = g.clone()
+        d.poly_pair = pair
+        return model(d)
+
+    assert_gradcheck(fn, g.poly_pair)
+
+
+def test_ppgn_reset_parameters_and_repr():
+    model = zinc_like_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    model.reset_parameters()
+    changed = sum(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert changed > len(before) // 2
+    text = repr(model)
+    assert text.startswith("PPGNPlusPlus(") and "num_layers=3" in text and "poly_channels=2" in text
+
+
+def test_dense_pair_features_layout():
+    values = torch.arange(4 + 9, dtype=torch.float).unsqueeze(-1)
+    batch = torch.tensor([0, 0, 1, 1, 1])
+    dense = dense_pair_features(Data(v=values), "v", batch, 2, 3)
+    assert dense.shape == (2, 3, 3, 1)
+    assert dense[0, 1, 0, 0] == 2 and dense[0, 2].abs().sum() == 0 and dense[1, 2, 1, 0] == 4 + 7
+
+
+def test_ppgn_bad_input_raises(graphs):
+    model = zinc_like_model().eval()
+    good = add_pair_features(Batch.from_data_list(graphs))
+
+    def broken(**changes):
+        d = good.clone()
+        for k, v in changes.items():
+            d[k] = v
+        return d
+
+    with pytest.raises(TypeError, match="integer type ids"):
+        model(broken(x=good.x.float()))
+    with pytest.raises(ValueError, match="outside"):
+        model(broken(x=good.x + 10))
+    with pytest.raises(ValueError, match="edge_index has node ids"):
+        model(broken(edge_index=good.edge_index + 100))
+    with pytest.raises(ValueError, match="node pairs"):
+        model(broken(poly_pair=good.poly_pair[:-1]))
+    with pytest.raises(ValueError, match="channels"):
+        model(broken(poly_pair=good.poly_pair[:, :1]))
+    nan = good.poly_pair.clone()
+    nan[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model(broken(poly_pair=nan))
+    d = good.clone()
+    del d.poly_pair
+    with pytest.raises(ValueError, match="PolynomialFeatures"):
+        model(d)
+    empty = Batch.from_data_list([graphs[0], Data(edge_index=torch.empty(2, 0, dtype=torch.long),
+                                                  x=torch.empty(0, 1, dtype=torch.long),
+                                                  edge_attr=torch.empty(0, dtype=torch.long), num_nodes=0)])
+    with pytest.raises(ValueError, match="empty graph"):
+        zinc_like_model(poly_channels=0).eval()(empty)
+    with pytest.raises(ValueError, match="readout"):
+        PPGNPlusPlus(1, readout="max")
