@@ -59,8 +59,9 @@ def basis(degree: int, marks: int = 0, *, directed: bool = False, loops: bool = 
     Example:
         >>> [len(basis(1, m, directed=True)) for m in (0, 1, 2)]
         [2, 5, 10]
-        >>> len(basis(3, 0, loops=False, connected=True))  # triangle, path, star
-        3
+        >>> connected = basis(3, 0, loops=False, connected=True)
+        >>> len(connected), sum(g.is_simple() for g in connected)  # simple: triangle, path, star
+        (5, 3)
     """
     if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
         raise ValueError(f"degree must be a non-negative int, got {degree!r}")
