@@ -12,5 +12,6 @@ from .multigraph import Multigraph
 from .basis import basis
 from .plan import Plan, plan
 from .evaluate import evaluate
+from .select import ppgn_computable, select
 
-__all__ = ["Multigraph", "basis", "Plan", "plan", "evaluate"]
+__all__ = ["Multigraph", "basis", "Plan", "plan", "evaluate", "select", "ppgn_computable"]

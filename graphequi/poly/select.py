@@ -1,0 +1,98 @@
+r"""Named polynomial sets, e.g. the extra input features of PPGN++.
+
+``select('ppgn++', max_degree=6)``
+-----------------------------------
+PPGN++ (Puny, Lim, Kiani, Maron, Lipman, *Equivariant Polynomials for Graph
+Neural Networks*, ICML 2023, Sec. 6 "PPGN++" and App. F) adds to a PPGN
+(2-FWL-equivalent) network the polynomial features it cannot compute on its
+own. Whether a prototypical edge-based model such as PPGN can compute
+:math:`P_H` is decided in the paper by a tensor-contraction sequence; for
+connected simple graphs it amounts to the following *elimination rule*:
+
+    repeatedly delete an unmarked node with at most one neighbour, or an
+    unmarked node with exactly two neighbours after joining those two
+    neighbours by an edge;
+
+:math:`P_H` is PPGN-computable iff this removes every unmarked node. (Each
+step is a PPGN operation: a sum over one index of a matrix, or a matrix
+product :math:`(XY)_{uv} = \sum_w X_{uw} Y_{wv}` followed by a Hadamard
+product with what already joins ``u`` and ``v``, which is why neighbours are
+counted without multiplicity.) The rule fails exactly when every unmarked
+node keeps three or more neighbours, as in :math:`K_4`.
+
+The selection runs over connected simple undirected multigraphs (all that
+matters for a 0/1 adjacency matrix with an empty diagonal, where loops vanish
+and parallel edges collapse) with 0, 1 or 2 marks, i.e. the invariant,
+node-level and pair-level polynomials a PPGN++ uses. Up to degree 6 it
+selects 12 polynomials: 1 of degree 5 (the diamond :math:`K_4 - e` marked on
+the two ends of its missing edge) and 11 of
+degree 6 (:math:`K_4` with 0, 1 and 2 marks, and 8 more pair-level ones on 5
+nodes).
+"""
+from __future__ import annotations
+
+import functools
+
+from .basis import basis
+from .multigraph import Multigraph
+
+__all__ = ["select", "ppgn_computable"]
+
+
+def ppgn_computable(graph: Multigraph) -> bool:
+    """Whether the elimination rule above removes every unmarked node.
+
+    Example:
+        >>> k4 = Multigraph(4, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)])
+        >>> ppgn_computable(k4), ppgn_computable(Multigraph(3, [(0, 1), (1, 2), (2, 0)]))
+        (False, True)
+    """
+    neighbours: dict[int, set[int]] = {v: set() for v in range(graph.num_nodes)}
+    for u, v in graph.edges:
+        if u != v:
+            neighbours[u].add(v)
+            neighbours[v].add(u)
+    marked = set(graph.marked)
+    progress = True
+    while progress:
+        progress = False
+        for v in sorted(neighbours):
+            if v in marked or len(neighbours[v]) > 2:
+                continue
+            near = neighbours.pop(v)
+            for u in near:
+                neighbours[u].discard(v)
+            if len(near) == 2:
+                a, b = near
+                neighbours[a].add(b)
+                neighbours[b].add(a)
+            progress = True
+    return set(neighbours) <= marked
+
+
+@functools.lru_cache(maxsize=None)
+def select(name: str, max_degree: int = 6) -> tuple[Multigraph, ...]:
+    """A named set of polynomials, sorted by (degree, number of marks, key).
+
+    Args:
+        name: ``'ppgn++'``: the connected simple undirected multigraphs with
+            0, 1 or 2 marks and degree ``<= max_degree`` that PPGN cannot
+            compute (see the module docstring for the rule and its source).
+        max_degree: largest degree.
+
+    Example:
+        >>> ppgn = select('ppgn++', max_degree=6)
+        >>> len(ppgn), [g.degree for g in ppgn].count(5)
+        (12, 1)
+    """
+    if name.lower() not in ("ppgn++", "ppgnpp"):
+        raise ValueError(f"unknown polynomial set {name!r}; available: 'ppgn++'")
+    if isinstance(max_degree, bool) or not isinstance(max_degree, int) or max_degree < 0:
+        raise ValueError(f"max_degree must be a non-negative int, got {max_degree!r}")
+    out = []
+    for degree in range(max_degree + 1):
+        for marks in (0, 1, 2):
+            for g in basis(degree, marks, loops=False, connected=True):
+                if g.is_simple() and not ppgn_computable(g):
+                    out.append(g)
+    return tuple(sorted(out, key=lambda g: (g.degree, g.num_marks, g.key())))
