@@ -1,1 +1,175 @@
-"""graphequi.datasets (under construction)."""
+r"""Datasets with local roots: each is a PyG
+:class:`~torch_geometric.data.InMemoryDataset` that copies read-only source
+files (``$GRAPHEQUI_SHARED_DATA`` or ``../shared/data``) into
+``<root>/<name>/raw`` before processing, and downloads like PyG/OGB would when
+no local files exist. A missing or corrupt file raises an error naming it
+(:class:`FileNotFoundError` or :class:`DatasetFileError`).
+
+* :class:`ZINC12k` -- ZINC-12k (offline: official val/test, stand-in train)
+* :class:`OGBMolDataset` -- ``ogbg-molesol/-molfreesolv/-molbace/-molbbbp/-molhiv``
+* :class:`GINTUDataset` -- MUTAG, PTC, PROTEINS, NCI1, IMDB-B, IMDB-M with 10 folds
+* :class:`SubstructureCountingDataset` -- Chen et al.'s 5000 random graphs
+
+:func:`get_dataset` returns the train/val/test parts and how to score them,
+for the trainer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from ._cache import DatasetFileError, default_source
+from .ogb_mol import OGB_MOL_NAMES, OGBMolDataset, evaluator_for, scaffold_split
+from .zinc import ZINC12k
+
+__all__ = [
+    "DatasetFileError",
+    "default_source",
+    "ZINC12k",
+    "OGBMolDataset",
+    "OGB_MOL_NAMES",
+    "evaluator_for",
+    "scaffold_split",
+    "DatasetSplits",
+    "get_dataset",
+    "dataset_names",
+]
+
+_HIGHER_IS_BETTER = {"mae": False, "rmse": False, "rocauc": True, "ap": True, "accuracy": True}
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """The three parts of a benchmark and how to score predictions on them.
+
+    Attributes:
+        name: canonical dataset name (``"zinc"``, ``"ogbg-molhiv"``, ...).
+        train, val, test: PyG datasets (``val`` is the test fold for TU
+            benchmarks, which have no validation set, as in GIN).
+        task_type: ``"regression"``, ``"binary classification"`` or
+            ``"multiclass classification"``.
+        metric: ``"mae"``, ``"rmse"``, ``"rocauc"`` or ``"accuracy"``.
+        num_tasks: outputs per graph (regression targets / binary tasks /
+            classes for multiclass).
+        result_name: the name results must be reported under.
+    """
+
+    name: str
+    train: object
+    val: object
+    test: object
+    task_type: str
+    metric: str
+    num_tasks: int
+    result_name: str
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return _HIGHER_IS_BETTER[self.metric]
+
+    def evaluate(self, y_true: Tensor, y_pred: Tensor) -> float:
+        """Score predictions: ``ogbg-*`` always through
+        :class:`ogb.graphproppred.Evaluator`; MAE for regression; accuracy of
+        the arg-max for multiclass.
+
+        Args:
+            y_true: [N, num_tasks] (or [N] for multiclass labels).
+            y_pred: [N, num_tasks] predictions (logits for classification).
+        """
+        if y_true.shape[0] != y_pred.shape[0]:
+            raise ValueError(f"y_true has {y_true.shape[0]} rows, y_pred {y_pred.shape[0]}")
+        if self.name.startswith("ogbg-"):
+            evaluator = evaluator_for(self.name)
+            result = evaluator.eval({"y_true": y_true.detach().view(-1, self.num_tasks).cpu().numpy(),
+                                     "y_pred": y_pred.detach().view(-1, self.num_tasks).cpu().numpy()})
+            return float(result[evaluator.eval_metric])
+        if self.metric == "mae":
+            return float((y_pred.detach().view_as(y_true) - y_true).abs().mean())
+        if self.metric == "accuracy":
+            return float((y_pred.detach().argmax(-1) == y_true.view(-1)).float().mean())
+        raise ValueError(f"no evaluation for metric {self.metric!r}")
+
+
+def dataset_names() -> tuple:
+    """Every name :func:`get_dataset` accepts (canonical spellings)."""
+    from .substructure import SUBSTRUCTURE_TARGETS
+    from .tu import GIN_TU_NAMES
+    return (("zinc",) + OGB_MOL_NAMES + tuple(GIN_TU_NAMES)
+            + tuple(f"count-{t}" for t in SUBSTRUCTURE_TARGETS))
+
+
+def get_dataset(name: str, root, source=None, *, fold: int = 0,
+                transform: Optional[Callable] = None,
+                pre_transform: Optional[Callable] = None,
+                online: Optional[bool] = None, log: bool = True) -> DatasetSplits:
+    """Build a benchmark by name (the trainer's entry point).
+
+    Args:
+        name: ``"zinc"``; an ``ogbg-mol*`` name; a TU name (``"MUTAG"``,
+            ``"PTC"``, ``"PROTEINS"``, ``"NCI1"``, ``"IMDB-B"``, ``"IMDB-M"``);
+            or ``"count-<target>"`` with target in ``triangle``,
+            ``tailed_triangle``, ``4cycle``, ``star``, ``chordal_cycle``
+            (graph-level counts). Case-insensitive.
+        root: writable cache folder.
+        source: read-only data folder (default ``$GRAPHEQUI_SHARED_DATA`` or
+            ``../shared/data``).
+        fold: TU fold, 0-9.
+        transform, pre_transform: as in PyG (``pre_transform`` is part of the
+            processed cache).
+        online: force (``True``) or forbid (``False``) downloading.
+    """
+    key = name.strip().lower()
+    common = dict(transform=transform, pre_transform=pre_transform, log=log)
+    if key in ("zinc", "zinc-12k", "zinc12k", "zinc_subset"):
+        parts = [ZINC12k(root, split=s, source=source, online=online, **common)
+                 for s in ("train", "val", "test")]
+        return DatasetSplits("zinc", *parts, task_type="regression", metric="mae",
+                             num_tasks=1, result_name=parts[0].result_name)
+    if key in OGB_MOL_NAMES:
+        dataset = OGBMolDataset(root, key, source=source, online=online, **common)
+        split = dataset.get_idx_split()
+        return DatasetSplits(key, dataset[split["train"]], dataset[split["valid"]],
+                             dataset[split["test"]], task_type=dataset.task_type,
+                             metric=dataset.eval_metric, num_tasks=dataset.num_tasks,
+                             result_name=key + (" (rebuilt from MoleculeNet CSV, OGB scaffold split)"
+                                                if dataset.from_csv else ""),
+                             extra={"dataset": dataset, "split_idx": split})
+
+    from .substructure import SUBSTRUCTURE_TARGETS, SubstructureCountingDataset
+    from .tu import GIN_TU_NAMES, GINTUDataset, canonical_tu_name
+    tu_name = canonical_tu_name(key)
+    if tu_name is not None:
+        dataset = GINTUDataset(root, tu_name, source=source, **common)
+        train_idx, test_idx = dataset.fold_split(fold)
+        test = dataset[test_idx]
+        return DatasetSplits(tu_name, dataset[train_idx], test, test,
+                             task_type="multiclass classification", metric="accuracy",
+                             num_tasks=dataset.num_classes,
+                             result_name=f"{tu_name} (GIN format, fold {fold} of 10)",
+                             extra={"dataset": dataset, "fold": fold})
+    if key.startswith("count-") or key.startswith("substructure-"):
+        target = key.split("-", 1)[1]
+        if target not in SUBSTRUCTURE_TARGETS:
+            raise ValueError(f"unknown substructure target {target!r}; available: "
+                             f"{', '.join(SUBSTRUCTURE_TARGETS)}")
+        parts = [SubstructureCountingDataset(root, split=s, target=target, source=source, **common)
+                 for s in ("train", "val", "test")]
+        return DatasetSplits(f"count-{target}", *parts, task_type="regression", metric="mae",
+                             num_tasks=1,
+                             result_name=f"substructure counting ({target}, graph-level, Chen et al. 2020 split)",
+                             extra={"target_std": parts[0].target_std})
+    raise ValueError(f"unknown dataset {name!r}; available: {', '.join(dataset_names())}")
+
+
+def __getattr__(name):  # the TU and substructure classes, imported on first use
+    if name in ("GINTUDataset", "GIN_TU_NAMES"):
+        from . import tu
+        return getattr(tu, name)
+    if name in ("SubstructureCountingDataset", "SUBSTRUCTURE_TARGETS", "substructure_counts"):
+        from . import substructure
+        return getattr(substructure, name)
+    raise AttributeError(f"module 'graphequi.datasets' has no attribute {name!r}")

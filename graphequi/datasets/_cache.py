@@ -1,0 +1,148 @@
+"""Shared plumbing of the dataset classes: where the read-only source files
+live, copying them into a writable cache, and clear errors for missing or
+corrupt files.
+
+Every dataset of :mod:`graphequi.datasets` follows one layout::
+
+    <source>/<source_folder>/...        read-only files (never written)
+    <root>/<name>/raw/...               writable copy of what the dataset needs
+    <root>/<name>/processed/...         PyG tensors built from raw/
+
+``source`` defaults to the environment variable ``GRAPHEQUI_SHARED_DATA`` and
+otherwise to ``../shared/data`` next to the repository root.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Union
+
+import torch
+
+PathLike = Union[str, os.PathLike]
+
+SHARED_DATA_ENV = "GRAPHEQUI_SHARED_DATA"
+
+__all__ = [
+    "DatasetFileError",
+    "SHARED_DATA_ENV",
+    "default_source",
+    "resolve_source",
+    "copy_into_raw",
+    "require_files",
+    "check_gzip",
+    "torch_load_pyg",
+    "pyg_safe_globals",
+    "allow_pyg_pickles",
+]
+
+
+class DatasetFileError(ValueError):
+    """A dataset file exists but cannot be read as what it should be.
+
+    The message always names the file, so that a corrupt cache entry or a
+    truncated copy can be found and deleted.
+    """
+
+    def __init__(self, path: PathLike, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"corrupt or unreadable dataset file {self.path}: {problem}")
+
+
+def default_source() -> Path:
+    """The read-only data folder: ``$GRAPHEQUI_SHARED_DATA`` if set, else
+    ``<repo>/../shared/data``."""
+    env = os.environ.get(SHARED_DATA_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def resolve_source(source: Optional[PathLike]) -> Path:
+    return Path(source) if source is not None else default_source()
+
+
+def require_files(folder: Path, names: Iterable[str]) -> None:
+    """Raise :class:`FileNotFoundError` naming the first missing file."""
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"dataset file {path} is missing (expected under {folder}; "
+                f"delete the partial folder or restore the file)")
+
+
+def copy_into_raw(src_folder: Path, names: Iterable[str], raw_dir: PathLike) -> None:
+    """Copy ``src_folder/<name>`` to ``raw_dir/<name>`` for every name (paths
+    may contain sub-folders), checking first that all of them exist so that a
+    missing file never leaves a silently partial cache.
+
+    Copies are made writable: PyG/OGB write next to their raw files.
+    """
+    names = list(names)
+    require_files(src_folder, names)
+    raw_dir = Path(raw_dir)
+    for name in names:
+        dst = raw_dir / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".part")
+        shutil.copyfile(src_folder / name, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)  # atomic: an interrupted copy never looks complete
+
+
+def check_gzip(path: PathLike) -> None:
+    """Decompress a whole ``.gz`` file (CRC checked) or raise
+    :class:`DatasetFileError` naming it."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DatasetFileError(path, f"not a complete gzip file ({e})") from e
+
+
+def pyg_safe_globals() -> list:
+    """The PyG classes that old ``(data, slices)`` pickles reference, for
+    :func:`torch.serialization.safe_globals`."""
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+    return [DataEdgeAttr, DataTensorAttr, GlobalStorage]
+
+
+@contextlib.contextmanager
+def allow_pyg_pickles() -> Iterator[None]:
+    """Let ``torch.load(path)`` (``weights_only=True`` by default since torch
+    2.6) read PyG ``Data`` pickles, by allow-listing only the PyG storage
+    classes. Used around ``ogb`` 1.3.6, which calls ``torch.load(path)``
+    without ``weights_only`` and fails on torch >= 2.6. This is narrower
+    than patching ``torch.load`` to ``weights_only=False``: arbitrary code in a
+    pickle is still refused."""
+    with torch.serialization.safe_globals(pyg_safe_globals()):
+        yield
+
+
+def torch_load_pyg(path: PathLike, trusted: bool = False):
+    """Load a PyG ``(data, slices)`` or ``Data`` pickle, raising
+    :class:`DatasetFileError` naming ``path`` if it cannot be read.
+
+    Args:
+        path: the ``.pt`` file.
+        trusted: load with ``weights_only=False`` (needed for pickles from
+            old PyG versions, which reference ``collections.defaultdict`` and
+            older classes). Only for files of a known origin.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset file {path} is missing")
+    try:
+        if trusted:
+            return torch.load(path, weights_only=False)
+        with allow_pyg_pickles():
+            return torch.load(path)
+    except Exception as e:  # pickle, zip and unpickling errors all mean "corrupt"
+        raise DatasetFileError(path, f"torch.load failed ({type(e).__name__}: {e})") from e
