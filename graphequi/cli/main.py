@@ -22,6 +22,19 @@ def _demo(args) -> int:
 SUBCOMMANDS["demo"] = (_demo_args, _demo)
 
 
+def _train_args(parser: argparse.ArgumentParser) -> None:
+    from graphequi.cli import train
+    train.add_arguments(parser)
+
+
+def _train(args) -> int:
+    from graphequi.cli import train
+    return train.run(args)
+
+
+SUBCOMMANDS["train"] = (_train_args, _train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphequi", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
