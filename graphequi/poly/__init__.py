@@ -11,7 +11,7 @@ r"""Equivariant polynomials of graphs (Puny et al., ICML 2023).
 from .multigraph import Multigraph
 from .basis import basis
 from .plan import Plan, plan
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluate_each
 from .select import ppgn_computable, select
 
-__all__ = ["Multigraph", "basis", "Plan", "plan", "evaluate", "select", "ppgn_computable"]
+__all__ = ["Multigraph", "basis", "Plan", "plan", "evaluate", "evaluate_each", "select", "ppgn_computable"]

@@ -9,13 +9,13 @@ from torch import Tensor
 from .multigraph import Multigraph
 from .plan import plan as get_plan
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "evaluate_each"]
 
 # Intermediates per chunk of graphs are kept under this many bytes.
 _CHUNK_BYTES = 1 << 29
 
 
-def _as_polys(polys) -> tuple[Multigraph, ...]:
+def _as_polys(polys, same_marks: bool) -> tuple[Multigraph, ...]:
     if isinstance(polys, Multigraph):
         polys = (polys,)
     polys = tuple(polys)
@@ -25,8 +25,9 @@ def _as_polys(polys) -> tuple[Multigraph, ...]:
         if not isinstance(p, Multigraph):
             raise TypeError(f"polys must be Multigraph objects, got {type(p).__name__}")
     marks = {p.num_marks for p in polys}
-    if len(marks) != 1:
-        raise ValueError(f"all polynomials must have the same number of marks, got {sorted(marks)}")
+    if same_marks and len(marks) != 1:
+        raise ValueError(f"all polynomials must have the same number of marks, got {sorted(marks)}; "
+                         "use evaluate_each for a mix")
     return polys
 
 
@@ -42,6 +43,56 @@ def _check_matrix(X: Tensor) -> Tensor:
     if not torch.isfinite(X).all():
         raise ValueError("X contains NaN or infinite values")
     return X
+
+
+def evaluate_each(polys: Union[Multigraph, Sequence[Multigraph]], X: Tensor, *,
+                  mask: Optional[Tensor] = None, strategy: str = "joint") -> list[Tensor]:
+    """Like :func:`evaluate` for one ``X``, but for polynomials with any mix
+    of 0, 1 and 2 marks (all in one joint plan): returns one tensor per
+    polynomial, ``(B,)``, ``(B, n)`` or ``(B, n, n)`` (no ``B`` for an
+    ``(n, n)`` input).
+
+    Example:
+        >>> import torch
+        >>> from graphequi.poly import Multigraph, evaluate_each
+        >>> edge = [(0, 1)]
+        >>> polys = [Multigraph(2, edge), Multigraph(2, edge, marked=(0,))]
+        >>> [t.tolist() for t in evaluate_each(polys, torch.ones(2, 2))]
+        [4.0, [2.0, 2.0]]
+    """
+    polys = _as_polys(polys, same_marks=False)
+    X = _check_matrix(X)
+    single = X.dim() == 2
+    if single:
+        X = X.unsqueeze(0)
+    B, n, _ = X.shape
+    if mask is not None:
+        if not isinstance(mask, Tensor):
+            raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+        if single and mask.dim() == 1:
+            mask = mask.unsqueeze(0)
+        if tuple(mask.shape) != (B, n):
+            raise ValueError(f"mask must have shape {(B, n)} to match X {tuple(X.shape)}, "
+                             f"got {tuple(mask.shape)}")
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask must be boolean, got {mask.dtype}")
+        m = mask.to(X.dtype)
+        X = X * m.unsqueeze(1) * m.unsqueeze(2)
+    if any(not p.directed for p in polys) and not torch.allclose(
+            X, X.transpose(1, 2), rtol=1e-5, atol=1e-6):
+        raise ValueError("undirected polynomials need a symmetric X; use directed=True "
+                         "multigraphs for general matrices")
+    X = X.contiguous()
+    the_plan = get_plan(polys, n, strategy=strategy)
+    per_graph = max(1, the_plan.peak_elements(n) * X.element_size())
+    chunk = max(1, _CHUNK_BYTES // per_graph)
+    if chunk >= B:
+        out = the_plan(X, mask)
+    else:
+        parts = [the_plan(X[i:i + chunk], None if mask is None else mask[i:i + chunk])
+                 for i in range(0, B, chunk)]
+        out = [torch.cat(ts) for ts in zip(*parts)]
+    return [t[0] for t in out] if single else out
 
 
 def evaluate(polys: Union[Multigraph, Sequence[Multigraph]], X: Union[Tensor, Sequence[Tensor]], *,
@@ -85,40 +136,10 @@ def evaluate(polys: Union[Multigraph, Sequence[Multigraph]], X: Union[Tensor, Se
         >>> evaluate([triangle], A)  # 6 maps of a triangle onto K3
         tensor([6.])
     """
-    polys = _as_polys(polys)
+    polys = _as_polys(polys, same_marks=True)
     if isinstance(X, (list, tuple)):
         if not X:
             raise ValueError("X is an empty list of channels")
         outs = [evaluate(polys, x, mask=mask, strategy=strategy) for x in X]
         return torch.cat(outs, dim=-1)
-    X = _check_matrix(X)
-    single = X.dim() == 2
-    if single:
-        X = X.unsqueeze(0)
-    B, n, _ = X.shape
-    if mask is not None:
-        if not isinstance(mask, Tensor):
-            raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-        if single and mask.dim() == 1:
-            mask = mask.unsqueeze(0)
-        if tuple(mask.shape) != (B, n):
-            raise ValueError(f"mask must have shape {(B, n)} to match X {tuple(X.shape)}, "
-                             f"got {tuple(mask.shape)}")
-        if mask.dtype != torch.bool:
-            raise TypeError(f"mask must be boolean, got {mask.dtype}")
-        m = mask.to(X.dtype)
-        X = X * m.unsqueeze(1) * m.unsqueeze(2)
-    if any(not p.directed for p in polys) and not torch.allclose(
-            X, X.transpose(1, 2), rtol=1e-5, atol=1e-6):
-        raise ValueError("undirected polynomials need a symmetric X; use directed=True "
-                         "multigraphs for general matrices")
-    X = X.contiguous()
-    the_plan = get_plan(polys, n, strategy=strategy)
-    per_graph = max(1, the_plan.peak_elements(n) * X.element_size())
-    chunk = max(1, _CHUNK_BYTES // per_graph)
-    if chunk >= B:
-        out = the_plan(X, mask)
-    else:
-        out = torch.cat([the_plan(X[i:i + chunk], None if mask is None else mask[i:i + chunk])
-                         for i in range(0, B, chunk)])
-    return out[0] if single else out
+    return torch.stack(evaluate_each(polys, X, mask=mask, strategy=strategy), dim=-1)

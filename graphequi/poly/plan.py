@@ -150,9 +150,10 @@ class Plan:
     """A compiled contraction plan for a fixed tuple of polynomials.
 
     Call it with ``X`` of shape ``(B, n, n)`` (contiguous, padded nodes
-    already zeroed) and the node ``mask`` ``(B, n)`` to get ``(B, k)``,
-    ``(B, n, k)`` or ``(B, n, n, k)``. Use :func:`graphequi.poly.evaluate`
-    for validation and masking.
+    already zeroed) and the node ``mask`` ``(B, n)`` to get one tensor per
+    polynomial, ``(B,)``, ``(B, n)`` or ``(B, n, n)`` by its number of marks
+    (mixed mark counts are fine here). Use :func:`graphequi.poly.evaluate` or
+    :func:`graphequi.poly.evaluate_each` for validation and masking.
 
     Attributes:
         polys: the polynomials, in output order.
@@ -175,7 +176,6 @@ class Plan:
     outputs: list = field(default_factory=list)
     slot_legs: list = field(default_factory=list)  # number of legs of each slot
     free_after: dict = field(default_factory=dict)  # op position -> slots to drop
-    num_marks: int = 0
 
     @property
     def num_steps(self) -> int:
@@ -248,7 +248,7 @@ class Plan:
             for position in o.isolated_marks:
                 val = val * _mask_view(mask, position, o.num_marks)
             results.append(val.expand((B,) + (n,) * o.num_marks))
-        return torch.stack(results, dim=-1)
+        return results
 
 
 def _mask_view(mask: Tensor, position: int, num_marks: int) -> Tensor:
@@ -462,7 +462,7 @@ def plan(polys: Sequence[Multigraph], n: int, *, strategy: str = "joint") -> Pla
     strategy); any ``n`` in the same bucket reuses the plan.
 
     Args:
-        polys: multigraphs, all with the same number of marks.
+        polys: multigraphs (any mix of 0, 1 or 2 marks).
         n: number of nodes of the (padded) graphs.
         strategy: ``"joint"`` (shared intermediates) or ``"independent"``
             (one ``opt_einsum`` path per polynomial).
@@ -478,14 +478,10 @@ def plan(polys: Sequence[Multigraph], n: int, *, strategy: str = "joint") -> Pla
     polys = tuple(polys)
     if not polys:
         raise ValueError("plan needs at least one polynomial")
-    if len({p.num_marks for p in polys}) != 1:
-        raise ValueError("all polynomials of a plan must have the same number of marks, got "
-                         f"{sorted({p.num_marks for p in polys})}")
     if strategy not in ("joint", "independent"):
         raise ValueError(f"strategy must be 'joint' or 'independent', got {strategy!r}")
     bucket = size_bucket(n)
     result = _build(polys, bucket, strategy)
     if not result.flops_independent:
         result.flops_independent = _independent_flops(polys, bucket)
-        result.num_marks = polys[0].num_marks
     return result
