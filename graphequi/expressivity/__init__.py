@@ -5,6 +5,8 @@ BREC pair-separation protocol.
   refinement (``k=1``) and folklore 2-WL (``k=2``);
 * generators: :func:`csl_graph`, :func:`cfi_pair`, :func:`rook_graph`,
   :func:`shrikhande_graph`, :func:`classic_pairs`, :func:`random_regular_pair`;
+* loaders: :func:`load_brec`, :func:`load_graph6`, :func:`load_exp`,
+  :func:`load_cexp`, :func:`load_csl`;
 * :class:`GraphPair`, :func:`to_data`.
 """
 from ._graphs import GraphPair, as_simple_graph, to_data, to_networkx
@@ -16,6 +18,16 @@ from .generators import (
     random_regular_pair,
     rook_graph,
     shrikhande_graph,
+)
+from .loaders import (
+    BREC_CATEGORIES,
+    csl_pairs,
+    load_brec,
+    load_cexp,
+    load_csl,
+    load_exp,
+    load_graph6,
+    make_pairs,
 )
 from .wl import wl_colors, wl_equivalent, wl_hash
 
@@ -34,4 +46,47 @@ __all__ = [
     "shrikhande_graph",
     "classic_pairs",
     "random_regular_pair",
+    "BREC_CATEGORIES",
+    "load_brec",
+    "load_graph6",
+    "make_pairs",
+    "load_exp",
+    "load_cexp",
+    "load_csl",
+    "csl_pairs",
+]
+
+# Symbolic side: contraction banks (graphequi.expressivity.computable).
+from .computable import (
+    Certificate,
+    CertificateError,
+    ContractionBank,
+    EliminationRule,
+    ExpressivityTable,
+    analyse,
+    available_banks,
+    certify,
+    is_computable,
+    elimination_rule,
+    get_bank,
+    polynomial_family,
+    register_bank,
+    verify,
+)
+
+__all__ += [
+    "Certificate",
+    "CertificateError",
+    "ContractionBank",
+    "EliminationRule",
+    "ExpressivityTable",
+    "analyse",
+    "available_banks",
+    "certify",
+    "is_computable",
+    "elimination_rule",
+    "get_bank",
+    "polynomial_family",
+    "register_bank",
+    "verify",
 ]

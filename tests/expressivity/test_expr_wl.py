@@ -281,3 +281,16 @@ def test_bad_input_raises_clear_errors():
         wl_hash(d, node_attr="x")
     with pytest.raises(ValueError, match="rows"):
         wl_hash(Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2, x=torch.ones(3, 1)), node_attr="x")
+
+
+@pytest.mark.skipif(not (_shared_data() / "exp" / "GRAPHSAT.txt").exists(), reason="shared EXP absent")
+def test_exp_all_600_pairs_1wl_identical():
+    from graphequi.expressivity.loaders import load_exp
+
+    pairs = load_exp(_shared_data() / "exp")
+    assert len(pairs) == 600
+    for p in pairs:
+        assert p.first.graph["label"] != p.second.graph["label"]  # SAT vs UNSAT
+        assert wl_equivalent(p.first, p.second, k=1, node_attr="label"), p.name
+    # ... and 2-FWL separates them (spot check: the first ten pairs).
+    assert not any(wl_equivalent(p.first, p.second, k=2) for p in pairs[:10])
