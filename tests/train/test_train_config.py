@@ -1,0 +1,112 @@
+import argparse
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+
+from graphequi.train import TrainConfig, add_train_arguments, config_from_args, synthetic_count_graphs
+from graphequi.train.config import parse_seeds
+from graphequi.train.metrics import loss_fn, roc_auc, score
+from graphequi.train.tasks import Task
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    return config_from_args(parser.parse_args(argv))
+
+
+def test_flags_override_yaml_which_overrides_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: zinc\nmodel: ppgn++\nepochs: 7\nlr: 0.01\n"
+                    "model_kwargs: {hidden_channels: 95, num_layers: 8}\n")
+    cfg = parse(["--config", str(path), "--epochs", "3", "--seeds", "0-2,5",
+                 "--model-arg", "num_layers=6", "--model-arg", "readout=sum"])
+    assert (cfg.dataset, cfg.model, cfg.epochs, cfg.lr) == ("zinc", "ppgn++", 3, 0.01)
+    assert cfg.seeds == (0, 1, 2, 5)
+    assert cfg.batch_size == TrainConfig.batch_size  # default kept
+    assert cfg.model_options == {"hidden_channels": 95, "num_layers": 6, "readout": "sum"}
+
+
+def test_config_is_an_immutable_hashable_value():
+    a = TrainConfig("zinc", "gin", model_kwargs={"b": 1, "a": [1, 2]})
+    b = TrainConfig("zinc", "gin", model_kwargs={"a": [1, 2], "b": 1})
+    assert a == b and hash(a) == hash(b)
+    with pytest.raises(Exception):
+        a.epochs = 3
+    assert TrainConfig.from_dict(a.to_dict()) == a
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(epochs=0), "epochs"), (dict(seeds="1,1"), "repeated"), (dict(lr=-1.0), "lr"),
+    (dict(device="tpu"), "device"), (dict(lr_factor=1.5), "lr_factor"), (dict(subset=0), "subset"),
+])
+def test_invalid_config_raises(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig("zinc", "gin", **bad)
+
+
+def test_unknown_yaml_key_and_missing_dataset_raise(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: zinc\nmodel: gin\nlearning_rate: 0.1\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        parse(["--config", str(path)])
+    with pytest.raises(ValueError, match="--dataset is required"):
+        parse(["--model", "gin"])
+    with pytest.raises(FileNotFoundError):
+        parse(["--config", str(tmp_path / "missing.yaml")])
+
+
+def test_parse_seeds():
+    assert parse_seeds("0,1,2") == (0, 1, 2)
+    assert parse_seeds("0-3") == (0, 1, 2, 3)
+    assert parse_seeds(4) == (4,)
+
+
+def test_synthetic_counts_match_networkx():
+    for g in synthetic_count_graphs(12, seed=3):
+        graph = nx.Graph()
+        graph.add_nodes_from(range(g.num_nodes))
+        graph.add_edges_from(g.edge_index.t().tolist())
+        triangles = sum(nx.triangles(graph).values()) // 3
+        c4 = sum(1 for c in nx.simple_cycles(graph, length_bound=4) if len(c) == 4)
+        assert g.y.tolist() == [[triangles, c4]]
+    a, b = synthetic_count_graphs(5, seed=7), synthetic_count_graphs(5, seed=7)
+    assert all(torch.equal(x.edge_index, y.edge_index) for x, y in zip(a, b))
+
+
+def test_roc_auc_matches_sklearn_with_ties_and_unlabelled():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=(200, 3)).astype(float)
+    s = np.round(rng.normal(size=(200, 3)) + y, 1)  # rounding makes ties
+    y[rng.random((200, 3)) < 0.1] = np.nan
+    expected = np.mean([metrics.roc_auc_score(y[~np.isnan(y[:, t]), t], s[~np.isnan(y[:, t]), t])
+                        for t in range(3)])
+    assert roc_auc(y, s) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="both classes"):
+        roc_auc(np.ones((5, 1)), np.zeros((5, 1)))
+
+
+def test_ogb_tasks_are_scored_by_the_ogb_evaluator():
+    graphproppred = pytest.importorskip("ogb.graphproppred")
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, size=(100, 1)).astype(float)
+    pred = rng.normal(size=(100, 1)) + y
+    task = Task("ogbg-molhiv", [], [], [], kind="binary", num_outputs=1, metric="rocauc", loss="bce",
+                result_name="ogbg-molhiv", ogb_name="ogbg-molhiv")
+    expected = graphproppred.Evaluator("ogbg-molhiv").eval({"y_true": y, "y_pred": pred})["rocauc"]
+    assert score(task, y, pred) == {"rocauc": expected}
+    assert expected == pytest.approx(roc_auc(y, pred))
+
+
+def test_losses_skip_unlabelled_targets():
+    out = torch.tensor([[0.5, 2.0], [1.0, -1.0]])
+    y = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    assert loss_fn("l1", out, y).item() == pytest.approx((0.5 + 1.0 + 2.0) / 3)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor([0.5, 1.0, -1.0]), torch.tensor([1.0, 0.0, 1.0]))
+    assert loss_fn("bce", out, y).item() == pytest.approx(expected.item())
+    with pytest.raises(ValueError, match="unknown loss"):
+        loss_fn("hinge", out, y)

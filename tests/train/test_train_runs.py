@@ -1,0 +1,100 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from graphequi.cli.main import main as cli_main
+from graphequi.train import TrainConfig, train
+
+
+def tiny(out, **kw):
+    base = dict(dataset="synthetic-count", model="gin", epochs=3, batch_size=16, lr=3e-3, threads=1,
+                progress=False, root=str(out / "data"), out=str(out),
+                model_kwargs=dict(hidden_channels=16, num_layers=2))
+    return TrainConfig(**(base | kw))
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def without_time(history):
+    return [{k: v for k, v in rec.items() if k != "epoch_time_s"} for rec in history]
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_runs_are_deterministic_under_a_seed(tmp_path):
+    a = train(tiny(tmp_path / "a", seeds=(0,)))
+    b = train(tiny(tmp_path / "b", seeds=(0,)))
+    c = train(tiny(tmp_path / "c", seeds=(1,)))
+    assert without_time(read_jsonl(tmp_path / "a" / "seed0" / "metrics.jsonl")) == \
+        without_time(read_jsonl(tmp_path / "b" / "seed0" / "metrics.jsonl"))
+    for key in ("val", "test", "best_epoch"):
+        assert a["per_seed"][0][key] == b["per_seed"][0][key]
+    assert a["per_seed"][0]["test"] != c["per_seed"][0]["test"]
+
+
+def test_multi_seed_summary_reports_test_at_best_validation_epoch(tmp_path):
+    summary = train(tiny(tmp_path, seeds=(0, 1), epochs=4))
+    tests, nmaes = [], []
+    for seed in (0, 1):
+        history = read_jsonl(tmp_path / f"seed{seed}" / "metrics.jsonl")
+        assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+        best = min(history, key=lambda r: r["val_mae"])
+        result = json.loads((tmp_path / f"seed{seed}" / "result.json").read_text())
+        assert result["best_epoch"] == best["epoch"]
+        assert result["test"]["mae"] == best["test_mae"]
+        tests.append(best["test_mae"])
+        nmaes.append(best["test_nmae"])
+    assert summary["test_mae_mean"] == pytest.approx(np.mean(tests))
+    assert summary["test_mae_std"] == pytest.approx(np.std(tests, ddof=1))
+    assert summary["test_nmae_mean"] == pytest.approx(np.mean(nmaes))
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["seeds"] == [0, 1] and on_disk["num_params"] > 0
+    assert (tmp_path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "ogb_leaderboard.json").exists()
+
+
+def test_training_reduces_the_loss(tmp_path):
+    summary = train(tiny(tmp_path, epochs=6, model="ppgn",
+                         model_kwargs=dict(hidden_channels=16, num_layers=2)))
+    history = summary["per_seed"][0]
+    records = read_jsonl(tmp_path / "seed0" / "metrics.jsonl")
+    assert records[-1]["train_loss"] < 0.8 * records[0]["train_loss"]
+    assert history["epochs_run"] == 6
+
+
+def test_lr_below_min_lr_stops_the_run(tmp_path):
+    summary = train(tiny(tmp_path, epochs=5, min_lr=1.0))
+    assert summary["per_seed"][0]["epochs_run"] == 1
+    assert summary["per_seed"][0]["stopped_early"]
+
+
+def test_cli_train_subcommand_and_resume_of_a_finished_run(tmp_path, capsys):
+    argv = ["train", "--dataset", "synthetic-count", "--model", "gin",
+            "--epochs", "2", "--batch-size", "16", "--threads", "1", "--no-progress",
+            "--out", str(tmp_path), "--root", str(tmp_path / "data"),
+            "--model-arg", "hidden_channels=8", "--model-arg", "num_layers=2"]
+    assert cli_main(argv) == 0
+    assert "test mae" in capsys.readouterr().out
+    ckpt = torch.load(tmp_path / "seed0" / "checkpoint.pt", weights_only=False)
+    assert ckpt["epoch"] == 2 and set(ckpt["rng"][0]) >= {"torch", "numpy", "python"}
+    before = (tmp_path / "seed0" / "metrics.jsonl").read_text()
+    assert cli_main(argv + ["--resume"]) == 0  # finished: nothing to redo
+    assert (tmp_path / "seed0" / "metrics.jsonl").read_text() == before
+    with pytest.raises(ValueError, match="config differs in lr"):
+        cli_main(argv + ["--resume", "--lr", "0.5"])
+
+
+def test_unknown_dataset_and_model_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown model"):
+        train(tiny(tmp_path, model="transformer"))
+    with pytest.raises(ValueError, match="needs edge features"):
+        train(tiny(tmp_path, model="gine"))
