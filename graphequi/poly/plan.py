@@ -85,6 +85,25 @@ class _Poly:
                 outside.update(e)
         return [v for v in self.nodes(subset) if v in outside]
 
+    def leg_symmetries(self, subset: int, legs: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Permutations ``p`` of the open legs (given in stored order) such that
+        the tensor equals itself read with legs ``[legs[p[0]], legs[p[1]], ...]``,
+        i.e. some automorphism of the sub-multigraph maps ``legs[i]`` to
+        ``legs[p[i]]`` (e.g. ``X`` itself when undirected: ``X = X^T``)."""
+        if len(legs) < 2:
+            return []
+        nodes = self.nodes(subset)
+        local = {v: i for i, v in enumerate(nodes)}
+        edges = []
+        for i, (u, v) in enumerate(self.edges):
+            if subset >> i & 1:
+                a, b = local[u], local[v]
+                if not self.graph.directed and a > b:
+                    a, b = b, a
+                edges.append((a, b))
+        return _leg_symmetries_impl(len(nodes), tuple(sorted(edges)), self.graph.directed,
+                                    tuple(local[v] for v in legs))
+
     def subset_key(self, subset: int) -> tuple[tuple, dict[int, int]]:
         """Canonical key of the intermediate for ``subset`` and the map
         poly node -> canonical label (for its open nodes)."""
@@ -104,6 +123,21 @@ class _Poly:
         return (self.graph.directed, cert), {v: labels[local[v]] for v in open_}
 
 
+def _leg_symmetries_impl(num_nodes, edges, directed, legs) -> list[tuple[int, ...]]:
+    out = []
+    base = None
+    for perm in itertools.permutations(range(len(legs))):
+        colours = [len(legs)] * num_nodes
+        for i, p in enumerate(perm):
+            colours[legs[p]] = i
+        cert = canonical_labelling(num_nodes, edges, tuple(colours), directed)[0]
+        if base is None:
+            base = cert  # the identity comes first
+        elif cert == base:
+            out.append(perm)
+    return out
+
+
 def _step_flops(num_indices: int, inner: bool, n: int) -> int:
     symbols = [opt_einsum.get_symbol(i) for i in range(num_indices)]
     return opt_einsum.helpers.flop_count(symbols, inner, 2, dict.fromkeys(symbols, n))
@@ -119,6 +153,10 @@ def _view_ok(stored: Sequence[int], batch: Sequence[int], rows: Sequence[int],
 
 @dataclass
 class _BmmStep:
+    """One pairwise contraction: left (batch, rows, inner) x right (batch,
+    inner, cols) -> (batch, rows, cols). ``mode`` picks the kernel: ``bmm``,
+    ``outer`` (nothing summed: a broadcast product) or ``dot`` (no free legs)."""
+
     out: int
     left: int
     right: int
@@ -128,6 +166,16 @@ class _BmmStep:
     num_rows: int
     num_inner: int
     num_cols: int
+    mode: str = "bmm"
+
+
+@dataclass
+class _CopyStep:
+    """Re-lay a slot out in memory (when no consumer can read it as a view)."""
+
+    out: int
+    src: int
+    perm: tuple[int, ...]
 
 
 @dataclass
@@ -170,24 +218,30 @@ class Plan:
     strategy: str
     flops: int = 0
     flops_independent: int = 0
-    leaf_steps: list = field(default_factory=list)
-    bmm_steps: list = field(default_factory=list)
-    order: list = field(default_factory=list)      # ("leaf"|"bmm", index)
+    steps: list = field(default_factory=list)      # _LeafStep | _CopyStep | _BmmStep
+    flop_terms: list = field(default_factory=list)  # (factor, exponent): factor * n**exponent
     outputs: list = field(default_factory=list)
     slot_legs: list = field(default_factory=list)  # number of legs of each slot
     free_after: dict = field(default_factory=dict)  # op position -> slots to drop
 
     @property
     def num_steps(self) -> int:
-        return len(self.bmm_steps)
+        return sum(isinstance(st, _BmmStep) for st in self.steps)
+
+    @property
+    def num_copies(self) -> int:
+        return sum(isinstance(st, _CopyStep) for st in self.steps)
+
+    def count_flops(self, n: int) -> int:
+        """FLOPs per graph of this plan's steps at size ``n``."""
+        return sum(factor * n ** exponent for factor, exponent in self.flop_terms)
 
     def peak_elements(self, n: int) -> int:
         """Largest number of live elements per graph during execution."""
         live: dict[int, int] = {0: n * n}
         peak = n * n
         outputs = {o.slot for o in self.outputs}
-        for pos, (kind, i) in enumerate(self.order):
-            step = self.leaf_steps[i] if kind == "leaf" else self.bmm_steps[i]
+        for pos, step in enumerate(self.steps):
             live[step.out] = n ** self.slot_legs[step.out]
             peak = max(peak, sum(live.values()))
             for s in self.free_after.get(pos, ()):
@@ -205,9 +259,21 @@ class Plan:
         slots: list[Optional[Tensor]] = [None] * len(self.slot_legs)
         slots[0] = X
         keep = {o.slot for o in self.outputs}
-        for pos, (kind, i) in enumerate(self.order):
-            if kind == "leaf":
-                st = self.leaf_steps[i]
+        for pos, st in enumerate(self.steps):
+            if isinstance(st, _BmmStep):
+                nb, rows, inner, cols = B * n ** st.num_batch, n ** st.num_rows, n ** st.num_inner, n ** st.num_cols
+                left = slots[st.left].permute(st.perm_left)
+                right = slots[st.right].permute(st.perm_right)
+                if st.mode == "outer":
+                    val = left.reshape(nb, rows, 1) * right.reshape(nb, 1, cols)
+                elif st.mode == "dot":
+                    val = torch.linalg.vecdot(left.reshape(nb, inner), right.reshape(nb, inner))
+                else:
+                    val = torch.bmm(left.reshape(nb, rows, inner), right.reshape(nb, inner, cols))
+                slots[st.out] = val.view((B,) + (n,) * (st.num_batch + st.num_rows + st.num_cols))
+            elif isinstance(st, _CopyStep):
+                slots[st.out] = slots[st.src].permute(st.perm).contiguous()
+            else:
                 if st.kind == "diag":
                     val = torch.diagonal(X, dim1=1, dim2=2).contiguous()
                 elif st.kind == "rowsum":
@@ -219,13 +285,6 @@ class Plan:
                 else:
                     val = X.sum((1, 2))
                 slots[st.out] = val
-            else:
-                st = self.bmm_steps[i]
-                nb = B * n ** st.num_batch
-                left = slots[st.left].permute(st.perm_left).reshape(nb, n ** st.num_rows, n ** st.num_inner)
-                right = slots[st.right].permute(st.perm_right).reshape(nb, n ** st.num_inner, n ** st.num_cols)
-                legs = st.num_batch + st.num_rows + st.num_cols
-                slots[st.out] = torch.bmm(left, right).view((B,) + (n,) * legs)
             for s in self.free_after.get(pos, ()):
                 if s not in keep:
                     slots[s] = None
@@ -267,6 +326,8 @@ class _Builder:
         # table: key -> (slot, legs as canonical labels in dim order)
         self.table: dict = {}
         self.last_use: dict[int, int] = {}
+        # slot -> {permutation of its legs: slot holding that contiguous layout}
+        self.layouts: dict[int, dict[tuple[int, ...], int]] = {}
 
     # -- bookkeeping ----------------------------------------------------------
     def _new_slot(self, legs: int) -> int:
@@ -274,7 +335,12 @@ class _Builder:
         return len(self.result.slot_legs) - 1
 
     def _use(self, slot: int) -> None:
-        self.last_use[slot] = len(self.result.order)
+        self.last_use[slot] = len(self.result.steps)
+
+    def _add(self, step, flops: tuple[int, int] = (0, 0)) -> None:
+        self.result.steps.append(step)
+        if flops[0]:
+            self.result.flop_terms.append(flops)
 
     def _key(self, pi: int, subset: int):
         poly = self.polys[pi]
@@ -301,6 +367,8 @@ class _Builder:
             legs_b, slot_b = self.materialise(pi, b, split)
             legs, slot = self._bmm(legs_a, slot_a, legs_b, slot_b, set(poly.open_nodes(subset)))
         self.table[key] = (slot, [labels[v] for v in legs])
+        for perm in poly.leg_symmetries(subset, tuple(legs)):
+            self.layouts.setdefault(slot, {}).setdefault(perm, slot)
         return legs, slot
 
     def _leaf(self, poly: _Poly, edge_index: int) -> tuple[list[int], int]:
@@ -317,13 +385,21 @@ class _Builder:
             kind, legs = "colsum", [s]
         else:
             kind, legs = "total", []
-        if kind != "diag":
-            self.result.flops += n2
         slot = self._new_slot(len(legs))
         self._use(0)
-        self.result.leaf_steps.append(_LeafStep(slot, kind))
-        self.result.order.append(("leaf", len(self.result.leaf_steps) - 1))
+        self._add(_LeafStep(slot, kind), (0 if kind == "diag" else 1, 2))
         return legs, slot
+
+    def _operand(self, legs: list[int], slot: int, batch, first, second):
+        """Cheapest way to read ``slot`` as a (batch, first, second) bmm
+        operand: ``(copy_cost, layout legs, source slot, perm)``."""
+        options = [(tuple(range(len(legs))), slot)] + list(self.layouts.get(slot, {}).items())
+        for perm, src in options:
+            stored = [legs[i] for i in perm]
+            if _view_ok(stored, batch, first, second):
+                return 0, stored, src, None
+        wanted = list(batch) + list(first) + list(second)
+        return self.n ** len(legs), wanted, slot, tuple(legs.index(v) for v in wanted)
 
     def _bmm(self, la: list[int], sa: int, lb: list[int], sb: int, out_open: set[int]):
         common = [v for v in la if v in lb]
@@ -331,7 +407,6 @@ class _Builder:
         inner = [v for v in common if v not in out_open]
         only_a = [v for v in la if v not in lb]
         only_b = [v for v in lb if v not in la]
-        n = self.n
         best = None
         for (lx, sx, rows), (ly, sy, cols) in (((la, sa, only_a), (lb, sb, only_b)),
                                                 ((lb, sb, only_b), (la, sa, only_a))):
@@ -339,21 +414,30 @@ class _Builder:
                 for pk in itertools.permutations(inner):
                     for pr in itertools.permutations(rows):
                         for pc in itertools.permutations(cols):
-                            cost = ((0 if _view_ok(lx, pb, pr, pk) else n ** len(lx))
-                                    + (0 if _view_ok(ly, pb, pk, pc) else n ** len(ly)))
-                            if best is None or cost < best[0]:
-                                best = (cost, lx, sx, ly, sy, pb, pk, pr, pc)
-        _, lx, sx, ly, sy, pb, pk, pr, pc = best
-        perm_x = (0,) + tuple(1 + lx.index(v) for v in pb + pr + pk)
-        perm_y = (0,) + tuple(1 + ly.index(v) for v in pb + pk + pc)
+                            x = self._operand(lx, sx, pb, pr, pk)
+                            y = self._operand(ly, sy, pb, pk, pc)
+                            if best is None or x[0] + y[0] < best[0]:
+                                best = (x[0] + y[0], lx, sx, x, ly, sy, y, pb, pk, pr, pc)
+        _, lx, sx, x, ly, sy, y, pb, pk, pr, pc = best
+        sources = []
+        for legs, slot, (_, stored, src, perm) in ((lx, sx, x), (ly, sy, y)):
+            if perm is not None:  # materialise a re-laid-out copy, reusable later
+                src = self._new_slot(len(legs))
+                self._use(slot)
+                self._add(_CopyStep(src, slot, (0,) + tuple(1 + i for i in perm)))
+                self.layouts.setdefault(slot, {})[perm] = src
+            sources.append((stored, src))
+        (stored_x, src_x), (stored_y, src_y) = sources
+        perm_x = (0,) + tuple(1 + stored_x.index(v) for v in pb + pr + pk)
+        perm_y = (0,) + tuple(1 + stored_y.index(v) for v in pb + pk + pc)
         legs = list(pb + pr + pc)
         slot = self._new_slot(len(legs))
-        self._use(sx)
-        self._use(sy)
-        self.result.bmm_steps.append(_BmmStep(slot, sx, sy, perm_x, perm_y, len(pb), len(pr),
-                                              len(pk), len(pc)))
-        self.result.order.append(("bmm", len(self.result.bmm_steps) - 1))
-        self.result.flops += _step_flops(len(set(la) | set(lb)), bool(inner), n)
+        self._use(src_x)
+        self._use(src_y)
+        mode = "outer" if not pk else ("dot" if not pr and not pc else "bmm")
+        n_indices = len(set(la) | set(lb))
+        self._add(_BmmStep(slot, src_x, src_y, perm_x, perm_y, len(pb), len(pr), len(pk), len(pc), mode),
+                  (2 if pk else 1, n_indices))
         return legs, slot
 
     # -- path search ----------------------------------------------------------
@@ -443,6 +527,7 @@ class _Builder:
         for slot, pos in self.last_use.items():
             if slot != 0:
                 self.result.free_after.setdefault(pos, []).append(slot)
+        self.result.flops = self.result.count_flops(self.n)
         return self.result
 
 
