@@ -23,6 +23,9 @@ from torch import Tensor
 
 from ._cache import DatasetFileError, default_source
 from .ogb_mol import OGB_MOL_NAMES, OGBMolDataset, evaluator_for, scaffold_split
+from .substructure import (SUBSTRUCTURE_TARGETS, SubstructureCountingDataset, canonical_target,
+                           substructure_counts)
+from .tu import GIN_TU_NAMES, GINTUDataset, canonical_tu_name
 from .zinc import ZINC12k
 
 __all__ = [
@@ -33,6 +36,11 @@ __all__ = [
     "OGB_MOL_NAMES",
     "evaluator_for",
     "scaffold_split",
+    "GINTUDataset",
+    "GIN_TU_NAMES",
+    "SubstructureCountingDataset",
+    "SUBSTRUCTURE_TARGETS",
+    "substructure_counts",
     "DatasetSplits",
     "get_dataset",
     "dataset_names",
@@ -96,8 +104,6 @@ class DatasetSplits:
 
 def dataset_names() -> tuple:
     """Every name :func:`get_dataset` accepts (canonical spellings)."""
-    from .substructure import SUBSTRUCTURE_TARGETS
-    from .tu import GIN_TU_NAMES
     return (("zinc",) + OGB_MOL_NAMES + tuple(GIN_TU_NAMES)
             + tuple(f"count-{t}" for t in SUBSTRUCTURE_TARGETS))
 
@@ -139,8 +145,6 @@ def get_dataset(name: str, root, source=None, *, fold: int = 0,
                                                 if dataset.from_csv else ""),
                              extra={"dataset": dataset, "split_idx": split})
 
-    from .substructure import SUBSTRUCTURE_TARGETS, SubstructureCountingDataset
-    from .tu import GIN_TU_NAMES, GINTUDataset, canonical_tu_name
     tu_name = canonical_tu_name(key)
     if tu_name is not None:
         dataset = GINTUDataset(root, tu_name, source=source, **common)
@@ -152,10 +156,7 @@ def get_dataset(name: str, root, source=None, *, fold: int = 0,
                              result_name=f"{tu_name} (GIN format, fold {fold} of 10)",
                              extra={"dataset": dataset, "fold": fold})
     if key.startswith("count-") or key.startswith("substructure-"):
-        target = key.split("-", 1)[1]
-        if target not in SUBSTRUCTURE_TARGETS:
-            raise ValueError(f"unknown substructure target {target!r}; available: "
-                             f"{', '.join(SUBSTRUCTURE_TARGETS)}")
+        target = canonical_target(key.split("-", 1)[1])
         parts = [SubstructureCountingDataset(root, split=s, target=target, source=source, **common)
                  for s in ("train", "val", "test")]
         return DatasetSplits(f"count-{target}", *parts, task_type="regression", metric="mae",
@@ -163,13 +164,3 @@ def get_dataset(name: str, root, source=None, *, fold: int = 0,
                              result_name=f"substructure counting ({target}, graph-level, Chen et al. 2020 split)",
                              extra={"target_std": parts[0].target_std})
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(dataset_names())}")
-
-
-def __getattr__(name):  # the TU and substructure classes, imported on first use
-    if name in ("GINTUDataset", "GIN_TU_NAMES"):
-        from . import tu
-        return getattr(tu, name)
-    if name in ("SubstructureCountingDataset", "SUBSTRUCTURE_TARGETS", "substructure_counts"):
-        from . import substructure
-        return getattr(substructure, name)
-    raise AttributeError(f"module 'graphequi.datasets' has no attribute {name!r}")
