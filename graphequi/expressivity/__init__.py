@@ -7,9 +7,21 @@ BREC pair-separation protocol.
   :func:`shrikhande_graph`, :func:`classic_pairs`, :func:`random_regular_pair`;
 * loaders: :func:`load_brec`, :func:`load_graph6`, :func:`load_exp`,
   :func:`load_cexp`, :func:`load_csl`;
+* pair separation: :func:`separates` (BREC protocol with any PyG model),
+  :func:`oracle_separation` (exact WL verdicts per category);
 * :class:`GraphPair`, :func:`to_data`.
 """
 from ._graphs import GraphPair, as_simple_graph, to_data, to_networkx
+from .brec import (
+    BREC_THRESHOLD,
+    BRECConfig,
+    CategoryCount,
+    PairVerdict,
+    SeparationReport,
+    hotelling_t2,
+    oracle_separation,
+    separates,
+)
 from .generators import (
     CSL_SKIPS,
     cfi_pair,
@@ -54,6 +66,14 @@ __all__ = [
     "load_cexp",
     "load_csl",
     "csl_pairs",
+    "separates",
+    "oracle_separation",
+    "hotelling_t2",
+    "BRECConfig",
+    "BREC_THRESHOLD",
+    "PairVerdict",
+    "CategoryCount",
+    "SeparationReport",
 ]
 
 # Symbolic side: contraction banks (graphequi.expressivity.computable).
