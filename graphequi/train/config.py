@@ -66,6 +66,9 @@ class TrainConfig:
     subset: Optional[int] = None
     grad_clip: Optional[float] = None
     threads: Optional[int] = None
+    scheduler: str = "plateau"
+    bucket_by_size: bool = False
+    time_limit_h: Optional[float] = None
     resume: bool = False
     progress: bool = True
     model_kwargs: tuple = ()
@@ -88,6 +91,10 @@ class TrainConfig:
             problems.append(f"lr must be > 0, got {self.lr}")
         if not 0 < self.lr_factor < 1:
             problems.append(f"lr_factor must be in (0, 1), got {self.lr_factor}")
+        if self.scheduler not in ("plateau", "none"):
+            problems.append(f"scheduler must be 'plateau' or 'none', got {self.scheduler!r}")
+        if self.time_limit_h is not None and self.time_limit_h <= 0:
+            problems.append(f"time_limit_h must be > 0, got {self.time_limit_h}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads must be >= 1, got {self.threads}")
         if self.subset is not None and self.subset < 1:
@@ -119,7 +126,8 @@ class TrainConfig:
 
     # Fields that must agree for --resume to continue a run (epochs may grow).
     RESUME_KEYS = ("dataset", "model", "batch_size", "lr", "weight_decay", "lr_factor", "lr_patience",
-                   "loss", "polys", "target", "fold", "subset", "model_kwargs")
+                   "loss", "polys", "target", "fold", "subset", "model_kwargs", "scheduler",
+                   "bucket_by_size")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
@@ -165,6 +173,8 @@ _FLAGS = {
     "--subset": ("subset", int, "use only the first N graphs of each split (smoke tests)"),
     "--polys": ("polys", str, "polynomial set for the poly models (default ppgn++)"),
     "--threads": ("threads", int, "torch CPU threads per process (default: torch's choice)"),
+    "--scheduler": ("scheduler", str, "plateau (halve on a validation plateau) or none"),
+    "--time-limit-h": ("time_limit_h", float, "stop after this many hours of training (per seed)"),
 }
 
 
@@ -175,6 +185,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=typ, default=None, help=text)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    parser.add_argument("--bucket-by-size", action="store_true",
+                        help="batch graphs of similar size together (less padding for dense models)")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="model constructor argument (VALUE parsed as YAML); repeatable")
 
@@ -198,6 +210,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values["resume"] = True
     if args.no_progress:
         values["progress"] = False
+    if args.bucket_by_size:
+        values["bucket_by_size"] = True
     kwargs = dict(values.get("model_kwargs") or {})
     for item in args.model_arg:
         if "=" not in item:

@@ -49,6 +49,7 @@ from graphequi.train.config import TrainConfig
 from graphequi.train.distributed import DistInfo
 from graphequi.train.metrics import loss_fn, score
 from graphequi.train.models import build_model
+from graphequi.train.sampling import BucketBatchSampler
 from graphequi.train.tasks import Task, load_task
 
 __all__ = ["train", "run", "run_seed", "seed_everything", "hardware_description"]
@@ -226,9 +227,13 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
     world = info.world_size
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
-    sampler = torch.utils.data.distributed.DistributedSampler(
-        task.train, num_replicas=world, rank=info.rank, shuffle=True, seed=seed, drop_last=False)
-    train_loader = DataLoader(task.train, batch_size=cfg.batch_size // world, sampler=sampler)
+    if cfg.bucket_by_size:
+        sampler = BucketBatchSampler([g.num_nodes for g in task.train], cfg.batch_size, world, info.rank, seed)
+        train_loader = DataLoader(task.train, batch_sampler=sampler)
+    else:
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            task.train, num_replicas=world, rank=info.rank, shuffle=True, seed=seed, drop_last=False)
+        train_loader = DataLoader(task.train, batch_size=cfg.batch_size // world, sampler=sampler)
     val_shard = _Shard(task.val, info, cfg.eval_batch_size)
     test_shard = _Shard(task.test, info, cfg.eval_batch_size)
     writer = _tensorboard(seed_dir / "tb") if info.is_main else None
@@ -246,11 +251,13 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         val = _evaluate(model, val_shard, task, device, info)
         test = _evaluate(model, test_shard, task, device, info)
         lr = optimizer.param_groups[0]["lr"]
-        scheduler.step(val[metric])
+        if cfg.scheduler == "plateau":
+            scheduler.step(val[metric])
         if _better(val[metric], state["best_val"], task.higher_is_better):
             state.update(best_epoch=epoch, best_val=val[metric],
                          best={"val": val, "test": test})
-        elapsed = time.perf_counter() - start
+        # the slowest process's time, so every process takes the same time-limit decision
+        elapsed = max(distributed.all_gather_objects(time.perf_counter() - start, info))
         state["wall_time"] += elapsed
         record = {"epoch": epoch, "train_loss": train_loss, "lr": lr,
                   **{f"val_{k}": v for k, v in val.items()}, **{f"test_{k}": v for k, v in test.items()},
@@ -259,6 +266,8 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         state["epoch"] = epoch
         if optimizer.param_groups[0]["lr"] < cfg.min_lr:
             state["stopped"] = True  # the usual ZINC/PPGN stopping rule: lr decayed below min_lr
+        if cfg.time_limit_h is not None and state["wall_time"] >= 3600 * cfg.time_limit_h:
+            state["stopped"] = True  # a compute budget (counted over resumes)
         rngs = distributed.all_gather_objects(_rng_state(), info)
         if info.is_main:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

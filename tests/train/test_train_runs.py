@@ -98,3 +98,12 @@ def test_unknown_dataset_and_model_are_clear_errors(tmp_path):
         train(tiny(tmp_path, model="transformer"))
     with pytest.raises(ValueError, match="needs edge features"):
         train(tiny(tmp_path, model="gine"))
+
+
+def test_time_limit_constant_lr_and_bucketed_batches(tmp_path):
+    summary = train(tiny(tmp_path / "a", epochs=4, time_limit_h=1e-9))
+    assert summary["per_seed"][0]["epochs_run"] == 1 and summary["per_seed"][0]["stopped_early"]
+    train(tiny(tmp_path / "b", epochs=3, scheduler="none", lr_patience=0, bucket_by_size=True))
+    records = read_jsonl(tmp_path / "b" / "seed0" / "metrics.jsonl")
+    assert {r["lr"] for r in records} == {3e-3}
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
