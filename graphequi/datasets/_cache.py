@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import pickle
 import shutil
+import types
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
@@ -126,22 +128,47 @@ def allow_pyg_pickles() -> Iterator[None]:
         yield
 
 
-def torch_load_pyg(path: PathLike, trusted: bool = False):
+class _LegacyPyGUnpickler(pickle.Unpickler):
+    """Unpickler for PyG 1.x ``(data, slices)`` files: only tensors, PyG data
+    classes and plain containers; any other global (e.g. ``os.system``) is
+    refused, so ``weights_only=False`` cannot run foreign code."""
+
+    _PLAIN = {("collections", "OrderedDict"), ("collections", "defaultdict"),
+              ("builtins", "dict"), ("__builtin__", "dict"), ("builtins", "list"),
+              ("torch", "Size"), ("torch", "device")}
+
+    def find_class(self, module, name):
+        allowed = ((module, name) in self._PLAIN
+                   or (module == "torch._utils" and name.startswith("_rebuild_"))
+                   or (module == "torch" and name.endswith("Storage"))
+                   or (module.startswith("torch_geometric.data.") and name[:1].isupper()))
+        if not allowed:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a PyG data file")
+        return super().find_class(module, name)
+
+
+_legacy_pickle_module = types.SimpleNamespace(
+    __name__="graphequi_legacy_pyg_pickle", Unpickler=_LegacyPyGUnpickler,
+    load=pickle.load, UnpicklingError=pickle.UnpicklingError)
+
+
+def torch_load_pyg(path: PathLike, legacy: bool = False):
     """Load a PyG ``(data, slices)`` or ``Data`` pickle, raising
     :class:`DatasetFileError` naming ``path`` if it cannot be read.
 
     Args:
         path: the ``.pt`` file.
-        trusted: load with ``weights_only=False`` (needed for pickles from
-            old PyG versions, which reference ``collections.defaultdict`` and
-            older classes). Only for files of a known origin.
+        legacy: the file was written by PyG 1.x (it pickles
+            ``collections.defaultdict``, which ``weights_only=True`` refuses):
+            load it with ``weights_only=False`` through an unpickler that only
+            admits tensors, PyG data classes and plain containers.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"dataset file {path} is missing")
     try:
-        if trusted:
-            return torch.load(path, weights_only=False)
+        if legacy:
+            return torch.load(path, weights_only=False, pickle_module=_legacy_pickle_module)
         with allow_pyg_pickles():
             return torch.load(path)
     except Exception as e:  # pickle, zip and unpickling errors all mean "corrupt"

@@ -176,10 +176,7 @@ def _read_index(path: Path) -> List[int]:
 
 def _split_old_pyg(path: Path) -> List[Data]:
     """The graphs of an old PyG ``(data, slices)`` ZINC file (local edge indices)."""
-    # Written by PyG 1.x: references classes and defaultdict that the
-    # weights-only unpickler refuses; the file's origin is recorded in the
-    # data folder's SOURCE.txt.
-    loaded = torch_load_pyg(path, trusted=True)
+    loaded = torch_load_pyg(path, legacy=True)  # written by PyG 1.x
     try:
         data, slices = loaded
         graphs = []

@@ -205,3 +205,26 @@ def test_molhiv_full_rebuild_split_sizes(shared_data, tmp_path):
     assert len(dataset) == 41127 and int(dataset.y.sum()) == 1443
     assert {k: len(v) for k, v in dataset.get_idx_split().items()} == \
         {"train": 32901, "valid": 4113, "test": 4113}
+
+
+def test_ogb_online_mode_lets_ogb_download(shared_data, tmp_path, monkeypatch):
+    """Without local files the OGB class downloads into ``raw/``; a stand-in
+    "downloads" by copying the shared directory (no network in tests)."""
+    import ogb.graphproppred
+    real_class = ogb.graphproppred.PygGraphPropPredDataset
+    calls = []
+
+    def downloading(name, root):
+        calls.append((name, root))
+        target = f"{root}/ogbg_molesol"
+        if not (tmp_path / "downloaded").exists():
+            shutil.copytree(shared_data("ogbg_molesol"), target, dirs_exist_ok=True)
+            for p in (tmp_path / "root").rglob("*"):
+                p.chmod(0o755 if p.is_dir() else 0o644)
+            (tmp_path / "downloaded").touch()
+        return real_class(name, root=root)
+
+    monkeypatch.setattr(ogb.graphproppred, "PygGraphPropPredDataset", downloading)
+    dataset = OGBMolDataset(tmp_path / "root", "ogbg-molesol", source=tmp_path / "nowhere", log=False)
+    assert dataset.online and len(dataset) == 1128
+    assert calls and all(root == str(tmp_path / "root" / "ogbg-molesol" / "raw") for _, root in calls)

@@ -183,6 +183,17 @@ def test_zinc_corrupt_file_is_named(tmp_path, victim, content, match):
     assert not (tmp_path / "root" / "ZINC-12k" / "processed" / "offline" / "train.pt").exists()
 
 
+def test_zinc_refuses_code_in_the_legacy_pickle(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    source = _make_source(tmp_path)
+    torch.save((Evil(), {}), source / "zinc12k" / OFFICIAL / "test.pt")
+    with pytest.raises(DatasetFileError, match="test.pt.*print is not allowed"):
+        TinyZINC(tmp_path / "root", "train", source=source, log=False)
+
+
 def test_zinc_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="split"):
         ZINC12k(tmp_path, split="validation")
@@ -198,3 +209,39 @@ def test_zinc_full_offline_build(shared_data, tmp_path):
     train = ZINC12k(tmp_path, "train", source=source)
     assert int(train.x.max()) < 28 and set(train.edge_attr.unique().tolist()) <= {1, 2, 3}
     assert abs(float(train.y.mean())) < 0.2 and 1.5 < float(train.y.std()) < 2.5
+
+
+def test_zinc_online_mode_delegates_to_pyg_zinc(tmp_path, monkeypatch):
+    """Without local files, ZINC12k is PyG's ZINC(subset=True); a stand-in
+    for PyG's class records the calls (no network in tests)."""
+    import torch_geometric.datasets
+
+    calls = []
+
+    class FakeZINC(InMemoryDataset):
+        def __init__(self, root, subset=False, split="train"):
+            calls.append((root, subset, split))
+            self.split = split
+            super().__init__(root, log=False)
+            self.load(f"{self.processed_dir}/{split}.pt")
+
+        @property
+        def processed_dir(self):
+            return f"{self.root}/subset/processed"
+
+        @property
+        def processed_file_names(self):
+            return ["train.pt", "val.pt", "test.pt"]
+
+        def process(self):
+            for k, s in enumerate(("train", "val", "test")):
+                graphs = [Data(x=torch.zeros(2, 1, dtype=torch.long), edge_index=torch.tensor([[0, 1], [1, 0]]),
+                               edge_attr=torch.tensor([1, 1]), y=torch.tensor([float(k + i)])) for i in range(k + 2)]
+                self.save(graphs, f"{self.processed_dir}/{s}.pt")
+
+    monkeypatch.setattr(torch_geometric.datasets, "ZINC", FakeZINC)
+    val = ZINC12k(tmp_path, "val", source=tmp_path / "no_local_files", log=False)
+    assert val.online and val.result_name == "ZINC-12k"
+    assert len(val) == 3 and val.y.tolist() == [1.0, 2.0, 3.0]
+    assert all(subset for _, subset, _ in calls)
+    assert {s for _, _, s in calls} == {"train", "val", "test"}
