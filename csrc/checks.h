@@ -1,0 +1,54 @@
+// Shape and value checks shared by the CPU and CUDA glue. They run before any
+// kernel and name the offending argument; TORCH_CHECK_{VALUE,INDEX,TYPE}
+// surface in Python as ValueError / IndexError / TypeError.
+#pragma once
+#include <ATen/ATen.h>
+#include <string>
+
+namespace graphequi {
+
+enum class Reduce { Sum, Mean, Min, Max };
+
+inline Reduce parse_reduce(const std::string& r, bool arg_op) {
+  if (!arg_op) {
+    if (r == "sum" || r == "add") return Reduce::Sum;
+    if (r == "mean") return Reduce::Mean;
+    TORCH_CHECK_VALUE(false, "reduce must be 'sum' or 'mean' for this op, got '", r, "'");
+  }
+  if (r == "min") return Reduce::Min;
+  if (r == "max") return Reduce::Max;
+  TORCH_CHECK_VALUE(false, "reduce must be 'min' or 'max' for this op, got '", r, "'");
+}
+
+inline void check_src(const at::Tensor& src, const char* name) {
+  TORCH_CHECK_VALUE(src.dim() == 3, name, " must be a 3-D [B, E, F] tensor, got ", src.dim(), " dims");
+  TORCH_CHECK_TYPE(!src.is_complex() && src.scalar_type() != at::kBool,
+                   name, " must be a real floating or integer tensor, got ", src.scalar_type());
+}
+
+inline void check_index_tensor(const at::Tensor& index, const char* name) {
+  TORCH_CHECK_TYPE(index.scalar_type() == at::kLong || index.scalar_type() == at::kInt,
+                   name, " must be int64 or int32, got ", index.scalar_type());
+  TORCH_CHECK_VALUE(index.dim() == 1, name, " must be 1-D, got ", index.dim(), " dims");
+}
+
+inline void check_mean_dtype(const at::Tensor& src, Reduce r) {
+  TORCH_CHECK_TYPE(r != Reduce::Mean || at::isFloatingType(src.scalar_type()),
+                   "reduce='mean' needs floating-point src, got ", src.scalar_type());
+}
+
+inline void check_arg(const c10::optional<at::Tensor>& arg, const at::Tensor& grad, Reduce r) {
+  if (r == Reduce::Min || r == Reduce::Max) {
+    TORCH_CHECK_VALUE(arg.has_value(), "arg is required for reduce='min'/'max'");
+    TORCH_CHECK_TYPE(arg->scalar_type() == at::kLong, "arg must be int64, got ", arg->scalar_type());
+    TORCH_CHECK_VALUE(arg->sizes() == grad.sizes(), "arg must have the shape of grad ", grad.sizes(),
+                      ", got ", arg->sizes());
+  }
+}
+
+inline Reduce parse_any_reduce(const std::string& r) {
+  if (r == "min" || r == "max") return parse_reduce(r, true);
+  return parse_reduce(r, false);
+}
+
+}  // namespace graphequi

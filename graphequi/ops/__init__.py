@@ -1,0 +1,24 @@
+"""Scatter and segment reductions: the aggregation engine of graphequi.
+
+C++ kernels (``csrc/cpu``, parallel with ``at::parallel_for``) and CUDA kernels
+(``csrc/cuda``) registered as ``torch.ops.graphequi.*``, with fake kernels and
+autograd so they work under ``torch.compile``; a pure-PyTorch backend
+(``torch.ops.graphequi_torch.*``) with identical semantics serves devices
+without compiled kernels, or everything when ``GRAPHEQUI_BACKEND=torch``.
+"""
+from graphequi.ops._backend import backend, cpp_devices, use_backend
+from graphequi.ops.ptr import index_to_ptr, ptr_to_index
+from graphequi.ops.reduce import SegmentArgResult, scatter, scatter_arg, segment, segment_arg
+
+__all__ = [
+    "scatter",
+    "scatter_arg",
+    "segment",
+    "segment_arg",
+    "SegmentArgResult",
+    "index_to_ptr",
+    "ptr_to_index",
+    "backend",
+    "cpp_devices",
+    "use_backend",
+]

@@ -1,0 +1,305 @@
+"""Op schemas, the pure-PyTorch backend, fake kernels and autograd formulas.
+
+The C++ extension defines the ``graphequi::*`` ops in its single
+``TORCH_LIBRARY`` block (``csrc/graphequi.cpp``). This module defines the
+*same* schemas in the namespace ``graphequi_torch`` with pure-PyTorch kernels
+(``CompositeExplicitAutograd``, so they run on every device), and registers one
+set of fake kernels and autograd formulas for both namespaces. Both backends
+therefore share the exact same semantics, gradients and ``torch.compile``
+behaviour; only the kernels differ.
+
+Layout contract (see ``csrc/graphequi.cpp``): ``src``/``grad`` are ``[B, E, F]``,
+``index`` is ``[E]``, ``ptr`` is ``[G + 1]``, ``arg`` is ``[B, G, F]`` with the
+winning row per entry or ``-1`` for an empty group.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+SCHEMAS = {
+    "segment": "segment(Tensor src, Tensor ptr, str reduce) -> Tensor",
+    "segment_arg": "segment_arg(Tensor src, Tensor ptr, str reduce) -> (Tensor, Tensor)",
+    "scatter": "scatter(Tensor src, Tensor index, SymInt dim_size, str reduce) -> Tensor",
+    "scatter_arg": "scatter_arg(Tensor src, Tensor index, SymInt dim_size, str reduce) -> (Tensor, Tensor)",
+    "gather_csr": "gather_csr(Tensor grad, Tensor ptr, Tensor? arg, SymInt num_rows, str reduce) -> Tensor",
+    "gather_coo": "gather_coo(Tensor grad, Tensor index, Tensor? arg, str reduce) -> Tensor",
+}
+
+TORCH_NAMESPACE = "graphequi_torch"
+_SUM_LIKE = ("sum", "add", "mean")
+_ARG_LIKE = ("min", "max")
+
+
+# --------------------------------------------------------- pure-torch kernels
+# They validate values eagerly (they never run under tracing: the compiler sees
+# the fake kernels), with the same error types and messages as the C++ ones.
+
+def _check_reduce(reduce: str, allowed) -> None:
+    if reduce not in allowed:
+        raise ValueError(f"reduce must be one of {allowed} for this op, got {reduce!r}")
+
+
+def _check_ptr(ptr: Tensor, num_rows: int) -> None:
+    if ptr.numel() < 1:
+        raise ValueError("ptr must have at least one entry")
+    if int(ptr[0]) != 0:
+        raise ValueError(f"ptr must start at 0, got {int(ptr[0])}")
+    if int(ptr[-1]) != num_rows:
+        raise ValueError(f"ptr[-1] must equal src.size(dim) = {num_rows}, got {int(ptr[-1])}")
+    if ptr.numel() > 1 and bool((ptr[1:] < ptr[:-1]).any()):
+        raise ValueError("ptr must be non-decreasing")
+
+
+def _check_index_range(index: Tensor, dim_size: int) -> None:
+    if index.numel() == 0:
+        return
+    lo, hi = int(index.min()), int(index.max())
+    if lo < 0:
+        raise IndexError(f"index contains a negative entry ({lo})")
+    if hi >= dim_size:
+        raise IndexError(f"index contains {hi}, out of range for dim_size {dim_size}")
+
+
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _ptr_to_index_eager(ptr: Tensor, num_rows: int) -> Tensor:
+    counts = ptr[1:] - ptr[:-1]
+    return torch.repeat_interleave(torch.arange(counts.numel(), device=ptr.device), counts,
+                                   output_size=num_rows)
+
+
+def _torch_scatter(src: Tensor, index: Tensor, dim_size: int, reduce: str) -> Tensor:
+    _check_reduce(reduce, _SUM_LIKE)
+    _check_index_range(index, dim_size)
+    B, _, F = src.shape
+    acc = _acc_dtype(src.dtype)
+    out = torch.zeros(B, dim_size, F, dtype=acc, device=src.device)
+    out.index_add_(1, index.long(), src.to(acc))
+    if reduce == "mean":
+        count = torch.bincount(index.long(), minlength=dim_size).clamp_(min=1)
+        out = out / count.view(1, -1, 1).to(acc)
+    return out.to(src.dtype)
+
+
+def _torch_scatter_arg(src: Tensor, index: Tensor, dim_size: int, reduce: str):
+    _check_reduce(reduce, _ARG_LIKE)
+    _check_index_range(index, dim_size)
+    B, E, F = src.shape
+    idx = index.long().view(1, E, 1).expand(B, E, F)
+    out = torch.zeros(B, dim_size, F, dtype=src.dtype, device=src.device)
+    out.scatter_reduce_(1, idx, src, "amax" if reduce == "max" else "amin", include_self=False)
+    winner_value = out.gather(1, idx)
+    is_winner = (src == winner_value)
+    if src.is_floating_point():
+        is_winner |= torch.isnan(src) & torch.isnan(winner_value)
+    rows = torch.arange(E, device=src.device).view(1, E, 1).expand(B, E, F)
+    candidates = torch.where(is_winner, rows, torch.full_like(rows, E))
+    arg = torch.full((B, dim_size, F), E, dtype=torch.long, device=src.device)
+    arg.scatter_reduce_(1, idx, candidates, "amin", include_self=True)
+    arg[arg == E] = -1
+    return out, arg
+
+
+def _torch_segment(src: Tensor, ptr: Tensor, reduce: str) -> Tensor:
+    _check_reduce(reduce, _SUM_LIKE)
+    _check_ptr(ptr, src.size(1))
+    return _torch_scatter(src, _ptr_to_index_eager(ptr, src.size(1)), ptr.numel() - 1, reduce)
+
+
+def _torch_segment_arg(src: Tensor, ptr: Tensor, reduce: str):
+    _check_reduce(reduce, _ARG_LIKE)
+    _check_ptr(ptr, src.size(1))
+    return _torch_scatter_arg(src, _ptr_to_index_eager(ptr, src.size(1)), ptr.numel() - 1, reduce)
+
+
+def _torch_gather_coo(grad: Tensor, index: Tensor, arg: Optional[Tensor], reduce: str) -> Tensor:
+    _check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
+    G = grad.size(1)
+    _check_index_range(index, G)
+    index = index.long()
+    out = grad.index_select(1, index)
+    if reduce == "mean":
+        acc = _acc_dtype(grad.dtype)
+        inv = 1.0 / torch.bincount(index, minlength=G).clamp(min=1).to(acc)
+        out = (out.to(acc) * inv[index].view(1, -1, 1)).to(grad.dtype)
+    elif reduce in _ARG_LIKE:
+        if arg is None:
+            raise ValueError("arg is required for reduce='min'/'max'")
+        rows = torch.arange(index.numel(), device=grad.device).view(1, -1, 1)
+        out = torch.where(arg.index_select(1, index) == rows, out, torch.zeros_like(out))
+    return out
+
+
+def _torch_gather_csr(grad: Tensor, ptr: Tensor, arg: Optional[Tensor], num_rows: int, reduce: str) -> Tensor:
+    _check_ptr(ptr, num_rows)
+    if ptr.numel() != grad.size(1) + 1:
+        raise ValueError(f"ptr must have grad.size(1) + 1 = {grad.size(1) + 1} entries, got {ptr.numel()}")
+    return _torch_gather_coo(grad, _ptr_to_index_eager(ptr, num_rows), arg, reduce)
+
+
+_TORCH_KERNELS = {
+    "segment": _torch_segment,
+    "segment_arg": _torch_segment_arg,
+    "scatter": _torch_scatter,
+    "scatter_arg": _torch_scatter_arg,
+    "gather_csr": _torch_gather_csr,
+    "gather_coo": _torch_gather_coo,
+}
+
+
+# -------------------------------------------------------------- fake kernels
+
+def _fake_segment(src, ptr, reduce):
+    return src.new_empty(src.size(0), ptr.size(0) - 1, src.size(2))
+
+
+def _fake_segment_arg(src, ptr, reduce):
+    out = _fake_segment(src, ptr, reduce)
+    return out, out.new_empty(out.shape, dtype=torch.long)
+
+
+def _fake_scatter(src, index, dim_size, reduce):
+    return src.new_empty(src.size(0), dim_size, src.size(2))
+
+
+def _fake_scatter_arg(src, index, dim_size, reduce):
+    out = _fake_scatter(src, index, dim_size, reduce)
+    return out, out.new_empty(out.shape, dtype=torch.long)
+
+
+def _fake_gather_csr(grad, ptr, arg, num_rows, reduce):
+    return grad.new_empty(grad.size(0), num_rows, grad.size(2))
+
+
+def _fake_gather_coo(grad, index, arg, reduce):
+    return grad.new_empty(grad.size(0), index.size(0), grad.size(2))
+
+
+_FAKE_KERNELS = {
+    "segment": _fake_segment,
+    "segment_arg": _fake_segment_arg,
+    "scatter": _fake_scatter,
+    "scatter_arg": _fake_scatter_arg,
+    "gather_csr": _fake_gather_csr,
+    "gather_coo": _fake_gather_coo,
+}
+
+
+# ------------------------------------------------------------------ autograd
+
+def _gather_winner(grad_grad: Tensor, arg: Tensor) -> Tensor:
+    """Adjoint of the min/max gathers: each group reads its winning row."""
+    picked = torch.gather(grad_grad, 1, arg.clamp(min=0))
+    return torch.where(arg >= 0, picked, torch.zeros_like(picked))
+
+
+def _register_autograd(ns: str) -> None:
+    ops = getattr(torch.ops, ns)
+
+    def segment_setup(ctx, inputs, output):
+        src, ptr, reduce = inputs
+        ctx.save_for_backward(ptr)
+        ctx.num_rows, ctx.reduce = src.size(1), reduce
+
+    def segment_backward(ctx, grad):
+        (ptr,) = ctx.saved_tensors
+        return ops.gather_csr(grad.contiguous(), ptr, None, ctx.num_rows, ctx.reduce), None, None
+
+    def segment_arg_setup(ctx, inputs, output):
+        src, ptr, reduce = inputs
+        ctx.save_for_backward(ptr, output[1])
+        ctx.num_rows, ctx.reduce = src.size(1), reduce
+
+    def segment_arg_backward(ctx, grad, _grad_arg):
+        ptr, arg = ctx.saved_tensors
+        return ops.gather_csr(grad.contiguous(), ptr, arg, ctx.num_rows, ctx.reduce), None, None
+
+    def scatter_setup(ctx, inputs, output):
+        src, index, dim_size, reduce = inputs
+        ctx.save_for_backward(index)
+        ctx.reduce = reduce
+
+    def scatter_backward(ctx, grad):
+        (index,) = ctx.saved_tensors
+        return ops.gather_coo(grad.contiguous(), index, None, ctx.reduce), None, None, None
+
+    def scatter_arg_setup(ctx, inputs, output):
+        src, index, dim_size, reduce = inputs
+        ctx.save_for_backward(index, output[1])
+        ctx.reduce = reduce
+
+    def scatter_arg_backward(ctx, grad, _grad_arg):
+        index, arg = ctx.saved_tensors
+        return ops.gather_coo(grad.contiguous(), index, arg, ctx.reduce), None, None, None
+
+    def gather_csr_setup(ctx, inputs, output):
+        grad, ptr, arg, num_rows, reduce = inputs
+        ctx.save_for_backward(ptr, arg)
+        ctx.reduce = reduce
+
+    def gather_csr_backward(ctx, grad_grad):
+        ptr, arg = ctx.saved_tensors
+        if ctx.reduce in _ARG_LIKE:
+            return _gather_winner(grad_grad, arg), None, None, None, None
+        return ops.segment(grad_grad.contiguous(), ptr, ctx.reduce), None, None, None, None
+
+    def gather_coo_setup(ctx, inputs, output):
+        grad, index, arg, reduce = inputs
+        ctx.save_for_backward(index, arg)
+        ctx.reduce, ctx.num_groups = reduce, grad.size(1)
+
+    def gather_coo_backward(ctx, grad_grad):
+        index, arg = ctx.saved_tensors
+        if ctx.reduce in _ARG_LIKE:
+            return _gather_winner(grad_grad, arg), None, None, None
+        return ops.scatter(grad_grad.contiguous(), index, ctx.num_groups, ctx.reduce), None, None, None
+
+    table = {
+        "segment": (segment_backward, segment_setup),
+        "segment_arg": (segment_arg_backward, segment_arg_setup),
+        "scatter": (scatter_backward, scatter_setup),
+        "scatter_arg": (scatter_arg_backward, scatter_arg_setup),
+        "gather_csr": (gather_csr_backward, gather_csr_setup),
+        "gather_coo": (gather_coo_backward, gather_coo_setup),
+    }
+    for name, (backward, setup) in table.items():
+        torch.library.register_autograd(f"{ns}::{name}", backward, setup_context=setup)
+
+
+def _register_fake(ns: str) -> None:
+    for name, fn in _FAKE_KERNELS.items():
+        torch.library.register_fake(f"{ns}::{name}", fn)
+
+
+_torch_library = None
+
+
+def define_torch_backend() -> None:
+    """Define ``graphequi_torch::*`` with the pure-PyTorch kernels."""
+    global _torch_library
+    if _torch_library is not None:
+        return
+    lib = torch.library.Library(TORCH_NAMESPACE, "DEF")
+    for name, schema in SCHEMAS.items():
+        lib.define(schema)
+        lib.impl(name, _TORCH_KERNELS[name], "CompositeExplicitAutograd")
+    _torch_library = lib
+    _register_fake(TORCH_NAMESPACE)
+    _register_autograd(TORCH_NAMESPACE)
+
+
+def register_cpp_backend() -> None:
+    """Fake kernels and autograd for the C++-defined ``graphequi::*`` ops."""
+    _register_fake("graphequi")
+    _register_autograd("graphequi")
+
+
+def namespace(ns: str) -> SimpleNamespace:
+    ops = getattr(torch.ops, ns)
+    return SimpleNamespace(**{name: getattr(ops, name).default for name in SCHEMAS}, name=ns)
