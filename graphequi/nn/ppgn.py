@@ -120,28 +120,35 @@ class PPGNBlock(torch.nn.Module):
 
 
 def dense_pair_features(data, key: str, batch: Tensor, batch_size: int, max_num_nodes: int) -> Tensor:
-    r"""Densify per-pair values stored by
+    r"""Densify per-pair values written by
     :class:`graphequi.transforms.PolynomialFeatures` (``level='pair'``).
 
-    The transform stores, for a graph with :math:`n` nodes, a tensor
-    ``data[key]`` of shape ``[n * n, k]`` in row-major pair order
-    (entry ``i * n + j`` is pair ``(i, j)``), which PyG collates by
-    concatenation. Returns ``[B, N, N, k]`` with zeros on padded entries.
+    The transform stores, for a graph with :math:`n` nodes, ``data[key]`` of
+    shape ``[n * n, k]`` and ``data.pair_index`` ``[2, n * n]`` (offset by PyG's
+    collation like ``edge_index``). Without ``pair_index`` the rows are taken
+    in row-major pair order, graph after graph (row ``i * n + j`` of a graph
+    is pair ``(i, j)``). Returns ``[B, N, N, k]`` with zeros on padded entries.
     """
     values = data[key]
-    counts = torch.bincount(batch, minlength=batch_size)
-    expected = int((counts * counts).sum())
     if values.dim() == 1:
         values = values.unsqueeze(-1)
+    counts = torch.bincount(batch, minlength=batch_size)
+    expected = int((counts * counts).sum())
     if values.size(0) != expected:
         raise ValueError(f"`{key}` has {values.size(0)} rows but the graphs have "
                          f"{expected} node pairs (sum of n^2); was it written by "
                          "PolynomialFeatures(level='pair')?")
+    pair_index = getattr(data, "pair_index", None)
+    if pair_index is not None:
+        if pair_index.shape != (2, expected):
+            raise ValueError(f"`pair_index` has shape {list(pair_index.shape)}, expected [2, {expected}]")
+        return to_dense_adj(pair_index, batch, values, max_num_nodes=max_num_nodes, batch_size=batch_size)
+    graph = torch.repeat_interleave(torch.arange(batch_size, device=batch.device), counts * counts)
+    sq_ptr = torch.cat([counts.new_zeros(1), (counts * counts).cumsum(0)])
+    offset = torch.arange(expected, device=batch.device) - sq_ptr[graph]
+    n = counts[graph]
     out = values.new_zeros((batch_size, max_num_nodes, max_num_nodes, values.size(-1)))
-    start = 0
-    for b, n in enumerate(counts.tolist()):
-        out[b, :n, :n] = values[start:start + n * n].view(n, n, -1)
-        start += n * n
+    out[graph, offset // n, offset % n] = values
     return out
 
 
@@ -194,7 +201,8 @@ class PPGNPlusPlus(torch.nn.Module):
     Shapes:
         - input: a :class:`~torch_geometric.data.Batch` (or ``Data``) with
           ``edge_index`` ``[2, E]``, optional ``x``, ``edge_attr``,
-          ``data[pair_key]`` ``[sum n^2, k]``.
+          ``data[pair_key]`` ``[sum n^2, k]`` and ``data.pair_index``
+          ``[2, sum n^2]`` (as written by ``PolynomialFeatures(level='pair')``).
         - output: ``[B, out_channels]``.
 
     Example:
@@ -221,7 +229,7 @@ class PPGNPlusPlus(torch.nn.Module):
         norm: bool = True,
         readout: str = "mean",
         dropout: float = 0.0,
-        pair_key: str = "poly_pair",
+        pair_key: str = "poly_pair_attr",
     ):
         super().__init__()
         if readout not in ("mean", "sum"):

@@ -9,7 +9,7 @@ from graphequi.train.tasks import POLY_LEVELS, Task
 __all__ = ["build_model", "MODEL_NAMES", "PAIR_KEY"]
 
 MODEL_NAMES = tuple(POLY_LEVELS)
-PAIR_KEY = "poly_pair"
+PAIR_KEY = "poly_pair_attr"
 
 
 def _width(graph, key: str) -> int:

@@ -233,13 +233,7 @@ def attach_polynomial_features(graphs: List[Data], levels: Sequence[str], polys:
     transforms = [PolynomialFeatures(polys=polys, level=level) for level in levels]
     out = list(graphs)
     for t in transforms:
-        apply_many = getattr(t, "apply_many", None)
-        if callable(apply_many):
-            out = list(apply_many(out))
-        else:
-            from tqdm import tqdm
-            out = [t(g.clone()) for g in tqdm(out, desc=f"{polys} features ({t.level})",
-                                              disable=not progress, leave=False)]
+        out = t.apply_to_dataset(out, progress=progress)
     return out
 
 

@@ -36,7 +36,7 @@ def add_pair_features(data):
         a = to_dense_adj(data.edge_index[:, inside] - first, max_num_nodes=n)[0]
         a2 = a @ a
         rows.append(torch.stack([a2, a2 @ a], dim=-1).view(n * n, 2))
-    data.poly_pair = torch.cat(rows)
+    data.poly_pair_attr = torch.cat(rows)
     return data
 
 
@@ -132,10 +132,10 @@ def test_ppgn_gradcheck_float64():
 
     def fn(pair):
         d = g.clone()
-        d.poly_pair = pair
+        d.poly_pair_attr = pair
         return model(d)
 
-    assert_gradcheck(fn, g.poly_pair)
+    assert_gradcheck(fn, g.poly_pair_attr)
 
 
 def test_ppgn_reset_parameters_and_repr():
@@ -173,15 +173,15 @@ def test_ppgn_bad_input_raises(graphs):
     with pytest.raises(ValueError, match="edge_index has node ids"):
         model(broken(edge_index=good.edge_index + 100))
     with pytest.raises(ValueError, match="node pairs"):
-        model(broken(poly_pair=good.poly_pair[:-1]))
+        model(broken(poly_pair_attr=good.poly_pair_attr[:-1]))
     with pytest.raises(ValueError, match="channels"):
-        model(broken(poly_pair=good.poly_pair[:, :1]))
-    nan = good.poly_pair.clone()
+        model(broken(poly_pair_attr=good.poly_pair_attr[:, :1]))
+    nan = good.poly_pair_attr.clone()
     nan[0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
-        model(broken(poly_pair=nan))
+        model(broken(poly_pair_attr=nan))
     d = good.clone()
-    del d.poly_pair
+    del d.poly_pair_attr
     with pytest.raises(ValueError, match="PolynomialFeatures"):
         model(d)
     empty = Batch.from_data_list([graphs[0], Data(edge_index=torch.empty(2, 0, dtype=torch.long),
