@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-import torch
 from torch import Tensor
 
 from ._cache import DatasetFileError, default_source

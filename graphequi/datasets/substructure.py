@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, List, Optional
 
 import numpy as np
 import torch

@@ -21,7 +21,6 @@ validation set: like GIN, report the test-fold accuracy.
 """
 from __future__ import annotations
 
-import os.path as osp
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
@@ -29,7 +28,7 @@ import torch
 from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.utils import coalesce, degree, to_undirected
 
-from ._cache import DatasetFileError, PathLike, copy_into_raw, require_files, resolve_source
+from ._cache import DatasetFileError, PathLike, copy_into_raw, resolve_source
 
 __all__ = ["GINTUDataset", "GIN_TU_NAMES", "canonical_tu_name", "read_gin_txt"]
 

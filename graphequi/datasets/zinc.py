@@ -40,7 +40,7 @@ import os.path as osp
 import pickle
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch_geometric.data import Data, InMemoryDataset

@@ -2,7 +2,6 @@
 networkx subgraph-isomorphism counts and closed-form matrix formulas; the
 dataset on a generated graph.npy and on the real one; bad input."""
 import itertools
-import pickle
 
 import networkx as nx
 import numpy as np

@@ -2,7 +2,6 @@
 end-to-end processing on a tiny generated source folder, bad input."""
 import csv
 import pickle
-import shutil
 import sys
 
 import pytest
