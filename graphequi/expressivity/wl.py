@@ -23,13 +23,14 @@ step with *one* joint ranking per round, which is the textbook comparison;
 :func:`wl_hash` digests (BLAKE2b) the sorted signature tables of every round,
 so equal hashes mean equal refinements up to digest collisions.
 
-Speed: 1-WL uses exact sorted neighbour-colour rows. 2-FWL summarises the
-multiset over ``w`` by a 64-bit bilinear hash (one ``uint64`` matrix
-product, see :func:`_pair_multiset_hash`); every class is then *verified
-exactly* against a representative's sorted multiset (in chunks of ``i``:
-``O(n^3 log n)`` time, ``O(n^2)`` memory beyond one chunk), and a hash
-collision is resolved by exact sorting of the affected classes, so results
-never depend on luck.
+Speed: each round summarises every multiset by a 64-bit hash with fixed
+random tables (1-WL: a sum over the neighbours, :func:`_node_multiset_hash`;
+2-FWL: one ``uint64`` matrix product, :func:`_pair_multiset_hash`), ranks
+``(old colour, hash)`` keys with one lexsort, and then *verifies exactly*
+that every node (pair) has the same sorted multiset as its class
+representative (2-FWL in chunks: ``O(n^3 log n)`` time, ``O(n^2)`` memory
+beyond one chunk). A hash collision is resolved by exact sorting of the
+affected classes, so results never depend on luck.
 
 Example:
     >>> import networkx as nx
@@ -69,6 +70,18 @@ def _pair_multiset_hash(C: np.ndarray, num_classes: int) -> np.ndarray:
     r1, r2 = np.random.default_rng(_TABLE_SEED).integers(
         0, np.iinfo(np.uint64).max, size=(2, num_classes), dtype=np.uint64, endpoint=True)
     return r1[C] @ r2[C]
+
+
+def _node_multiset_hash(rows: np.ndarray, nbr_colors: np.ndarray, num_nodes: int,
+                        num_classes: int) -> np.ndarray:
+    """64-bit hash of each node's neighbour-colour multiset:
+    ``sum_{u in N(v)} r[c(u)] (mod 2^64)`` with a fixed random table ``r``;
+    collisions are caught by the exact check."""
+    table = np.random.default_rng(_TABLE_SEED + 1).integers(
+        0, np.iinfo(np.uint64).max, size=num_classes, dtype=np.uint64, endpoint=True)
+    out = np.zeros(num_nodes, dtype=np.uint64)
+    np.add.at(out, rows, table[nbr_colors])
+    return out
 
 
 def _check_k(k: int) -> None:
@@ -147,23 +160,44 @@ class _Refinement:
         self._assign(keys)
 
     # -- one round -------------------------------------------------------------
+    def _joint_csr(self) -> None:
+        """Neighbour lists of all graphs as one CSR over the joint node ids."""
+        indptrs, indices, node_off, edge_off = [], [], 0, 0
+        for g in self.graphs:
+            indptr, idx = g.csr()
+            indptrs.append(indptr[:-1] + edge_off)
+            indices.append(idx + node_off)
+            node_off += g.num_nodes
+            edge_off += idx.size
+        self._indptr = np.concatenate(indptrs + [np.array([edge_off])]).astype(np.int64)
+        self._indices = np.concatenate(indices).astype(np.int64)
+        self._deg = np.diff(self._indptr)
+        self._rows = np.repeat(np.arange(node_off), self._deg)
+
     def _step_1wl(self) -> None:
-        width = max(1, max(int(np.bincount(g.edges.reshape(-1), minlength=g.num_nodes).max(initial=0))
-                           for g in self.graphs))
-        blocks = []
-        for g, c in zip(self.graphs, self.colors):
-            indptr, indices = self._csr[id(g)]
-            n = g.num_nodes
-            rows = np.repeat(np.arange(n), np.diff(indptr))
-            vals = c[indices]
-            order = np.lexsort((vals, rows))
-            rows, vals = rows[order], vals[order]
-            pos = np.arange(rows.size) - indptr[rows]
-            block = np.full((n, 1 + width), -1, dtype=np.int64)
-            block[:, 0] = c
-            block[rows, 1 + pos] = vals
-            blocks.append(block)
-        self._assign(np.concatenate(blocks))
+        colors = np.concatenate(self.colors)
+        nbr = colors[self._indices]
+        h = _node_multiset_hash(self._rows, nbr, colors.size, self.num_classes)
+        keys = np.stack([colors.astype(np.uint64), self._deg.astype(np.uint64), h], axis=1)
+        _, first, inverse, _ = _rank_rows(keys)
+        # Exact check: every node's sorted neighbour colours must equal its
+        # class representative's (degrees agree, being part of the key).
+        sorted_nbr = nbr[np.lexsort((nbr, self._rows))]
+        others = np.flatnonzero(first[inverse] != np.arange(inverse.size))
+        deg = self._deg[others]
+        within = np.arange(int(deg.sum())) - np.repeat(np.cumsum(deg) - deg, deg)
+        mine = sorted_nbr[np.repeat(self._indptr[others], deg) + within]
+        theirs = sorted_nbr[np.repeat(self._indptr[first[inverse[others]]], deg) + within]
+        broken = np.repeat(others, deg)[mine != theirs]
+        if broken.size:
+            sub = np.zeros((inverse.size, 1), dtype=np.uint64)
+            for cls in np.unique(inverse[broken]):
+                members = np.flatnonzero(inverse == cls)
+                d = int(self._deg[members[0]])
+                lists = sorted_nbr[self._indptr[members][:, None] + np.arange(d)]
+                sub[members, 0] = np.unique(lists, axis=0, return_inverse=True)[1].reshape(-1)
+            keys = np.hstack([keys, sub])
+        self._assign(keys)
 
     def _step_2fwl(self) -> None:
         n = self.graphs[0].num_nodes
@@ -222,7 +256,7 @@ class _Refinement:
 
     def run(self, stop_on_difference: bool = False) -> "_Refinement":
         if self.k == 1:
-            self._csr = {id(g): g.csr() for g in self.graphs}
+            self._joint_csr()
         self._initial()
         while True:
             if stop_on_difference and self.histograms_differ():

@@ -192,6 +192,19 @@ def test_hash_collision_fallback_is_exact(monkeypatch):
         assert joint == got.unique().numel() == colors.unique().numel()
 
 
+def test_1wl_hash_collision_fallback_is_exact(monkeypatch):
+    graphs = [nx.gnm_random_graph(12, 20, seed=s) for s in range(6)]
+    graphs += [p.first for p in classic_pairs()]
+    expected = [(wl_colors(g, k=1), [wl_equivalent(g, h, k=1) for h in graphs]) for g in graphs]
+    monkeypatch.setattr(wl_module, "_node_multiset_hash",
+                        lambda rows, nbr, n, K: np.zeros(n, dtype=np.uint64))
+    for g, (colors, equivalences) in zip(graphs, expected):
+        got = wl_colors(g, k=1)
+        joint = torch.unique(torch.stack([got, colors]), dim=1).size(1)
+        assert joint == got.unique().numel() == colors.unique().numel()
+        assert [wl_equivalent(g, h, k=1) for h in graphs] == equivalences
+
+
 # --- invariance, inputs, colours -----------------------------------------------------------
 
 @pytest.mark.parametrize("k", [1, 2])
