@@ -22,6 +22,19 @@ def _demo(args) -> int:
 SUBCOMMANDS["demo"] = (_demo_args, _demo)
 
 
+def _expressivity_args(parser: argparse.ArgumentParser) -> None:
+    from graphequi.cli import expressivity
+    expressivity.add_arguments(parser)
+
+
+def _expressivity(args) -> int:
+    from graphequi.cli import expressivity
+    return expressivity.run(args)
+
+
+SUBCOMMANDS["expressivity"] = (_expressivity_args, _expressivity)
+
+
 def _train_args(parser: argparse.ArgumentParser) -> None:
     from graphequi.cli import train
     train.add_arguments(parser)

@@ -1,0 +1,240 @@
+"""``graphequi expressivity``: what architectures compute, which pairs they separate.
+
+Symbolic side (always)::
+
+    graphequi expressivity --archs mpnn,ppgn,ppgn++(6),subgraph,spen --max-degree 6
+
+prints computable/total per degree and number of marks for each contraction
+bank (:mod:`graphequi.expressivity.computable`) and writes
+``<out>/expressivity.png`` (heatmap) and ``<out>/expressivity.json``.
+
+Empirical side (with ``--pairs``)::
+
+    graphequi expressivity --pairs brec --data path/to/BREC --model gin
+    graphequi expressivity --pairs exp --model ppgn++ --limit 20
+    graphequi expressivity --pairs g6:graphs.g6 --model polygin
+
+runs the exact 1-WL / 2-FWL oracles and BREC's reliable paired comparison
+(:func:`graphequi.expressivity.separates`) with a tqdm bar, and writes
+``<out>/pairs_<method>.json`` / ``.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+DEFAULT_ARCHS = "mpnn,ppgn,ppgn++(6),subgraph,spen"
+MODELS = ("gin", "polygin", "ppgn++")
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("GRAPHEQUI_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sym = parser.add_argument_group("symbolic analysis")
+    sym.add_argument("--archs", default=DEFAULT_ARCHS,
+                     help=f"comma-separated contraction banks (default {DEFAULT_ARCHS}); "
+                          "'ppgn++(k)' adds select('ppgn++', max_degree=k)")
+    sym.add_argument("--max-degree", type=int, default=6, help="largest polynomial degree (default 6)")
+    sym.add_argument("--min-degree", type=int, default=1)
+    sym.add_argument("--marks", default="0,1,2", help="numbers of marks: 0 invariant, 1 node, 2 pair")
+    sym.add_argument("--multigraphs", action="store_true",
+                     help="analyse all multigraphs (loops, parallel edges), not only simple ones")
+    sym.add_argument("--disconnected", action="store_true", help="include disconnected multigraphs")
+    sym.add_argument("--show-missing", action="store_true",
+                     help="list the polynomials each architecture cannot compute")
+    sym.add_argument("--skip-symbolic", action="store_true", help="only run the pair separation")
+    emp = parser.add_argument_group("pair separation (BREC protocol)")
+    emp.add_argument("--pairs", default=None,
+                     help="brec | exp | cexp | csl | generated | g6:PATH (all pairs of a graph6 file)")
+    emp.add_argument("--data", default=None,
+                     help="dataset folder/file for --pairs (default: ../shared/data/<name>)")
+    emp.add_argument("--model", default="gin", choices=MODELS, help="model trained per pair")
+    emp.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
+    emp.add_argument("--epochs", type=int, default=20, help="training epochs per pair (BREC: 20)")
+    emp.add_argument("--seeds", default="0", help="comma-separated seeds")
+    emp.add_argument("--hidden", type=int, default=32, help="model width")
+    emp.add_argument("--layers", type=int, default=4, help="model depth")
+    parser.add_argument("--out", default="graphequi-expressivity", help="output folder")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise SystemExit(f"graphequi expressivity: {what} must be comma-separated integers, got {text!r}")
+
+
+def load_pairs(spec: str, data: Optional[str] = None, limit: Optional[int] = None) -> list:
+    """Pairs named on the command line: ``brec``, ``exp``, ``cexp``, ``csl``,
+    ``generated`` (no files needed) or ``g6:PATH``."""
+    from graphequi.expressivity import (csl_pairs, load_brec, load_cexp, load_csl, load_exp,
+                                        load_graph6)
+    from graphequi.expressivity.loaders import make_pairs
+
+    name = spec.lower()
+    if name.startswith("g6:"):
+        path = Path(spec[3:])
+        pairs = make_pairs(load_graph6(path), mode="all")
+    elif name == "generated":
+        pairs = generated_pairs()
+    else:
+        defaults = {"brec": "brec", "exp": "exp", "cexp": "cexp", "csl": "csl_benchmarking_gnns"}
+        if name not in defaults:
+            raise SystemExit(f"graphequi expressivity: unknown --pairs {spec!r}; "
+                             "use brec, exp, cexp, csl, generated or g6:PATH")
+        path = Path(data) if data else _shared_data() / defaults[name]
+        if not path.exists():
+            raise SystemExit(f"graphequi expressivity: {path} does not exist (give --data)")
+        if name == "brec":
+            pairs = load_brec(path)
+        elif name == "exp":
+            pairs = load_exp(path)
+        elif name == "cexp":
+            pairs = load_cexp(path)
+        else:
+            pairs = csl_pairs(load_csl(path))
+    if limit is not None:
+        pairs = pairs[:limit]
+    if not pairs:
+        raise SystemExit(f"graphequi expressivity: no pairs in {spec!r}")
+    return list(pairs)
+
+
+def generated_pairs(quick: bool = False) -> list:
+    """The embedded pair families (no data files): the 1-WL-hard classics,
+    CSL(41) skips 2 vs 3 (and more unless ``quick``), CFI over a 4-cycle and
+    over K4, rook's graph vs Shrikhande, two random 3-regular graphs."""
+    import networkx as nx
+
+    from graphequi.expressivity import (GraphPair, cfi_pair, classic_pairs, csl_graph,
+                                        random_regular_pair)
+
+    pairs = list(classic_pairs())
+    skips = [(2, 3)] if quick else [(2, 3), (2, 4), (3, 5)]
+    pairs += [GraphPair(csl_graph(41, a), csl_graph(41, b), "CSL", f"csl41-{a}/{b}") for a, b in skips]
+    g, h = cfi_pair(nx.cycle_graph(4))
+    pairs.append(GraphPair(g, h, "CFI", "cfi-C4"))
+    g, h = cfi_pair(nx.complete_graph(4))
+    pairs.append(GraphPair(g, h, "CFI", "cfi-K4"))
+    g, h = random_regular_pair(12, 3, seed=0)
+    pairs.append(GraphPair(g, h, "regular", "3-regular-12"))
+    return pairs
+
+
+def model_factory(name: str, hidden: int = 32, layers: int = 4, output_dim: int = 16
+                  ) -> tuple[Callable[[int], "torch.nn.Module"], Optional[Callable]]:  # noqa: F821
+    """``(model_fn, transform)`` for :func:`~graphequi.expressivity.separates`.
+
+    * ``gin``: GIN (sum pooling, structure only);
+    * ``polygin``: GIN with the node-level ``ppgn++`` polynomial features;
+    * ``ppgn++``: the dense 2-FWL network PPGN++ with its pair features.
+    """
+    from graphequi.nn import PolyGIN, PPGNPlusPlus
+
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+    if name == "gin":
+        return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, dropout=0.0,
+                                     pool="sum")), None
+    from graphequi.transforms import PolynomialFeatures
+
+    if name == "polygin":
+        transform = PolynomialFeatures("ppgn++", level="node")
+        channels = transform.num_features
+        return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, poly_channels=channels,
+                                     dropout=0.0, pool="sum")), transform
+    transform = PolynomialFeatures("ppgn++", level="pair")
+    channels = transform.num_features
+    return (lambda seed: PPGNPlusPlus(output_dim, hidden_channels=hidden, num_layers=layers,
+                                      node_in_channels=1, poly_channels=channels, readout="sum",
+                                      dropout=0.0, pair_key="poly_pair_attr")), transform
+
+
+def run_symbolic(archs: list[str], max_degree: int, marks: list[int], out: Path, *,
+                 min_degree: int = 1, simple: bool = True, connected: bool = True,
+                 progress: bool = True, show_missing: bool = False):
+    """Analyse, print and save; returns the :class:`ExpressivityTable`."""
+    from graphequi.expressivity import analyse
+
+    start = time.perf_counter()
+    table = analyse(archs, max_degree, marks=marks, min_degree=min_degree, simple=simple,
+                    connected=connected, progress=progress)
+    seconds = time.perf_counter() - start
+    kind = ("simple " if simple else "") + ("connected " if connected else "")
+    print(f"Computable {kind}basis polynomials (computable/total), degree {min_degree}..{max_degree}:")
+    print(table.format())
+    totals = {a: (sum(r.computable for r in table.rows if r.arch == a),
+                  sum(r.total for r in table.rows if r.arch == a)) for a in table.archs}
+    print("total: " + ", ".join(f"{a} {c}/{t}" for a, (c, t) in totals.items()) + f"  ({seconds:.1f} s)")
+    if show_missing:
+        for a in table.archs:
+            for p in table.missing(a):
+                print(f"  {a} cannot compute {p!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_json(out / "expressivity.json")
+    table.plot(out / "expressivity.png")
+    print(f"wrote {out / 'expressivity.png'} and {out / 'expressivity.json'}")
+    return table
+
+
+def run_pairs(pairs: list, model: str, out: Path, *, epochs: int = 20, seeds=(0,), hidden: int = 32,
+              layers: int = 4, progress: bool = True) -> dict:
+    """Oracles and the BREC protocol on ``pairs``; prints and saves the reports."""
+    from graphequi.expressivity import BRECConfig, oracle_separation, separates
+
+    out.mkdir(parents=True, exist_ok=True)
+    reports = {}
+    for k in (1, 2):
+        rep = oracle_separation(pairs, k=k, progress=progress)
+        reports[rep.method] = rep
+    model_fn, transform = model_factory(model, hidden, layers)
+    rep = separates(model_fn, pairs, seeds=seeds, config=BRECConfig(epochs=epochs), transform=transform,
+                    progress=progress, method=f"brec:{model}")
+    reports[rep.method] = rep
+    for name, rep in reports.items():
+        print(rep.table())
+        stem = name.split(" ")[0].replace(":", "_").replace("+", "p")
+        rep.save(out / f"pairs_{stem}.json")
+    return reports
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    progress = not args.no_progress
+    if args.max_degree < 1 or args.min_degree < 1 or args.min_degree > args.max_degree:
+        raise SystemExit("graphequi expressivity: need 1 <= --min-degree <= --max-degree")
+    marks = _int_list(args.marks, "--marks")
+    if not marks or any(m not in (0, 1, 2) for m in marks):
+        raise SystemExit(f"graphequi expressivity: --marks takes values in 0,1,2, got {args.marks!r}")
+    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    if not args.skip_symbolic:
+        from graphequi.expressivity import get_bank
+
+        for a in archs:
+            try:
+                get_bank(a)
+            except ValueError as err:
+                raise SystemExit(f"graphequi expressivity: {err}")
+        run_symbolic(archs, args.max_degree, marks, out, min_degree=args.min_degree,
+                     simple=not args.multigraphs, connected=not args.disconnected, progress=progress,
+                     show_missing=args.show_missing)
+    if args.pairs:
+        pairs = load_pairs(args.pairs, args.data, args.limit)
+        seeds = _int_list(args.seeds, "--seeds")
+        reports = run_pairs(pairs, args.model, out, epochs=args.epochs, seeds=seeds or [0],
+                            hidden=args.hidden, layers=args.layers, progress=progress)
+        summary = {name: {"separated": r.overall.separated, "total": r.overall.total,
+                          "reliability_failures": r.overall.reliability_failures}
+                   for name, r in reports.items()}
+        (out / "pairs_summary.json").write_text(json.dumps(summary, indent=2))
+    return 0
