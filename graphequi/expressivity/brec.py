@@ -56,7 +56,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union
 
-import networkx as nx
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm

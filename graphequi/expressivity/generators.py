@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import itertools
-from typing import Hashable, Optional
+from typing import Optional
 
 import networkx as nx
 import numpy as np

@@ -25,7 +25,7 @@ import importlib
 import itertools
 import pickle
 from pathlib import Path
-from typing import Iterable, Literal, Optional, Sequence, Union
+from typing import Iterable, Literal, Sequence, Union
 
 import networkx as nx
 import numpy as np
