@@ -219,8 +219,17 @@ def _loader_for(name: str) -> Callable[[TrainConfig], Task]:
 # ---------------------------------------------------------------- polynomial features
 
 
-def _feature_cache_key(task_name: str, model: str, polys: str, sizes: tuple) -> str:
-    text = f"{task_name}|{model}|{polys}|{sizes}"
+def _feature_cache_key(task: Task, levels: Sequence[str], polys: str) -> str:
+    """Names the cached features by everything they depend on: the graphs
+    (dataset, split sizes, a fingerprint of their edges) and the transforms
+    (their ``repr`` holds the set, level and normalisation)."""
+    from graphequi.transforms import PolynomialFeatures
+    fingerprint = hashlib.sha1()
+    for split in (task.train, task.val, task.test):
+        for g in split:
+            fingerprint.update(g.edge_index.numpy().tobytes())
+    text = "|".join([task.name, str(task.sizes()), fingerprint.hexdigest()]
+                    + [repr(PolynomialFeatures(polys=polys, level=level)) for level in levels])
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -252,7 +261,7 @@ def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
     if levels:
         cache = None
         if cache_dir is not None:
-            cache = Path(cache_dir) / f"features-{_feature_cache_key(task.name, model, cfg.polys, task.sizes())}.pt"
+            cache = Path(cache_dir) / f"features-{_feature_cache_key(task, levels, cfg.polys)}.pt"
         if cache is not None and cache.is_file():
             task.train, task.val, task.test = torch.load(cache, weights_only=False)
         else:
