@@ -1,0 +1,273 @@
+// ATen glue for the CUDA kernels: checks, allocation, stream and dtype
+// dispatch. The kernels themselves (segment_kernels.cu, scatter_kernels.cu)
+// see raw pointers only.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <torch/library.h>
+
+#include "../checks.h"
+#include "kernels.h"
+
+namespace graphequi {
+namespace {
+
+template <typename scalar_t> struct CudaType { using type = scalar_t; };
+template <> struct CudaType<at::Half> { using type = __half; };
+template <> struct CudaType<at::BFloat16> { using type = __nv_bfloat16; };
+
+template <typename scalar_t>
+const typename CudaType<scalar_t>::type* cptr(const at::Tensor& t) {
+  return reinterpret_cast<const typename CudaType<scalar_t>::type*>(t.data_ptr<scalar_t>());
+}
+template <typename scalar_t>
+typename CudaType<scalar_t>::type* mptr(at::Tensor& t) {
+  return reinterpret_cast<typename CudaType<scalar_t>::type*>(t.data_ptr<scalar_t>());
+}
+
+#define GRAPHEQUI_CUDA_DISPATCH(TYPE, NAME, ...)                              \
+  AT_DISPATCH_SWITCH(TYPE, NAME,                                              \
+                     AT_DISPATCH_CASE(at::ScalarType::Float, __VA_ARGS__)     \
+                     AT_DISPATCH_CASE(at::ScalarType::Double, __VA_ARGS__)    \
+                     AT_DISPATCH_CASE(at::ScalarType::Half, __VA_ARGS__)      \
+                     AT_DISPATCH_CASE(at::ScalarType::BFloat16, __VA_ARGS__)  \
+                     AT_DISPATCH_CASE(at::ScalarType::Int, __VA_ARGS__)       \
+                     AT_DISPATCH_CASE(at::ScalarType::Long, __VA_ARGS__))
+
+cuda::ReduceKind kind_of(Reduce r) { return static_cast<cuda::ReduceKind>(static_cast<int>(r)); }
+
+void check_same_device(const at::Tensor& a, const at::Tensor& b, const char* name) {
+  TORCH_CHECK_VALUE(a.device() == b.device(), name, " is on ", b.device(), " but the data is on ", a.device());
+}
+
+// One host sync for all value checks of ptr.
+void validate_ptr(const at::Tensor& ptr, int64_t E) {
+  TORCH_CHECK_VALUE(ptr.numel() >= 1, "ptr must have at least one entry");
+  auto p = ptr.to(at::kLong);
+  auto decreasing = p.numel() > 1 ? (p.slice(0, 1) < p.slice(0, 0, -1)).any().to(at::kLong).reshape({1})
+                                  : at::zeros({1}, p.options());
+  auto stats = at::cat({p.slice(0, 0, 1), p.slice(0, -1), decreasing}).cpu();
+  const int64_t* s = stats.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(s[0] == 0, "ptr must start at 0, got ", s[0]);
+  TORCH_CHECK_VALUE(s[1] == E, "ptr[-1] must equal src.size(dim) = ", E, ", got ", s[1]);
+  TORCH_CHECK_VALUE(s[2] == 0, "ptr must be non-decreasing");
+}
+
+// Range check plus sortedness, in one host sync. Returns whether sorted.
+bool validate_index(const at::Tensor& index, int64_t G) {
+  if (index.numel() == 0) return true;
+  auto i = index.to(at::kLong);
+  auto unsorted = i.numel() > 1 ? (i.slice(0, 1) < i.slice(0, 0, -1)).any().to(at::kLong).reshape({1})
+                                : at::zeros({1}, i.options());
+  auto stats = at::cat({i.min().reshape({1}), i.max().reshape({1}), unsorted}).cpu();
+  const int64_t* s = stats.data_ptr<int64_t>();
+  TORCH_CHECK_INDEX(s[0] >= 0, "index contains a negative entry (", s[0], ")");
+  TORCH_CHECK_INDEX(s[1] < G, "index contains ", s[1], ", out of range for dim_size ", G);
+  return s[2] == 0;
+}
+
+at::Tensor ptr_of_sorted(const at::Tensor& index, int64_t G) {
+  auto boundaries = at::arange(G + 1, index.options());
+  return at::searchsorted(index, boundaries, /*out_int32=*/index.scalar_type() == at::kInt, /*right=*/false);
+}
+
+at::Tensor segment_impl(const at::Tensor& src, const at::Tensor& ptr, Reduce r) {
+  const int64_t B = src.size(0), E = src.size(1), F = src.size(2), G = ptr.numel() - 1;
+  auto out = at::empty({B, G, F}, src.options());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  GRAPHEQUI_CUDA_DISPATCH(src.scalar_type(), "segment_cuda", [&] {
+    AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "segment_cuda_idx", [&] {
+      C10_CUDA_CHECK(cuda::segment_reduce(cptr<scalar_t>(src), ptr.data_ptr<index_t>(), mptr<scalar_t>(out), B, E, G,
+                                          F, kind_of(r), stream));
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> segment_arg_impl(const at::Tensor& src, const at::Tensor& ptr, Reduce r) {
+  const int64_t B = src.size(0), E = src.size(1), F = src.size(2), G = ptr.numel() - 1;
+  auto out = at::empty({B, G, F}, src.options());
+  auto arg = at::empty({B, G, F}, src.options().dtype(at::kLong));
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  GRAPHEQUI_CUDA_DISPATCH(src.scalar_type(), "segment_arg_cuda", [&] {
+    AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "segment_arg_cuda_idx", [&] {
+      C10_CUDA_CHECK(cuda::segment_arg(cptr<scalar_t>(src), ptr.data_ptr<index_t>(), mptr<scalar_t>(out),
+                                       arg.data_ptr<int64_t>(), B, E, G, F, r == Reduce::Max, stream));
+    });
+  });
+  return {out, arg};
+}
+
+at::Tensor segment_cuda(const at::Tensor& src_in, const at::Tensor& ptr_in, c10::string_view reduce) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  check_src(src_in, "src");
+  check_index_tensor(ptr_in, "ptr");
+  check_mean_dtype(src_in, r);
+  check_same_device(src_in, ptr_in, "ptr");
+  const c10::cuda::CUDAGuard guard(src_in.device());
+  auto src = src_in.contiguous();
+  auto ptr = ptr_in.contiguous();
+  validate_ptr(ptr, src.size(1));
+  return segment_impl(src, ptr, r);
+}
+
+std::tuple<at::Tensor, at::Tensor> segment_arg_cuda(const at::Tensor& src_in, const at::Tensor& ptr_in,
+                                                    c10::string_view reduce) {
+  const Reduce r = parse_reduce(std::string(reduce), true);
+  check_src(src_in, "src");
+  check_index_tensor(ptr_in, "ptr");
+  check_same_device(src_in, ptr_in, "ptr");
+  const c10::cuda::CUDAGuard guard(src_in.device());
+  auto src = src_in.contiguous();
+  auto ptr = ptr_in.contiguous();
+  validate_ptr(ptr, src.size(1));
+  return segment_arg_impl(src, ptr, r);
+}
+
+void check_index_matches(const at::Tensor& src, const at::Tensor& index) {
+  TORCH_CHECK_VALUE(index.numel() == src.size(1), "index must have one entry per row of src (", src.size(1),
+                    "), got ", index.numel());
+}
+
+at::Tensor scatter_cuda(const at::Tensor& src_in, const at::Tensor& index_in, int64_t G, c10::string_view reduce) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  check_src(src_in, "src");
+  check_index_tensor(index_in, "index");
+  check_mean_dtype(src_in, r);
+  check_index_matches(src_in, index_in);
+  check_same_device(src_in, index_in, "index");
+  TORCH_CHECK_VALUE(G >= 0, "dim_size must be non-negative, got ", G);
+  const c10::cuda::CUDAGuard guard(src_in.device());
+  auto src = src_in.contiguous();
+  auto index = index_in.contiguous();
+  if (validate_index(index, G)) return segment_impl(src, ptr_of_sorted(index, G), r);
+  const int64_t B = src.size(0), E = src.size(1), F = src.size(2);
+  // Half types accumulate in float: 16-bit atomics lose too much precision.
+  const bool half = src.scalar_type() == at::kHalf || src.scalar_type() == at::kBFloat16;
+  auto work = half ? src.to(at::kFloat) : src;
+  auto out = at::zeros({B, G, F}, work.options());
+  auto count = at::zeros({r == Reduce::Mean ? G : 0}, src.options().dtype(at::kLong));
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_SWITCH(work.scalar_type(), "scatter_cuda",
+    AT_DISPATCH_CASE(at::ScalarType::Float, [&] {
+      AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cuda_idx", [&] {
+        C10_CUDA_CHECK(cuda::scatter_sum(work.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(),
+                                         count.data_ptr<int64_t>(), B, E, G, F, r == Reduce::Mean, stream));
+      });
+    })
+    AT_DISPATCH_CASE(at::ScalarType::Double, [&] {
+      AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cuda_idx", [&] {
+        C10_CUDA_CHECK(cuda::scatter_sum(work.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(),
+                                         count.data_ptr<int64_t>(), B, E, G, F, r == Reduce::Mean, stream));
+      });
+    })
+    AT_DISPATCH_CASE(at::ScalarType::Int, [&] {
+      AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cuda_idx", [&] {
+        C10_CUDA_CHECK(cuda::scatter_sum(work.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(),
+                                         count.data_ptr<int64_t>(), B, E, G, F, false, stream));
+      });
+    })
+    AT_DISPATCH_CASE(at::ScalarType::Long, [&] {
+      AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cuda_idx", [&] {
+        C10_CUDA_CHECK(cuda::scatter_sum(work.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(),
+                                         count.data_ptr<int64_t>(), B, E, G, F, false, stream));
+      });
+    }));
+  return half ? out.to(src.scalar_type()) : out;
+}
+
+std::tuple<at::Tensor, at::Tensor> scatter_arg_cuda(const at::Tensor& src_in, const at::Tensor& index_in, int64_t G,
+                                                    c10::string_view reduce) {
+  const Reduce r = parse_reduce(std::string(reduce), true);
+  check_src(src_in, "src");
+  check_index_tensor(index_in, "index");
+  check_index_matches(src_in, index_in);
+  check_same_device(src_in, index_in, "index");
+  TORCH_CHECK_VALUE(G >= 0, "dim_size must be non-negative, got ", G);
+  const c10::cuda::CUDAGuard guard(src_in.device());
+  auto src = src_in.contiguous();
+  auto index = index_in.contiguous();
+  if (validate_index(index, G)) return segment_arg_impl(src, ptr_of_sorted(index, G), r);
+  // Stable sort keeps rows of a group in their original order, so the CSR
+  // kernel's "first row wins ties" is the original lowest row: deterministic.
+  auto sorted = at::sort(index, /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  auto perm = std::get<1>(sorted);
+  auto src_sorted = src.index_select(1, perm);
+  auto result = segment_arg_impl(src_sorted, ptr_of_sorted(std::get<0>(sorted), G), r);
+  auto arg_sorted = std::get<1>(result);
+  auto arg = at::where(arg_sorted >= 0, perm.index_select(0, arg_sorted.clamp_min(0).flatten()).view_as(arg_sorted),
+                       arg_sorted);
+  return {std::get<0>(result), arg};
+}
+
+at::Tensor gather_csr_cuda(const at::Tensor& grad_in, const at::Tensor& ptr_in, const c10::optional<at::Tensor>& arg_in,
+                           int64_t E, c10::string_view reduce) {
+  const Reduce r = parse_any_reduce(std::string(reduce));
+  check_src(grad_in, "grad");
+  check_index_tensor(ptr_in, "ptr");
+  check_arg(arg_in, grad_in, r);
+  check_same_device(grad_in, ptr_in, "ptr");
+  TORCH_CHECK_VALUE(ptr_in.numel() == grad_in.size(1) + 1, "ptr must have grad.size(1) + 1 = ", grad_in.size(1) + 1,
+                    " entries, got ", ptr_in.numel());
+  const c10::cuda::CUDAGuard guard(grad_in.device());
+  auto grad = grad_in.contiguous();
+  auto ptr = ptr_in.contiguous();
+  validate_ptr(ptr, E);
+  at::Tensor arg = arg_in.has_value() ? arg_in->contiguous() : at::Tensor();
+  const int64_t B = grad.size(0), G = grad.size(1), F = grad.size(2);
+  auto out = at::empty({B, E, F}, grad.options());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  GRAPHEQUI_CUDA_DISPATCH(grad.scalar_type(), "gather_csr_cuda", [&] {
+    AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "gather_csr_cuda_idx", [&] {
+      C10_CUDA_CHECK(cuda::gather_csr(cptr<scalar_t>(grad), ptr.data_ptr<index_t>(),
+                                      arg.defined() ? arg.data_ptr<int64_t>() : nullptr, mptr<scalar_t>(out), B, E, G,
+                                      F, kind_of(r), stream));
+    });
+  });
+  return out;
+}
+
+at::Tensor gather_coo_cuda(const at::Tensor& grad_in, const at::Tensor& index_in, const c10::optional<at::Tensor>& arg_in,
+                           c10::string_view reduce) {
+  const Reduce r = parse_any_reduce(std::string(reduce));
+  check_src(grad_in, "grad");
+  check_index_tensor(index_in, "index");
+  check_arg(arg_in, grad_in, r);
+  check_same_device(grad_in, index_in, "index");
+  const c10::cuda::CUDAGuard guard(grad_in.device());
+  auto grad = grad_in.contiguous();
+  auto index = index_in.contiguous();
+  const int64_t B = grad.size(0), G = grad.size(1), F = grad.size(2), E = index.numel();
+  validate_index(index, G);
+  at::Tensor arg = arg_in.has_value() ? arg_in->contiguous() : at::Tensor();
+  auto count = at::zeros({r == Reduce::Mean ? G : 0}, grad.options().dtype(at::kLong));
+  auto out = at::empty({B, E, F}, grad.options());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  GRAPHEQUI_CUDA_DISPATCH(grad.scalar_type(), "gather_coo_cuda", [&] {
+    AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "gather_coo_cuda_idx", [&] {
+      if (r == Reduce::Mean) C10_CUDA_CHECK(cuda::count_index(index.data_ptr<index_t>(), count.data_ptr<int64_t>(), E, stream));
+      C10_CUDA_CHECK(cuda::gather_coo(cptr<scalar_t>(grad), index.data_ptr<index_t>(),
+                                      arg.defined() ? arg.data_ptr<int64_t>() : nullptr,
+                                      r == Reduce::Mean ? count.data_ptr<int64_t>() : nullptr, mptr<scalar_t>(out), B, E,
+                                      G, F, kind_of(r), stream));
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(graphequi, CUDA, m) {
+  m.impl("segment", &segment_cuda);
+  m.impl("segment_arg", &segment_arg_cuda);
+  m.impl("scatter", &scatter_cuda);
+  m.impl("scatter_arg", &scatter_arg_cuda);
+  m.impl("gather_csr", &gather_csr_cuda);
+  m.impl("gather_coo", &gather_coo_cuda);
+}
+
+}  // namespace graphequi
