@@ -9,9 +9,10 @@ through ``einsum``'s generic kernels.
 
 Two planners share one cost model and one executor:
 
-* ``strategy="independent"``: each polynomial gets its own path from
-  ``opt_einsum.contract_path`` (``optimize="optimal"``/``"dp"``) with a
-  memory limit of :math:`n^3` elements per graph. numpy/opt_einsum's
+* ``strategy="independent"``: each polynomial gets its own FLOP-optimal
+  path from ``opt_einsum.contract_path`` (``opt_einsum.DynamicProgramming``,
+  outer products allowed) with a memory limit of :math:`n^3` elements per
+  graph. numpy/opt_einsum's
   default ``'max_input'`` limit (:math:`n^2`) forbids the :math:`n^3`
   intermediates these contractions need and falls back to paths that are
   50-300x slower.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -47,6 +49,11 @@ __all__ = ["Plan", "plan", "size_bucket"]
 
 # Largest intermediate allowed, as a number of open indices (n^3 per graph).
 MAX_OPEN_INDICES = 3
+
+# The joint planner minimises estimated *time*, not FLOPs: a step that sums
+# nothing (a broadcast/Hadamard product) is memory bound and runs ~20-50x
+# below matmul speed per FLOP on CPUs, so it is weighted accordingly.
+ELEMENTWISE_WEIGHT = int(os.environ.get("GRAPHEQUI_POLY_ELEMENTWISE_WEIGHT", 16))
 
 
 def size_bucket(n: int) -> int:
@@ -223,6 +230,7 @@ class Plan:
     outputs: list = field(default_factory=list)
     slot_legs: list = field(default_factory=list)  # number of legs of each slot
     free_after: dict = field(default_factory=dict)  # op position -> slots to drop
+    _workspace: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_steps(self) -> int:
@@ -254,25 +262,60 @@ class Plan:
                 f"steps={self.num_steps}, flops={self.flops:.3g}, "
                 f"flops_independent={self.flops_independent:.3g})")
 
-    def __call__(self, X: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    def clear_workspace(self) -> None:
+        """Drop the buffers kept between calls (see :meth:`__call__`)."""
+        self._workspace.clear()
+
+    def __call__(self, X: Tensor, mask: Optional[Tensor] = None) -> list[Tensor]:
+        """Run the plan. Intermediates are written into buffers that the plan
+        keeps between calls: a fresh multi-megabyte allocation costs more in
+        page faults than the arithmetic done in it. Outputs are never
+        workspace buffers. With autograd on, plain (allocating) ops are used."""
         B, n, _ = X.shape
         slots: list[Optional[Tensor]] = [None] * len(self.slot_legs)
         slots[0] = X
         keep = {o.slot for o in self.outputs}
+        pooled = not (torch.is_grad_enabled() and X.requires_grad)
+        pool = self._workspace.setdefault((X.dtype, X.device), {}) if pooled else {}
+        owned: dict[int, Tensor] = {}  # slot -> workspace buffer it lives in
+
+        def buffer(slot: int, numel: int) -> Optional[Tensor]:
+            if not pooled or slot in keep:
+                return None
+            free = pool.get(numel)
+            buf = free.pop() if free else torch.empty(numel, dtype=X.dtype, device=X.device)
+            owned[slot] = buf
+            return buf
+
+        def scratch(numel: int) -> Tensor:
+            free = pool.get(numel)
+            return free.pop() if free else torch.empty(numel, dtype=X.dtype, device=X.device)
+
         for pos, st in enumerate(self.steps):
             if isinstance(st, _BmmStep):
                 nb, rows, inner, cols = B * n ** st.num_batch, n ** st.num_rows, n ** st.num_inner, n ** st.num_cols
                 left = slots[st.left].permute(st.perm_left)
                 right = slots[st.right].permute(st.perm_right)
+                buf = buffer(st.out, nb * rows * cols)
                 if st.mode == "outer":
-                    val = left.reshape(nb, rows, 1) * right.reshape(nb, 1, cols)
+                    a, b = left.reshape(nb, rows, 1), right.reshape(nb, 1, cols)
+                    val = a * b if buf is None else torch.mul(a, b, out=buf.view(nb, rows, cols))
                 elif st.mode == "dot":
-                    val = torch.linalg.vecdot(left.reshape(nb, inner), right.reshape(nb, inner))
+                    a, b = left.reshape(nb, inner), right.reshape(nb, inner)
+                    if buf is None:
+                        val = torch.linalg.vecdot(a, b)
+                    else:
+                        tmp = scratch(nb * inner)
+                        val = torch.sum(torch.mul(a, b, out=tmp.view(nb, inner)), 1, out=buf.view(nb))
+                        pool.setdefault(tmp.numel(), []).append(tmp)
                 else:
-                    val = torch.bmm(left.reshape(nb, rows, inner), right.reshape(nb, inner, cols))
+                    a, b = left.reshape(nb, rows, inner), right.reshape(nb, inner, cols)
+                    val = torch.bmm(a, b) if buf is None else torch.bmm(a, b, out=buf.view(nb, rows, cols))
                 slots[st.out] = val.view((B,) + (n,) * (st.num_batch + st.num_rows + st.num_cols))
             elif isinstance(st, _CopyStep):
-                slots[st.out] = slots[st.src].permute(st.perm).contiguous()
+                src = slots[st.src].permute(st.perm)
+                buf = buffer(st.out, src.numel())
+                slots[st.out] = src.contiguous() if buf is None else buf.view(src.shape).copy_(src)
             else:
                 if st.kind == "diag":
                     val = torch.diagonal(X, dim1=1, dim2=2).contiguous()
@@ -288,6 +331,11 @@ class Plan:
             for s in self.free_after.get(pos, ()):
                 if s not in keep:
                     slots[s] = None
+                    buf = owned.pop(s, None)
+                    if buf is not None:
+                        pool.setdefault(buf.numel(), []).append(buf)
+        for buf in owned.values():
+            pool.setdefault(buf.numel(), []).append(buf)
         if mask is None:
             mask = X.new_ones(B, n)
         else:
@@ -441,12 +489,16 @@ class _Builder:
         return legs, slot
 
     # -- path search ----------------------------------------------------------
-    def subset_flops(self, poly: _Poly, a: int, b: int) -> Optional[int]:
+    def subset_cost(self, poly: _Poly, a: int, b: int) -> Optional[int]:
+        """Estimated cost of contracting the intermediates of ``a`` and ``b``
+        (None when the result exceeds the memory limit)."""
         la, lb = set(poly.open_nodes(a)), set(poly.open_nodes(b))
         out = set(poly.open_nodes(a | b))
         if len(out) > MAX_OPEN_INDICES:
             return None
-        return _step_flops(len(la | lb), bool((la & lb) - out), self.n)
+        inner = bool((la & lb) - out)
+        flops = _step_flops(len(la | lb), inner, self.n)
+        return flops if inner else ELEMENTWISE_WEIGHT * flops
 
     def joint_split(self, pi: int) -> dict:
         """Exact DP over edge subsets; intermediates already in the table are free."""
@@ -469,7 +521,7 @@ class _Builder:
                 if sub & low:  # each unordered split once
                     other = subset ^ sub
                     if other and cost[sub] < math.inf and cost[other] < math.inf:
-                        f = self.subset_flops(poly, sub, other)
+                        f = self.subset_cost(poly, sub, other)
                         if f is not None and cost[sub] + cost[other] + f < best:
                             best = cost[sub] + cost[other] + f
                             split[subset] = (sub, other)
@@ -489,14 +541,16 @@ class _Builder:
         eq = ",".join(symbols[u] + symbols[v] for u, v in poly.edges) + "->" + "".join(
             symbols[v] for v in poly.marked if v in symbols)
         shapes = [(self.n, self.n)] * m
-        path, _ = opt_einsum.contract_path(eq, *shapes, shapes=True,
-                                           optimize="optimal" if m <= 7 else "dp",
+        # 'dp' honours the memory limit properly; 'optimal' falls back to one
+        # giant einsum step when no pair fits, up to 60x more FLOPs here.
+        optimizer = opt_einsum.DynamicProgramming(minimize="flops", search_outer=True)
+        path, _ = opt_einsum.contract_path(eq, *shapes, shapes=True, optimize=optimizer,
                                            memory_limit=self.n ** MAX_OPEN_INDICES)
         operands = [1 << i for i in range(m)]
         split = {}
         for step in path:
-            if len(step) == 1:
-                continue
+            # A single-operand step (a reduction, done by our leaves) still
+            # moves that operand to the end of opt_einsum's list.
             picked = [operands[i] for i in step]
             for i in sorted(step, reverse=True):
                 operands.pop(i)
