@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     emp.add_argument("--seeds", default="0", help="comma-separated seeds")
     emp.add_argument("--hidden", type=int, default=32, help="model width")
     emp.add_argument("--layers", type=int, default=4, help="model depth")
+    emp.add_argument("--threads", type=int, default=1,
+                     help="torch intra-op threads while training (default 1: the per-pair models are "
+                          "small, and more threads mostly add synchronisation overhead)")
     parser.add_argument("--out", default="graphequi-expressivity", help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -188,8 +191,10 @@ def run_symbolic(archs: list[str], max_degree: int, marks: list[int], out: Path,
 
 
 def run_pairs(pairs: list, model: str, out: Path, *, epochs: int = 20, seeds=(0,), hidden: int = 32,
-              layers: int = 4, progress: bool = True) -> dict:
+              layers: int = 4, progress: bool = True, threads: Optional[int] = 1) -> dict:
     """Oracles and the BREC protocol on ``pairs``; prints and saves the reports."""
+    import torch
+
     from graphequi.expressivity import BRECConfig, oracle_separation, separates
 
     out.mkdir(parents=True, exist_ok=True)
@@ -198,8 +203,14 @@ def run_pairs(pairs: list, model: str, out: Path, *, epochs: int = 20, seeds=(0,
         rep = oracle_separation(pairs, k=k, progress=progress)
         reports[rep.method] = rep
     model_fn, transform = model_factory(model, hidden, layers)
-    rep = separates(model_fn, pairs, seeds=seeds, config=BRECConfig(epochs=epochs), transform=transform,
-                    progress=progress, method=f"brec:{model}")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        rep = separates(model_fn, pairs, seeds=seeds, config=BRECConfig(epochs=epochs), transform=transform,
+                        progress=progress, method=f"brec:{model}")
+    finally:
+        torch.set_num_threads(before)
     reports[rep.method] = rep
     for name, rep in reports.items():
         print(rep.table())
@@ -229,10 +240,13 @@ def run(args: argparse.Namespace) -> int:
                      simple=not args.multigraphs, connected=not args.disconnected, progress=progress,
                      show_missing=args.show_missing)
     if args.pairs:
+        if args.threads < 1 or args.epochs < 0:
+            raise SystemExit("graphequi expressivity: --threads must be >= 1 and --epochs >= 0")
         pairs = load_pairs(args.pairs, args.data, args.limit)
         seeds = _int_list(args.seeds, "--seeds")
         reports = run_pairs(pairs, args.model, out, epochs=args.epochs, seeds=seeds or [0],
-                            hidden=args.hidden, layers=args.layers, progress=progress)
+                            hidden=args.hidden, layers=args.layers, progress=progress,
+                            threads=args.threads)
         summary = {name: {"separated": r.overall.separated, "total": r.overall.total,
                           "reliability_failures": r.overall.reliability_failures}
                    for name, r in reports.items()}
