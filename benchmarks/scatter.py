@@ -1,0 +1,195 @@
+"""Scatter/segment benchmark: graphequi.ops against its anchors, side by side.
+
+Anchors: native torch (``Tensor.scatter_reduce``, ``torch.segment_reduce``),
+``torch_geometric.utils.scatter``, and ``torch_scatter`` when importable. Also
+measured in the same run: the memory-read floor (``src.sum(0)``) and the
+forward+backward floor (read floor + filling a fresh ``E x F`` tensor, which
+every backward must materialise).
+
+    python benchmarks/scatter.py                 # E=1e6, N=1e5, F in 16/64/256
+    python benchmarks/scatter.py --small         # seconds; used by smoke tests
+
+Prints a markdown table of medians and ratios, checks the targets of the
+foundation issue, and writes ``benchmarks/results/scatter.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import graphequi.ops as gops
+
+try:
+    import torch_scatter  # optional anchor, not a dependency
+except Exception:  # noqa: BLE001 - any import failure means "not available"
+    torch_scatter = None
+
+from torch_geometric.utils import scatter as pyg_scatter
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NATIVE_REDUCE = {"sum": "sum", "mean": "mean", "max": "amax"}
+
+
+def median_ms(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def forward_backward(fn, src, grad_out):
+    def run():
+        leaf = src.requires_grad_(True)
+        out = fn(leaf)
+        torch.autograd.grad(out, leaf, grad_out)
+    return run
+
+
+def candidates(index_kind: str, reduce: str, index, ptr, lengths, N: int, F: int):
+    """name -> (callable(src) -> out, is_graphequi)."""
+    expanded = index.view(-1, 1).expand(-1, F)
+    found = {
+        "graphequi.scatter": (lambda s: gops.scatter(s, index, 0, N, reduce), True),
+        "torch.scatter_reduce": (lambda s: s.new_zeros(N, F).scatter_reduce(
+            0, expanded, s, NATIVE_REDUCE[reduce], include_self=False), False),
+        "pyg.utils.scatter": (lambda s: pyg_scatter(s, index, 0, N, reduce), False),
+    }
+    if index_kind == "sorted":
+        found["graphequi.segment"] = (lambda s: gops.segment(s, ptr, reduce), True)
+        found["torch.segment_reduce"] = (lambda s: torch.segment_reduce(
+            s, reduce, lengths=lengths, axis=0, unsafe=True), False)
+    if torch_scatter is not None:
+        if index_kind == "sorted":
+            found["torch_scatter.segment_csr"] = (lambda s: torch_scatter.segment_csr(s, ptr, reduce=reduce), False)
+        found["torch_scatter.scatter"] = (lambda s: torch_scatter.scatter(s, index, 0, None, N, reduce=reduce), False)
+    return found
+
+
+def run(E: int, N: int, features, reduces, repeats: int, seed: int = 0):
+    rows = []
+    gen = torch.Generator().manual_seed(seed)
+    for F in features:
+        src = torch.randn(E, F, generator=gen)
+        grad_out = torch.randn(N, F, generator=gen)
+        read_floor = median_ms(lambda: src.sum(0), repeats)
+        write_floor = median_ms(lambda: torch.empty(E, F).fill_(1.0), repeats)
+        floors = {"fwd": read_floor, "fwd+bwd": read_floor + write_floor}
+        random_index = torch.randint(0, N, (E,), generator=gen)
+        for index_kind in ("sorted", "random"):
+            index = random_index.sort().values if index_kind == "sorted" else random_index
+            ptr = gops.index_to_ptr(index.sort().values, N)
+            lengths = ptr.diff()
+            for reduce in reduces:
+                for mode in ("fwd", "fwd+bwd"):
+                    timings = {}
+                    for name, (fn, _) in candidates(index_kind, reduce, index, ptr, lengths, N, F).items():
+                        bench = (lambda f=fn: f(src)) if mode == "fwd" else forward_backward(fn, src, grad_out)
+                        timings[name] = median_ms(bench, repeats)
+                        src.requires_grad_(False)
+                    rows.append(dict(F=F, index=index_kind, reduce=reduce, mode=mode, ms=timings,
+                                     floor_ms=floors[mode], read_floor_ms=read_floor, write_floor_ms=write_floor))
+                    print(_row_line(rows[-1]), flush=True)
+    return rows
+
+
+def _best(timings, prefix_in=None, exclude_graphequi=True):
+    items = {k: v for k, v in timings.items() if not (exclude_graphequi and k.startswith("graphequi"))}
+    if prefix_in is not None:
+        items = {k: v for k, v in items.items() if k.startswith(prefix_in)}
+    if not items:
+        return None, float("nan")
+    name = min(items, key=items.get)
+    return name, items[name]
+
+
+def judge(row) -> dict:
+    """The issue's targets for one row (None where none applies)."""
+    t = row["ms"]
+    ours = min(v for k, v in t.items() if k.startswith("graphequi"))
+    verdict = {"graphequi_ms": ours}
+    if row["index"] == "sorted" and row["mode"] == "fwd+bwd":
+        native_and_ts = {k: v for k, v in t.items() if k.startswith(("torch.", "torch_scatter"))}
+        best = min(native_and_ts.values())
+        speedup = best / ours
+        vs_floor = ours / row["floor_ms"]
+        verdict.update(target="sorted fwd+bwd: >=2.0x best native/torch_scatter or <=1.2x floor",
+                       speedup=speedup, vs_floor=vs_floor, ok=speedup >= 2.0 or vs_floor <= 1.2)
+    elif row["index"] == "sorted" and row["mode"] == "fwd":
+        vs_floor = ours / row["read_floor_ms"]
+        verdict.update(target="sorted fwd: <=1.5x read floor", vs_floor=vs_floor, ok=vs_floor <= 1.5)
+    elif row["index"] == "random" and row["mode"] == "fwd":
+        speedup = t["torch.scatter_reduce"] / t["graphequi.scatter"]
+        verdict.update(target="random fwd: >=1.3x native scatter_reduce", speedup=speedup, ok=speedup >= 1.3)
+    return verdict
+
+
+def _row_line(row) -> str:
+    return (f"F={row['F']:>3} {row['index']:>6} {row['reduce']:>4} {row['mode']:>7}: "
+            + ", ".join(f"{k}={v:.1f}ms" for k, v in row["ms"].items())
+            + f" | floor={row['floor_ms']:.1f}ms")
+
+
+def markdown(rows) -> str:
+    lines = ["| F | index | reduce | mode | graphequi ms | best anchor | anchor ms | speedup | x floor | target |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        v = judge(row)
+        anchor, anchor_ms = _best(row["ms"])
+        ours = v["graphequi_ms"]
+        floor_ref = row["floor_ms"]
+        status = "" if "ok" not in v else ("PASS" if v["ok"] else "MISS")
+        lines.append(f"| {row['F']} | {row['index']} | {row['reduce']} | {row['mode']} | {ours:.1f} | {anchor} | "
+                     f"{anchor_ms:.1f} | {anchor_ms / ours:.2f}x | {ours / floor_ref:.2f} | {status} |")
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    return dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
+                torch=torch.__version__, threads=torch.get_num_threads(), backend=gops.backend(),
+                torch_scatter=getattr(torch_scatter, "__version__", None))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="E=20k, N=2k, F=16: a smoke run")
+    parser.add_argument("--features", default="16,64,256")
+    parser.add_argument("--reduces", default="sum,mean,max")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(RESULTS / "scatter.json"))
+    args = parser.parse_args(argv)
+    if args.small:
+        E, N, features, repeats = 20_000, 2_000, [16], max(3, min(args.repeats, 5))
+    else:
+        E, N, features, repeats = 1_000_000, 100_000, [int(f) for f in args.features.split(",")], args.repeats
+    reduces = args.reduces.split(",")
+    print(f"scatter benchmark: E={E:,} N={N:,} F={features} reduces={reduces} repeats={repeats} "
+          f"backend={gops.backend()} torch_scatter={'yes' if torch_scatter else 'no'}")
+    rows = run(E, N, features, reduces, repeats)
+    table = markdown(rows)
+    print()
+    print(table)
+    verdicts = [judge(r) for r in rows]
+    checked = [v for v in verdicts if "ok" in v]
+    print(f"\ntargets met: {sum(v['ok'] for v in checked)}/{len(checked)}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(E=E, N=N, repeats=repeats, machine=machine(), argv=sys.argv,
+                                   rows=[dict(r, verdict=v) for r, v in zip(rows, verdicts)]), indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
