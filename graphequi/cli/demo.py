@@ -24,8 +24,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 ARCHS = ("mpnn", "ppgn", "ppgn++(6)", "subgraph", "spen")
 #: the oracle that upper-bounds each bank (its computable polynomials must
 #: agree on every pair this oracle cannot separate)
@@ -76,58 +74,10 @@ def _draw_polys(polys, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _padded_adjacency(graphs):
-    import networkx as nx
-    import torch
-
-    n = max(g.number_of_nodes() for g in graphs)
-    X = torch.zeros(len(graphs), n, n, dtype=torch.float64)
-    mask = torch.zeros(len(graphs), n, dtype=torch.bool)
-    for i, g in enumerate(graphs):
-        m = g.number_of_nodes()
-        X[i, :m, :m] = torch.from_numpy(nx.to_numpy_array(g, nodelist=list(g.nodes())))
-        mask[i, :m] = True
-    return X, mask
-
-
-def polynomial_separation(pairs, polys_by_marks: dict, chunk: int = 4) -> dict:
-    """For each pair, the set of polynomials whose value multisets differ on
-    its two graphs (exact integer arithmetic in float64).
-
-    Graphs are padded to one size so that one contraction plan per mark count
-    serves every chunk.
-    """
-    from graphequi.poly import evaluate
-
-    graphs = [g for p in pairs for g in p]
-    X, mask = _padded_adjacency(graphs)
-    sizes = [g.number_of_nodes() for g in graphs]
-    separating = {p.name: set() for p in pairs}
-    for marks, polys in polys_by_marks.items():
-        if not polys:
-            continue
-        multisets = []
-        for start in range(0, len(graphs), chunk):
-            vals = evaluate(list(polys), X[start:start + chunk], mask=mask[start:start + chunk]).numpy()
-            for j in range(vals.shape[0]):
-                m = sizes[start + j]
-                v = vals[j]
-                v = v if marks == 0 else v[:m] if marks == 1 else v[:m, :m].reshape(m * m, -1)
-                multisets.append(np.sort(v.reshape(-1, len(polys)), axis=0))
-        for i, pair in enumerate(pairs):
-            a, b = multisets[2 * i], multisets[2 * i + 1]
-            if a.shape != b.shape:
-                separating[pair.name] |= set(polys)
-                continue
-            differ = ~np.isclose(a, b, rtol=1e-9, atol=1e-9).all(axis=0)
-            separating[pair.name] |= {polys[k] for k in np.flatnonzero(differ)}
-    return separating
-
-
 def run(args: argparse.Namespace) -> int:
     from graphequi.cli.expressivity import generated_pairs, model_factory
     from graphequi.expressivity import (BRECConfig, analyse, certify, oracle_separation,
-                                        polynomial_family, separates)
+                                        polynomial_family, separates, separating_polynomials)
     from graphequi.poly import Multigraph, select
 
     quick = bool(getattr(args, "quick", False))
@@ -199,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         sep_degree = 4 if quick else 6
         polys_by_marks = {m: [p for d in range(1, sep_degree + 1) for p in polynomial_family(d, m)]
                           for m in (0, 1, 2)}
-        separating = polynomial_separation(pairs, polys_by_marks)
+        separating = separating_polynomials(pairs, [p for ps in polys_by_marks.values() for p in ps])
         computable = {a: {p for ps in polys_by_marks.values() for p in ps if certify(p, a) is not None}
                       for a in ARCHS}
         oracle = {1: set(wl1.separated_names), 2: set(wl2.separated_names)}
@@ -215,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
                     violations.append((a, pair.name, sorted(hit)[:2]))
             rows.append(row)
         print(_markdown_table(["pair", "n", "1-WL", "2-FWL"] + list(ARCHS), rows))
+        checks.append(("1-WL separates none of the generated (1-WL-hard) pairs", not oracle[1]))
+        checks.append(("2-FWL fails exactly on rook/Shrikhande (SRG(16,6,2,2)) and CFI over K4 (treewidth 3)",
+                       {p.name for p in pairs} - oracle[2] == {"rook4x4/shrikhande", "cfi-K4"}))
         checks.append(("soundness: no computable polynomial separates a pair its oracle cannot "
                        f"({sum(len(v) for v in computable.values())} (bank, polynomial) cases)", not violations))
         hard2 = [p.name for p in pairs if p.name not in oracle[2]]

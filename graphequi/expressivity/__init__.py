@@ -91,6 +91,7 @@ from .computable import (
     get_bank,
     polynomial_family,
     register_bank,
+    separating_polynomials,
     verify,
 )
 
@@ -108,5 +109,6 @@ __all__ += [
     "get_bank",
     "polynomial_family",
     "register_bank",
+    "separating_polynomials",
     "verify",
 ]

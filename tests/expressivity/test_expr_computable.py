@@ -372,3 +372,23 @@ def test_soundness_and_nontriviality(oracle_checks, bank, k):
     if k == 2:
         k4 = Multigraph(4, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)])
         assert k4 in nontrivial  # rook's graph has 4-cliques, Shrikhande's none
+
+
+def test_separating_polynomials_against_numpy():
+    gen = np.random.default_rng(3)
+    tri = Multigraph(3, [(0, 1), (1, 2), (2, 0)])              # tr(A^3)
+    deg = Multigraph(2, [(0, 1)], marked=(0,))                 # A 1
+    walk2 = Multigraph(3, [(0, 2), (2, 1)], marked=(0, 1))     # A^2
+    for trial in range(6):
+        n = 7
+        graphs = [nx.gnp_random_graph(n, 0.4, seed=int(gen.integers(1 << 30))) for _ in range(2)]
+        As = [nx.to_numpy_array(g) for g in graphs]
+        expected = set()
+        if np.trace(As[0] @ As[0] @ As[0]) != np.trace(As[1] @ As[1] @ As[1]):
+            expected.add(tri)
+        if sorted(As[0].sum(1)) != sorted(As[1].sum(1)):
+            expected.add(deg)
+        if sorted((As[0] @ As[0]).ravel()) != sorted((As[1] @ As[1]).ravel()):
+            expected.add(walk2)
+        got = C.separating_polynomials([tuple(graphs)], [tri, deg, walk2])
+        assert got == {0: expected}
