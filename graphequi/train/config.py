@@ -170,7 +170,7 @@ _FLAGS = {
     "--loss": ("loss", str, "l1, mse, bce or ce (default: the dataset's)"),
     "--target": ("target", str, "target column name (counting datasets)"),
     "--fold": ("fold", int, "fold index (TU datasets)"),
-    "--subset": ("subset", int, "use only the first N graphs of each split (smoke tests)"),
+    "--subset": ("subset", int, "use a fixed random subset of N graphs per split (smoke tests)"),
     "--polys": ("polys", str, "polynomial set for the poly models (default ppgn++)"),
     "--threads": ("threads", int, "torch CPU threads per process (default: torch's choice)"),
     "--scheduler": ("scheduler", str, "plateau (halve on a validation plateau) or none"),

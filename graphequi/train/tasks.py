@@ -156,7 +156,7 @@ def _regression_task(name, train, val, test, *, loss, standardize, result_name, 
 
 def _column_vocab(graphs: Sequence[Data], key: str) -> Optional[tuple]:
     """Type counts per integer column of ``graph[key]`` over ``graphs`` (max id + 1)."""
-    values = [g[key] for g in graphs if g[key] is not None and g[key].numel()]
+    values = [g[key] for g in graphs if getattr(g, key, None) is not None and g[key].numel()]
     if not values:
         return None
     stacked = torch.cat([v.view(v.size(0), -1) for v in values])
@@ -172,7 +172,7 @@ def _input_spec(name: str, graphs: Sequence[Data]) -> dict:
         return dict(node_vocab=(28,), edge_vocab=(4,))  # 28 atom types, bond types 1-3
     spec = {}
     for key, prefix in (("x", "node"), ("edge_attr", "edge")):
-        sample = next((g[key] for g in graphs if g[key] is not None), None)
+        sample = next((g[key] for g in graphs if getattr(g, key, None) is not None), None)
         if sample is None:
             continue
         if sample.is_floating_point():
@@ -191,7 +191,7 @@ def _from_registry(cfg: TrainConfig) -> Task:
     splits = get_dataset(name, cfg.root, fold=cfg.fold)
     train, val, test = (list(part) for part in (splits.train, splits.val, splits.test))
     if cfg.subset is not None:  # cut before anything heavier happens to the graphs
-        train, val, test = train[:cfg.subset], val[:cfg.subset], test[:cfg.subset]
+        train, val, test = (_subset(part, cfg.subset) for part in (train, val, test))
     spec = _input_spec(splits.name, train + val + test)
     ogb_name = splits.name if splits.name.startswith("ogbg-") else None
     if splits.task_type == "regression":
@@ -246,6 +246,15 @@ def attach_polynomial_features(graphs: List[Data], levels: Sequence[str], polys:
     return out
 
 
+def _subset(graphs: list, size: int) -> list:
+    """A fixed random subset (seed 0, kept in dataset order) of ``size`` graphs: the first
+    graphs of a split can be unrepresentative (e.g. no positive label at all)."""
+    if len(graphs) <= size:
+        return list(graphs)
+    keep = torch.randperm(len(graphs), generator=torch.Generator().manual_seed(0))[:size]
+    return [graphs[i] for i in sorted(keep.tolist())]
+
+
 def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
     """Load the dataset of ``cfg``, cut it to ``cfg.subset``, attach the
     polynomial features ``cfg.model`` needs (cached under ``cache_dir``)."""
@@ -254,7 +263,7 @@ def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
         raise ValueError(f"unknown model {cfg.model!r}; known: {', '.join(POLY_LEVELS)}")
     task = _loader_for(cfg.dataset)(cfg)
     if cfg.subset is not None:
-        task.train, task.val, task.test = (s[:cfg.subset] for s in (task.train, task.val, task.test))
+        task.train, task.val, task.test = (_subset(s, cfg.subset) for s in (task.train, task.val, task.test))
     if min(task.sizes()) == 0:
         raise ValueError(f"{cfg.dataset}: a split is empty (sizes {task.sizes()})")
     levels = POLY_LEVELS[model]
