@@ -388,8 +388,9 @@ class ContractionBank:
     Args:
         name: display name.
         rules: the :class:`EliminationRule` s, tried in order.
-        max_order: largest tensor order the architecture holds (informational;
-            rules enforce it).
+        max_order: largest order of an intermediate tensor (not counting a
+            subgraph root's index); eliminations that would create a larger
+            one are never taken, whatever the rules say.
         features: input polynomial features (:class:`~graphequi.poly.Multigraph`)
             the architecture receives, usable as one factor on their marks.
         rooted: choose a subgraph root first (node-marking subgraph GNNs).
@@ -407,6 +408,28 @@ class ContractionBank:
     output: Callable[[State], bool] = field(default=_all_marked, compare=False)
     description: str = ""
     source: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a bank needs a non-empty string name, got {self.name!r}")
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "features", tuple(self.features))
+        for r in self.rules:
+            if not isinstance(r, EliminationRule):
+                raise TypeError(f"bank {self.name!r}: rules must be EliminationRule objects (use "
+                                f"@elimination_rule), got {type(r).__name__}")
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError(f"bank {self.name!r}: rule names must be unique, got {names}")
+        for f in self.features:
+            if not isinstance(f, Multigraph):
+                raise TypeError(f"bank {self.name!r}: features must be Multigraph objects, got {type(f).__name__}")
+        if isinstance(self.max_order, bool) or not isinstance(self.max_order, int) or self.max_order < 0:
+            raise ValueError(f"bank {self.name!r}: max_order must be a non-negative int, got {self.max_order!r}")
+
+    def fits(self, state: State, scope: Iterable[int]) -> bool:
+        """Whether a tensor on ``scope`` is within :attr:`max_order`."""
+        return len(set(scope) - {state.root}) <= self.max_order
 
     def with_features(self, features: Sequence[Multigraph], name: Optional[str] = None) -> "ContractionBank":
         """This bank plus input polynomial features."""
@@ -437,6 +460,8 @@ class ContractionBank:
         for rule in self.rules:
             for x in sorted(state.nodes):
                 if x in done or x in state.marks or (x == state.root) != rule.on_root:
+                    continue
+                if not self.fits(state, state.neighbours(x)):
                     continue
                 witness = rule.allows(state, x)
                 if witness is None:
@@ -738,6 +763,8 @@ def verify(certificate: Certificate, bank: Union[str, ContractionBank, None] = N
                 raise CertificateError(f"{step}: {err.args[0]}") from None
             if (x == state.root) != rule.on_root:
                 raise CertificateError(f"{step}: rule {rule.name!r} does not apply to this node")
+            if not bank.fits(state, state.neighbours(x)):
+                raise CertificateError(f"{step}: creates a tensor above order {bank.max_order}")
             witness = rule.allows(state, x)
             if witness is None:
                 raise CertificateError(f"{step}: not allowed by rule {rule.name!r}")

@@ -262,7 +262,24 @@ def test_user_defined_bank():
     assert "order3-test" in C.available_banks()
 
 
+def test_max_order_is_enforced():
+    @C.elimination_rule("any")
+    def any_node(state, x):
+        return ()
+
+    k4 = Multigraph(4, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)])
+    assert C.certify(k4, C.ContractionBank("order2-any", (any_node,), max_order=2)) is None
+    assert C.certify(k4, C.ContractionBank("order3-any", (any_node,), max_order=3)) is not None
+
+
 def test_bad_input():
+    with pytest.raises(TypeError, match="EliminationRule"):
+        C.ContractionBank("bad", (lambda s, x: (),))
+    rule = C.elimination_rule("r")(lambda s, x: ())
+    with pytest.raises(ValueError, match="unique"):
+        C.ContractionBank("bad", (rule, rule))
+    with pytest.raises(ValueError, match="max_order"):
+        C.ContractionBank("bad", (rule,), max_order=-1)
     with pytest.raises(ValueError, match="unknown architecture"):
         C.get_bank("gat9000")
     with pytest.raises(TypeError):
