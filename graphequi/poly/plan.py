@@ -302,11 +302,12 @@ class Plan:
                     val = a * b if buf is None else torch.mul(a, b, out=buf.view(nb, rows, cols))
                 elif st.mode == "dot":
                     a, b = left.reshape(nb, inner), right.reshape(nb, inner)
-                    if buf is None:
+                    if not pooled:
                         val = torch.linalg.vecdot(a, b)
                     else:
                         tmp = scratch(nb * inner)
-                        val = torch.sum(torch.mul(a, b, out=tmp.view(nb, inner)), 1, out=buf.view(nb))
+                        val = torch.sum(torch.mul(a, b, out=tmp.view(nb, inner)), 1,
+                                        out=None if buf is None else buf.view(nb))
                         pool.setdefault(tmp.numel(), []).append(tmp)
                 else:
                     a, b = left.reshape(nb, rows, inner), right.reshape(nb, inner, cols)

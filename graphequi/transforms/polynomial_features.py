@@ -114,36 +114,34 @@ class PolynomialFeatures(BaseTransform):
                 f"normalize={self.normalize}, num_features={self.num_features})")
 
     # -- core: one padded batch -------------------------------------------------
-    def _dense_features(self, A: Tensor, mask: Tensor) -> Tensor:
-        """``A`` (B, n, n), ``mask`` (B, n) -> features at the requested level:
-        node (B, n, k), or pair (B, n, n, k) also used for edges."""
+    def _columns(self, A: Tensor, mask: Tensor, flat: Tensor) -> Tensor:
+        """Evaluate on the padded batch ``A`` (B, n, n) / ``mask`` (B, n), lay
+        every polynomial out densely at the requested level -- (B, n) for
+        nodes, (B, n, n) for edges and pairs -- and read the positions
+        ``flat`` (indices into that flattened layout). Returns ``[P, k]``."""
         values = evaluate_each(self.polys, A, mask=mask)
         B, n = mask.shape
-        counts = mask.sum(1).to(A.dtype)
-        maskf = mask.to(A.dtype)
-        cols = []
-        for poly, free, val in zip(self.polys, self._free_nodes, values):
+        counts = mask.sum(1).to(A.dtype).clamp(min=1)
+        shape = (B, n) if self.level == "node" else (B, n, n)
+        dense = A.new_empty((len(self.polys),) + shape)
+        for i, (poly, free, val) in enumerate(zip(self.polys, self._free_nodes, values)):
+            marks, out = poly.num_marks, dense[i]
+            if marks == 0:
+                out.copy_(val.view((B,) + (1,) * (len(shape) - 1)).expand(shape))
+            elif marks == 1 and self.level == "node":
+                out.copy_(val)
+            elif marks == 1 and self.level == "edge":
+                torch.add(val.unsqueeze(2), val.unsqueeze(1), out=out)
+            elif marks == 1:  # pair level: on the diagonal
+                out.zero_()
+                out.diagonal(dim1=1, dim2=2).copy_(val)
+            elif self.level == "node":
+                torch.sum(val, 2, out=out)
+            else:
+                out.copy_(val)
             if self.normalize and free:
-                val = val / counts.clamp(min=1).view((B,) + (1,) * (val.dim() - 1)) ** free
-            marks = poly.num_marks
-            if self.level == "node":
-                if marks == 0:
-                    val = val.view(B, 1) * maskf
-                elif marks == 2:
-                    val = val.sum(2)
-            elif self.level == "pair":
-                pair_mask = maskf.unsqueeze(2) * maskf.unsqueeze(1)
-                if marks == 0:
-                    val = val.view(B, 1, 1) * pair_mask
-                elif marks == 1:
-                    val = torch.diag_embed(val)
-            else:  # edge: dense pair values that are read at edges only
-                if marks == 0:
-                    val = val.view(B, 1, 1).expand(B, n, n)
-                elif marks == 1:
-                    val = val.unsqueeze(2) + val.unsqueeze(1)
-            cols.append(val)
-        return torch.stack(cols, dim=-1)
+                out.mul_((counts ** -free).view((B,) + (1,) * (len(shape) - 1)))
+        return dense.view(len(self.polys), -1).index_select(1, flat).t().contiguous()
 
     def _check(self, data) -> None:
         if getattr(data, "edge_index", None) is None:
@@ -171,25 +169,23 @@ class PolynomialFeatures(BaseTransform):
             raise ValueError("PolynomialFeatures needs undirected graphs (a symmetric edge_index); "
                              "apply torch_geometric.transforms.ToUndirected first")
         _, mask = to_dense_batch(batch, batch)
-        dense = self._dense_features(A, mask)
         ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
         local = torch.arange(num_nodes, device=batch.device) - ptr[batch]
+        n = A.shape[-1]
         if self.level == "node":
-            return {"poly_x": dense[mask]}
+            return {"poly_x": self._columns(A, mask, batch * n + local)}
         if self.level == "edge":
             src, dst = data.edge_index
-            return {"poly_edge_attr": dense[batch[src], local[src], local[dst]]}
+            flat = (batch[src] * n + local[src]) * n + local[dst]
+            return {"poly_edge_attr": self._columns(A, mask, flat)}
         # pair: all ordered pairs of every graph, row-major, graph after graph
-        rows, cols, graphs = [], [], []
-        for g, c in enumerate(counts.tolist()):
-            r = torch.arange(c, device=batch.device).repeat_interleave(c)
-            q = torch.arange(c, device=batch.device).repeat(c)
-            rows.append(r + ptr[g])
-            cols.append(q + ptr[g])
-            graphs.append(torch.full((c * c,), g, dtype=torch.long, device=batch.device))
-        rows, cols, graphs = torch.cat(rows), torch.cat(cols), torch.cat(graphs)
-        return {"poly_pair_attr": dense[graphs, local[rows], local[cols]],
-                "pair_index": torch.stack([rows, cols])}
+        graphs = torch.repeat_interleave(torch.arange(len(counts), device=batch.device), counts * counts)
+        pair_ptr = torch.cat([counts.new_zeros(1), (counts * counts).cumsum(0)])
+        within = torch.arange(len(graphs), device=batch.device) - pair_ptr[graphs]
+        size = counts[graphs]
+        rows, cols = within // size, within % size
+        return {"poly_pair_attr": self._columns(A, mask, (graphs * n + rows) * n + cols),
+                "pair_index": torch.stack([rows + ptr[graphs], cols + ptr[graphs]])}
 
     # -- PyG entry points -------------------------------------------------------
     def forward(self, data):
