@@ -32,16 +32,23 @@ A bank names which eliminations its layers can perform; ``H`` is
 
 A found certificate proves computability. A failed search proves only that
 no certificate exists in this bank (the paper's algorithm is the same kind
-of search, and for ``'ppgn'`` it is the characterisation they use).
+of search, and for ``'ppgn'`` it is the characterisation they use). Linear
+combinations are not searched: a polynomial reachable only as a difference of
+computable ones would be reported as not computable. The built-in banks do
+not need them: each one's computable set matches a published
+characterisation (tested: forests for ``'mpnn'``, elimination width 2 for
+``'ppgn'``, forest-plus-one-node for ``'subgraph'`` invariants), and the
+soundness tests against the WL oracles would catch a bank that claims too
+much.
 
 Built-in banks (see :func:`get_bank`):
 
 * ``'mpnn'`` -- node-based message passing (Gilmer et al. 2017; edge features
   enter the message function). Order-1 intermediates; eliminates an unmarked
   node with one neighbour through input edges only (``ij,j->i``), plus the
-  global readout. Computes exactly the forest polynomials (Puny et al. 2023,
-  MPNN bank; homomorphism-expressivity form: Zhang, Gai, Du, Ye, He, Wang,
-  *Beyond Weisfeiler-Lehman*, ICLR 2024: forests).
+  global readout (Puny et al. 2023, MPNN bank). Computes exactly the forest
+  polynomials, matching the homomorphism expressivity of MPNNs (Zhang, Gai,
+  Du, Ye, He, Wang, *Beyond Weisfeiler-Lehman*, ICLR 2024: forests).
 * ``'ppgn'`` -- PPGN / 2-FWL (Maron et al. 2019). Order-2 intermediates and
   matrix products: eliminates an unmarked node with at most two distinct
   neighbours (``ij,jk->ik``; degree 1 is a row sum). This is the elimination
@@ -624,7 +631,7 @@ def _mpnn() -> ContractionBank:
     return ContractionBank(
         "mpnn", (_readout, _message), max_order=1, output=_no_computed_pairs,
         description="node-based message passing (order-1 intermediates, edge features in messages)",
-        source="Gilmer et al. 2017; Puny et al. ICML 2023 (MPNN bank: forests)")
+        source="Gilmer et al. 2017; Puny et al. ICML 2023 (MPNN bank); Zhang et al. ICLR 2024 (forests)")
 
 
 def _ppgn() -> ContractionBank:
