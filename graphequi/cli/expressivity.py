@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     emp.add_argument("--threads", type=int, default=1,
                      help="torch intra-op threads while training (default 1: the per-pair models are "
                           "small, and more threads mostly add synchronisation overhead)")
-    parser.add_argument("--out", default="graphequi-expressivity", help="output folder")
+    parser.add_argument("--out", default="runs/expressivity", help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

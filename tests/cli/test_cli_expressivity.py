@@ -46,12 +46,16 @@ def test_bad_arguments(tmp_path, argv, match):
         main(["expressivity", "--out", str(tmp_path), "--no-progress"] + argv)
 
 
-def test_pairs_from_graph6_with_brec_protocol(tmp_path, capsys):
-    g6 = tmp_path / "pair.g6"
+def _write_pair_g6(g6):
     two_triangles = nx.disjoint_union(nx.cycle_graph(3), nx.cycle_graph(3))
     nx.write_graph6(two_triangles, g6, header=False)
     with open(g6, "ab") as fh:
         fh.write(nx.to_graph6_bytes(nx.cycle_graph(6), header=False))
+
+
+def test_pairs_from_graph6_with_brec_protocol(tmp_path, capsys):
+    g6 = tmp_path / "pair.g6"
+    _write_pair_g6(g6)
     out = tmp_path / "pairs"
     assert main(["expressivity", "--skip-symbolic", "--pairs", f"g6:{g6}", "--model", "gin",
                  "--epochs", "1", "--hidden", "8", "--layers", "2", "--out", str(out), "--no-progress"]) == 0
@@ -61,3 +65,15 @@ def test_pairs_from_graph6_with_brec_protocol(tmp_path, capsys):
     assert summary["brec:gin"]["separated"] == 0  # GIN is bounded by 1-WL
     assert "brec:gin" in capsys.readouterr().out
     assert (out / "pairs_brec_gin.png").exists()
+
+
+@pytest.mark.parametrize("model", ["polygin", "ppgn++"])
+def test_feature_models_run(tmp_path, model):
+    """The models that read polynomial features train and give a verdict."""
+    g6 = tmp_path / "pair.g6"
+    _write_pair_g6(g6)
+    out = tmp_path / model
+    assert main(["expressivity", "--skip-symbolic", "--pairs", f"g6:{g6}", "--model", model, "--epochs", "1",
+                 "--hidden", "4", "--layers", "1", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "pairs_summary.json").read_text())
+    assert summary[f"brec:{model}"]["total"] == 1
