@@ -94,7 +94,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import re
 from collections import Counter
