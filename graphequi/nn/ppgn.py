@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import to_dense_adj, to_dense_batch
 
@@ -103,11 +104,31 @@ class PPGNBlock(torch.nn.Module):
         _reset(self)
 
     def forward(self, x: Tensor, pair_mask: Tensor, eye: Tensor) -> Tensor:
+        # Same function as the concatenations in the formula, without materialising them:
+        # a linear layer on [X | I | X^T | I] is W_x X + (W_t X)^T + (w_i + w_i') I, and the
+        # identity channel only touches the diagonal. This saves copies of the largest tensors.
+        keep = pair_mask.unsqueeze(-1).to(x.dtype)
+        c = self.in_channels
+        w, bias = self.mlp1[0].weight, self.mlp1[0].bias
+        h = (F.linear(x, w[:, :c], bias) + F.linear(x, w[:, c + 1:2 * c + 1]).transpose(1, 2)
+             + eye * (w[:, c] + w[:, 2 * c + 1]))
+        a = self.mlp1[2:](torch.relu(h)) * keep
+        w, bias = self.mlp2[0].weight, self.mlp2[0].bias
+        b = self.mlp2[2:](torch.relu(F.linear(x, w[:, :c], bias) + eye * w[:, c])) * keep
+        # channel-wise n x n matrix product: move channels in front of the two node axes
+        y = torch.matmul(a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        w, bias = self.skip.weight, self.skip.bias
+        out = F.linear(x, w[:, :c], bias) + eye * w[:, c] + F.linear(y, w[:, c + 1:])
+        if self.norm is not None:
+            return self.norm(out, pair_mask)
+        return out * keep
+
+    def reference_forward(self, x: Tensor, pair_mask: Tensor, eye: Tensor) -> Tensor:
+        """:meth:`forward` written with the explicit concatenations (for tests)."""
         keep = pair_mask.unsqueeze(-1).to(x.dtype)
         x = torch.cat([x, eye], dim=-1)
         a = self.mlp1(torch.cat([x, x.transpose(1, 2)], dim=-1)) * keep
         b = self.mlp2(x) * keep
-        # channel-wise n x n matrix product: move channels in front of the two node axes
         y = torch.matmul(a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         out = self.skip(torch.cat([x, y], dim=-1))
         if self.norm is not None:

@@ -5,7 +5,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import from_networkx, to_dense_adj
 
 from graphequi.nn import PPGNPlusPlus
-from graphequi.nn.ppgn import PairBatchNorm, dense_pair_features
+from graphequi.nn.ppgn import PairBatchNorm, PPGNBlock, dense_pair_features
 from graphequi.testing import assert_gradcheck, assert_permutation_equivariant
 
 
@@ -191,3 +191,14 @@ def test_ppgn_bad_input_raises(graphs):
         zinc_like_model(poly_channels=0).eval()(empty)
     with pytest.raises(ValueError, match="readout"):
         PPGNPlusPlus(1, readout="max")
+
+
+@pytest.mark.parametrize("mlp_layers", [1, 2, 3])
+def test_block_without_concatenations_equals_the_formula(mlp_layers):
+    torch.manual_seed(0)
+    block = PPGNBlock(5, 7, mlp_layers=mlp_layers, norm=False).double()
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
+    x = torch.randn(2, 4, 4, 5, dtype=torch.double) * pair_mask.unsqueeze(-1)
+    eye = torch.diag_embed(mask.double()).unsqueeze(-1)
+    torch.testing.assert_close(block(x, pair_mask, eye), block.reference_forward(x, pair_mask, eye))
