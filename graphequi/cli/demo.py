@@ -76,7 +76,7 @@ def _draw_polys(polys, path: Path, title: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from graphequi.cli.expressivity import generated_pairs, model_factory
-    from graphequi.expressivity import (BRECConfig, analyse, certify, oracle_separation,
+    from graphequi.expressivity import (BRECConfig, analyse, certify, get_bank, oracle_separation,
                                         polynomial_family, separates, separating_polynomials)
     from graphequi.poly import Multigraph, select
 
@@ -133,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
                 for d in table.degrees for m in table.marks]
         totals = ["all", ""] + [f"**{sum(r.computable for r in table.rows if r.arch == a)}/"
                                 f"{sum(r.total for r in table.rows if r.arch == a)}**" for a in table.archs]
-        report += [_markdown_table(header, rows + [totals]), "", "![heatmap](expressivity.png)", ""]
+        report += [_markdown_table(header, rows + [totals]), "", "![heatmap](expressivity.png)", "",
+                   _markdown_table(["bank", "model", "source"],
+                                   [[a, get_bank(a).description, get_bank(a).source] for a in ARCHS]), ""]
         if missing_drawn:
             report += [f"PPGN misses {len(missing_drawn)} polynomials (marks in red/blue):", "",
                        "![ppgn missing](ppgn_missing.png)", ""]
