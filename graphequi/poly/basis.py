@@ -10,28 +10,40 @@ the basis itself, instead of enumerating all edge multisets.
 from __future__ import annotations
 
 import functools
-from typing import Iterator
 
-from .multigraph import Multigraph, _components
+
+from .multigraph import Multigraph, canonical_labelling
 
 __all__ = ["basis"]
 
 
-def _extensions(g: Multigraph, loops: bool, allow_two_new: bool) -> Iterator[Multigraph]:
-    n = g.num_nodes
-    edges = list(g.edges)
-    orientations = (lambda u, v: ((u, v), (v, u))) if g.directed else (lambda u, v: ((u, v),))
+def _children(n: int, edges: tuple, comp: tuple, directed: bool, loops: bool):
+    """All one-edge extensions of a raw multigraph, with their component
+    labels: ``(num_nodes, edges, comp, num_components)``."""
+    ncomp = len(set(comp))
+
+    def add(e, new_nodes, new_comp):
+        u, v = e
+        if not directed and u > v:
+            e = (v, u)
+        return n + new_nodes, tuple(sorted(edges + (e,))), new_comp
+
     for u in range(n):
         for v in range(u if loops else u + 1, n):
-            for e in (orientations(u, v) if u != v else ((u, u),)):
-                yield Multigraph(n, edges + [e], g.marked, g.directed)
+            if comp[u] == comp[v]:
+                merged = comp
+            else:
+                merged = tuple(comp[u] if c == comp[v] else c for c in comp)
+            pairs = ((u, v), (v, u)) if directed and u != v else ((u, v),)
+            for e in pairs:
+                yield add(e, 0, merged)
     for u in range(n):  # an edge to one new node
-        for e in orientations(u, n):
-            yield Multigraph(n + 1, edges + [e], g.marked, g.directed)
+        for e in (((u, n), (n, u)) if directed else ((u, n),)):
+            yield add(e, 1, comp + (comp[u],))
+    fresh = max(comp, default=-1) + 1
     if loops:  # a loop on a new node
-        yield Multigraph(n + 1, edges + [(n, n)], g.marked, g.directed)
-    if allow_two_new:
-        yield Multigraph(n + 2, edges + [(n, n + 1)], g.marked, g.directed)
+        yield add((n, n), 1, comp + (fresh,))
+    yield add((n, n + 1), 2, comp + (fresh, fresh))
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,19 +79,38 @@ def basis(degree: int, marks: int = 0, *, directed: bool = False, loops: bool = 
         raise ValueError(f"degree must be a non-negative int, got {degree!r}")
     if marks not in (0, 1, 2):
         raise ValueError(f"marks must be 0, 1 or 2, got {marks!r}")
-    level = {Multigraph(marks, (), tuple(range(marks)), directed)}
+    # Raw entries (num_nodes, edges, component label per node, marks), one per class.
+    level: list[tuple[int, tuple, tuple, tuple]] = [(marks, (), tuple(range(marks)), tuple(range(marks)))]
+    certs: list = [None]
     for step in range(degree):
         remaining = degree - step - 1
-        nxt: dict[tuple, Multigraph] = {}
-        for g in level:
-            for h in _extensions(g, loops, allow_two_new=True):
-                if connected and len(_components(h.num_nodes, h.edges)) - 1 > remaining:
+        nxt: dict[tuple, tuple[int, tuple, tuple, tuple]] = {}
+        for n, edges, comp, marked in level:
+            for child_n, child_edges, child_comp in _children(n, edges, comp, directed, loops):
+                if connected and len(set(child_comp)) - 1 > remaining:
                     continue
-                key = h.key()
-                if key not in nxt:
-                    nxt[key] = h.canonical()
+                colours = [2] * child_n
+                for i, m in enumerate(marked):
+                    colours[m] = i
+                cert, labels = canonical_labelling(child_n, child_edges, tuple(colours), directed)
+                if cert in nxt:
+                    continue
+                relabelled = [(labels[u], labels[v]) for u, v in child_edges]
+                if not directed:
+                    relabelled = [(min(e), max(e)) for e in relabelled]
+                canon_comp = [0] * child_n
+                for v, c in enumerate(child_comp):
+                    canon_comp[labels[v]] = c
+                nxt[cert] = (child_n, tuple(sorted(relabelled)), tuple(canon_comp),
+                             tuple(labels[m] for m in marked))
+        certs = list(nxt)
         level = list(nxt.values())
-    out = list(level)
-    if connected:
-        out = [g for g in out if g.is_connected()]
+    out = []
+    for cert, (n, edges, comp, marked) in zip(certs, level):
+        if connected and len(set(comp)) > 1:
+            continue
+        g = Multigraph(n, edges, marked, directed)
+        if cert is not None:  # the class key is already known
+            object.__setattr__(g, "_key", (directed, marks, cert))
+        out.append(g)
     return tuple(sorted(out, key=Multigraph.key))
