@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import yaml
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"

@@ -13,7 +13,7 @@ back to zero, so a graph gives the same output alone or inside a padded batch.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -30,8 +30,8 @@ process besides floating-point summation order.
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import platform
 import random
@@ -376,9 +376,26 @@ def train(cfg: TrainConfig, info: Optional[DistInfo] = None) -> dict:
             raise RuntimeError("--device cuda requested but CUDA is not available")
         device = f"cuda:{info.local_rank}"
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    with _process_settings(cfg):
+        return _train(cfg, info, device)
+
+
+@contextlib.contextmanager
+def _process_settings(cfg: TrainConfig):
+    """Deterministic kernels and the thread count for the run; the caller's settings come back after."""
+    saved = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_num_threads())
     torch.use_deterministic_algorithms(True, warn_only=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.set_num_threads(saved[2])
+
+
+def _train(cfg: TrainConfig, info: DistInfo, device: str) -> dict:
     out = cfg.out_dir
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)

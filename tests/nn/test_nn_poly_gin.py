@@ -1,7 +1,7 @@
 import networkx as nx
 import pytest
 import torch
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 from torch_geometric.utils import from_networkx, to_dense_adj
 
 from graphequi.nn import PolyGIN, PolyGINE
