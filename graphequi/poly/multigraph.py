@@ -82,7 +82,7 @@ def _refine(colours: list[int], adjacency: list[list[tuple[int, int]]]) -> list[
     num_colours = len(set(colours))
     while True:
         signatures = [
-            (colours[v], tuple(sorted((colours[u], tag) for u, tag in adjacency[v])))
+            (colours[v], tuple(sorted([3 * colours[u] + tag for u, tag in adjacency[v]])))
             for v in range(len(colours))
         ]
         ranks = {s: r for r, s in enumerate(sorted(set(signatures)))}
