@@ -9,14 +9,16 @@ namespace graphequi {
 
 enum class Reduce { Sum, Mean, Min, Max };
 
+// Value ops take all four reductions; arg ops (which also return the winning
+// rows) only min and max.
 inline Reduce parse_reduce(const std::string& r, bool arg_op) {
+  if (r == "min") return Reduce::Min;
+  if (r == "max") return Reduce::Max;
   if (!arg_op) {
     if (r == "sum" || r == "add") return Reduce::Sum;
     if (r == "mean") return Reduce::Mean;
-    TORCH_CHECK_VALUE(false, "reduce must be 'sum' or 'mean' for this op, got '", r, "'");
+    TORCH_CHECK_VALUE(false, "reduce must be 'sum', 'mean', 'min' or 'max', got '", r, "'");
   }
-  if (r == "min") return Reduce::Min;
-  if (r == "max") return Reduce::Max;
   TORCH_CHECK_VALUE(false, "reduce must be 'min' or 'max' for this op, got '", r, "'");
 }
 
@@ -46,9 +48,6 @@ inline void check_arg(const c10::optional<at::Tensor>& arg, const at::Tensor& gr
   }
 }
 
-inline Reduce parse_any_reduce(const std::string& r) {
-  if (r == "min" || r == "max") return parse_reduce(r, true);
-  return parse_reduce(r, false);
-}
+inline Reduce parse_any_reduce(const std::string& r) { return parse_reduce(r, false); }
 
 }  // namespace graphequi

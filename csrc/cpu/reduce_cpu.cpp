@@ -155,38 +155,123 @@ at::Tensor ptr_from_sorted(const at::Tensor& index, int64_t G) {
   return ptr;
 }
 
+// Stable parallel counting sort of a validated index: ptr [G + 1] and perm [E]
+// with rows of group g at perm[ptr[g]:ptr[g+1]] in increasing order (so the
+// CSR kernels' "first row wins ties" is the lowest original row).
+template <typename index_t>
+std::pair<at::Tensor, at::Tensor> counting_sort(const at::Tensor& index_t_, int64_t G) {
+  const index_t* index = index_t_.data_ptr<index_t>();
+  const int64_t E = index_t_.numel();
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), E / 65536));
+  std::vector<std::vector<int64_t>> offset(chunks, std::vector<int64_t>(G, 0));
+  at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c)
+      for (int64_t e = E * c / chunks; e < E * (c + 1) / chunks; ++e) ++offset[c][index[e]];
+  });
+  auto ptr = at::empty({G + 1}, index_t_.options().dtype(at::kLong));
+  int64_t* p = ptr.data_ptr<int64_t>();
+  int64_t running = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    p[g] = running;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t count = offset[c][g];
+      offset[c][g] = running;
+      running += count;
+    }
+  }
+  p[G] = running;
+  auto perm = at::empty({E}, index_t_.options().dtype(at::kLong));
+  int64_t* q = perm.data_ptr<int64_t>();
+  at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      auto& next = offset[c];
+      for (int64_t e = E * c / chunks; e < E * (c + 1) / chunks; ++e) q[next[index[e]]++] = e;
+    }
+  });
+  return {ptr, perm};
+}
+
 // ------------------------------------------------------------------- kernels
 
-template <typename scalar_t, typename index_t>
-void segment_sum_kernel(const scalar_t* src, const index_t* ptr, scalar_t* out, int64_t B, int64_t E,
-                        int64_t G, int64_t F, bool mean) {
+// `perm` (optional) maps sorted position -> source row, for COO inputs that
+// were grouped by a counting sort; rows are then fetched with prefetching.
+template <typename scalar_t>
+inline const scalar_t* row_at(const scalar_t* base, const int64_t* perm, int64_t e, int64_t E, int64_t F) {
+  if (perm == nullptr) return base + e * F;
+  constexpr int64_t kAhead = 8;
+  if (e + kAhead < E) {
+    const char* next = reinterpret_cast<const char*>(base + perm[e + kAhead] * F);
+    for (int64_t byte = 0; byte < F * static_cast<int64_t>(sizeof(scalar_t)); byte += 64) __builtin_prefetch(next + byte);
+  }
+  return base + perm[e] * F;
+}
+
+// Folds one row into an accumulator row (op-math type). Min/max use the same
+// branch-free NaN-sticky comparison as update_row, so the loop vectorises.
+template <Reduce R, typename scalar_t, typename acc_t>
+inline void combine_row(const scalar_t* __restrict row, acc_t* __restrict acc, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) {
+    const acc_t v = static_cast<acc_t>(row[f]);
+    if constexpr (R == Reduce::Sum || R == Reduce::Mean) {
+      acc[f] += v;
+    } else {
+      const acc_t b = acc[f];
+      bool take = R == Reduce::Max ? (v > b) : (v < b);
+      if constexpr (!std::is_integral_v<acc_t>) take = take | ((v != v) & (b == b));
+      acc[f] = take ? v : b;
+    }
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+inline void load_row(const scalar_t* __restrict row, acc_t* __restrict acc, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) acc[f] = static_cast<acc_t>(row[f]);
+}
+
+template <typename scalar_t, typename acc_t>
+inline void store_row(const acc_t* __restrict acc, scalar_t* __restrict out, int64_t F, int64_t count, bool mean) {
+  if (count == 0) {
+    std::fill(out, out + F, scalar_t(0));
+  } else if (mean) {
+    const acc_t scale = acc_t(1) / static_cast<acc_t>(count);
+    for (int64_t f = 0; f < F; ++f) out[f] = static_cast<scalar_t>(acc[f] * scale);
+  } else {
+    for (int64_t f = 0; f < F; ++f) out[f] = static_cast<scalar_t>(acc[f]);
+  }
+}
+
+// Calls fn(std::integral_constant<Reduce, R>) for the runtime reduction r.
+template <typename Fn>
+void with_reduce(Reduce r, const Fn& fn) {
+  switch (r) {
+    case Reduce::Sum: fn(std::integral_constant<Reduce, Reduce::Sum>()); break;
+    case Reduce::Mean: fn(std::integral_constant<Reduce, Reduce::Mean>()); break;
+    case Reduce::Min: fn(std::integral_constant<Reduce, Reduce::Min>()); break;
+    case Reduce::Max: fn(std::integral_constant<Reduce, Reduce::Max>()); break;
+  }
+}
+
+template <Reduce R, typename scalar_t, typename index_t>
+void segment_value_kernel(const scalar_t* src, const index_t* ptr, scalar_t* out, int64_t B, int64_t E, int64_t G,
+                          int64_t F) {
   using acc_t = at::opmath_type<scalar_t>;
   parallel_over_groups(ptr, G, E, B * F, [&](int64_t gb, int64_t ge) {
     std::vector<acc_t> acc(F);
     for (int64_t b = 0; b < B; ++b) {
       const scalar_t* base = src + b * E * F;
       for (int64_t g = gb; g < ge; ++g) {
-        std::fill(acc.begin(), acc.end(), acc_t(0));
         const int64_t lo = ptr[g], hi = ptr[g + 1];
-        for (int64_t e = lo; e < hi; ++e) {
-          const scalar_t* row = base + e * F;
-          for (int64_t f = 0; f < F; ++f) acc[f] += static_cast<acc_t>(row[f]);
-        }
-        scalar_t* o = out + (b * G + g) * F;
-        if (mean) {
-          const acc_t scale = hi > lo ? acc_t(1) / static_cast<acc_t>(hi - lo) : acc_t(0);
-          for (int64_t f = 0; f < F; ++f) o[f] = static_cast<scalar_t>(acc[f] * scale);
-        } else {
-          for (int64_t f = 0; f < F; ++f) o[f] = static_cast<scalar_t>(acc[f]);
-        }
+        if (hi > lo) load_row(base + lo * F, acc.data(), F);
+        for (int64_t e = lo + 1; e < hi; ++e) combine_row<R>(base + e * F, acc.data(), F);
+        store_row(acc.data(), out + (b * G + g) * F, F, hi - lo, R == Reduce::Mean);
       }
     }
   });
 }
 
 template <typename scalar_t, typename index_t, bool kMax, typename lane_t>
-void segment_arg_kernel(const scalar_t* src, const index_t* ptr, scalar_t* out, int64_t* arg, int64_t B,
-                        int64_t E, int64_t G, int64_t F) {
+void segment_arg_kernel(const scalar_t* src, const index_t* ptr, const int64_t* perm, scalar_t* out, int64_t* arg,
+                        int64_t B, int64_t E, int64_t G, int64_t F) {
   using cmp_t = at::opmath_type<scalar_t>;
   parallel_over_groups(ptr, G, E, B * F, [&](int64_t gb, int64_t ge) {
     std::vector<cmp_t> best(F);
@@ -201,12 +286,16 @@ void segment_arg_kernel(const scalar_t* src, const index_t* ptr, scalar_t* out, 
           for (int64_t f = 0; f < F; ++f) { o[f] = scalar_t(0); a[f] = -1; }
           continue;
         }
-        const scalar_t* first = base + lo * F;
+        const scalar_t* first = row_at(base, perm, lo, E, F);
         for (int64_t f = 0; f < F; ++f) best[f] = static_cast<cmp_t>(first[f]);
         std::fill(rel.begin(), rel.end(), lane_t(0));
         for (int64_t e = lo + 1; e < hi; ++e)
-          update_row<scalar_t, cmp_t, lane_t, kMax>(base + e * F, best.data(), rel.data(), lane_t(e - lo), F);
-        for (int64_t f = 0; f < F; ++f) { o[f] = static_cast<scalar_t>(best[f]); a[f] = lo + rel[f]; }
+          update_row<scalar_t, cmp_t, lane_t, kMax>(row_at(base, perm, e, E, F), best.data(), rel.data(),
+                                                    lane_t(e - lo), F);
+        for (int64_t f = 0; f < F; ++f) {
+          o[f] = static_cast<scalar_t>(best[f]);
+          a[f] = perm == nullptr ? lo + rel[f] : perm[lo + rel[f]];
+        }
       }
     }
   });
@@ -222,92 +311,33 @@ void parallel_over_owned_groups(int64_t G, int64_t E, int64_t work_per_row, cons
   });
 }
 
-template <typename scalar_t, typename index_t>
-void scatter_sum_kernel(const scalar_t* src, const index_t* index, scalar_t* out, int64_t B, int64_t E,
-                        int64_t G, int64_t F, bool mean) {
+template <Reduce R, typename scalar_t, typename index_t>
+void scatter_value_kernel(const scalar_t* src, const index_t* index, scalar_t* out, int64_t B, int64_t E, int64_t G,
+                          int64_t F) {
   using acc_t = at::opmath_type<scalar_t>;
-  constexpr bool kDirect = std::is_same_v<acc_t, scalar_t>;
+  // float/double accumulate in place in `out`; half types in a float buffer.
+  constexpr bool kInPlace = std::is_same_v<acc_t, scalar_t>;
   parallel_over_owned_groups(G, E, B * F, [&](int64_t g0, int64_t g1) {
     const int64_t owned = g1 - g0;
     if (owned <= 0) return;
-    // Half-precision inputs accumulate in float in a private buffer.
-    std::vector<acc_t> acc(kDirect ? 0 : B * owned * F, acc_t(0));
-    std::vector<int64_t> count(mean ? owned : 0, 0);
-    for (int64_t b = 0; b < B; ++b) std::fill(out + (b * G + g0) * F, out + (b * G + g1) * F, scalar_t(0));
+    std::vector<acc_t> buffer(kInPlace ? 0 : B * owned * F);
+    auto acc_of = [&](int64_t b, int64_t g) -> acc_t* {
+      if constexpr (kInPlace) return out + (b * G + g) * F;
+      else return buffer.data() + (b * owned + (g - g0)) * F;
+    };
+    std::vector<int64_t> count(owned, 0);
     for (int64_t e = 0; e < E; ++e) {
       const int64_t g = index[e];
       if (g < g0 || g >= g1) continue;
-      if (mean) ++count[g - g0];
+      const bool first = count[g - g0]++ == 0;
       for (int64_t b = 0; b < B; ++b) {
         const scalar_t* row = src + (b * E + e) * F;
-        if constexpr (kDirect) {
-          scalar_t* o = out + (b * G + g) * F;
-          for (int64_t f = 0; f < F; ++f) o[f] += row[f];
-        } else {
-          acc_t* o = acc.data() + (b * owned + (g - g0)) * F;
-          for (int64_t f = 0; f < F; ++f) o[f] += static_cast<acc_t>(row[f]);
-        }
+        if (first) load_row(row, acc_of(b, g), F);
+        else combine_row<R>(row, acc_of(b, g), F);
       }
     }
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t g = g0; g < g1; ++g) {
-        scalar_t* o = out + (b * G + g) * F;
-        const acc_t scale = !mean ? acc_t(1) : (count[g - g0] > 0 ? acc_t(1) / acc_t(count[g - g0]) : acc_t(0));
-        if constexpr (kDirect) {
-          if (mean) for (int64_t f = 0; f < F; ++f) o[f] = o[f] * scale;
-        } else {
-          const acc_t* a = acc.data() + (b * owned + (g - g0)) * F;
-          for (int64_t f = 0; f < F; ++f) o[f] = static_cast<scalar_t>(a[f] * scale);
-        }
-      }
-    }
-  });
-}
-
-template <typename scalar_t, typename index_t, bool kMax, typename lane_t>
-void scatter_arg_kernel(const scalar_t* src, const index_t* index, scalar_t* out, int64_t* arg, int64_t B,
-                        int64_t E, int64_t G, int64_t F) {
-  using cmp_t = at::opmath_type<scalar_t>;
-  parallel_over_owned_groups(G, E, B * F, [&](int64_t g0, int64_t g1) {
-    const int64_t owned = std::max<int64_t>(g1 - g0, 0);
-    // One slot per (b, g): F best values followed by F row ids, so the random
-    // access of a row touches one contiguous region instead of two arrays.
-    const int64_t slot_bytes = F * static_cast<int64_t>(sizeof(cmp_t) + sizeof(lane_t));
-    std::vector<char> slots(static_cast<size_t>(B * owned * slot_bytes));
-    std::vector<bool> seen(B * owned, false);
-    auto best_of = [&](int64_t k) { return reinterpret_cast<cmp_t*>(slots.data() + k * slot_bytes); };
-    auto rows_of = [&](int64_t k) { return reinterpret_cast<lane_t*>(slots.data() + k * slot_bytes + F * sizeof(cmp_t)); };
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t g = index[e];
-      if (g < g0 || g >= g1) continue;
-      for (int64_t b = 0; b < B; ++b) {
-        const scalar_t* row = src + (b * E + e) * F;
-        const int64_t k = b * owned + (g - g0);
-        cmp_t* best = best_of(k);
-        lane_t* row_id = rows_of(k);
-        if (!seen[k]) {  // first row of this group
-          seen[k] = true;
-          for (int64_t f = 0; f < F; ++f) { best[f] = static_cast<cmp_t>(row[f]); row_id[f] = lane_t(e); }
-        } else {
-          update_row<scalar_t, cmp_t, lane_t, kMax>(row, best, row_id, lane_t(e), F);
-        }
-      }
-    }
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t g = g0; g < g1; ++g) {
-        const int64_t k = b * owned + (g - g0);
-        scalar_t* o = out + (b * G + g) * F;
-        int64_t* a = arg + (b * G + g) * F;
-        if (!seen[k]) {
-          std::fill(o, o + F, scalar_t(0));
-          std::fill(a, a + F, int64_t(-1));
-          continue;
-        }
-        const cmp_t* best = best_of(k);
-        const lane_t* row_id = rows_of(k);
-        for (int64_t f = 0; f < F; ++f) { o[f] = static_cast<scalar_t>(best[f]); a[f] = row_id[f]; }
-      }
-    }
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t g = g0; g < g1; ++g) store_row(acc_of(b, g), out + (b * G + g) * F, F, count[g - g0], R == Reduce::Mean);
   });
 }
 
@@ -380,29 +410,26 @@ void gather_coo_kernel(const scalar_t* grad, const index_t* index, const int64_t
 #define GRAPHEQUI_DISPATCH_SRC(TYPE, NAME, ...) \
   AT_DISPATCH_ALL_TYPES_AND2(at::ScalarType::Half, at::ScalarType::BFloat16, TYPE, NAME, __VA_ARGS__)
 
-at::Tensor segment_cpu(const at::Tensor& src_in, const at::Tensor& ptr_in, c10::string_view reduce) {
-  const Reduce r = parse_reduce(std::string(reduce), false);
-  check_src(src_in, "src");
-  check_index_tensor(ptr_in, "ptr");
-  check_mean_dtype(src_in, r);
-  auto src = src_in.contiguous();
-  auto ptr = ptr_in.contiguous();
+at::Tensor segment_value_impl(const at::Tensor& src, const at::Tensor& ptr, Reduce r) {
   const int64_t B = src.size(0), E = src.size(1), F = src.size(2), G = ptr.numel() - 1;
-  AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "segment_cpu_ptr", [&] { validate_ptr<index_t>(ptr, E); });
   auto out = at::empty({B, G, F}, src.options());
   GRAPHEQUI_DISPATCH_SRC(src.scalar_type(), "segment_cpu", [&] {
     AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "segment_cpu_idx", [&] {
-      segment_sum_kernel<scalar_t, index_t>(src.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(),
-                                            out.data_ptr<scalar_t>(), B, E, G, F, r == Reduce::Mean);
+      with_reduce(r, [&](auto R) {
+        segment_value_kernel<decltype(R)::value, scalar_t, index_t>(src.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(),
+                                                                     out.data_ptr<scalar_t>(), B, E, G, F);
+      });
     });
   });
   return out;
 }
 
-std::tuple<at::Tensor, at::Tensor> segment_arg_impl(const at::Tensor& src, const at::Tensor& ptr, Reduce r) {
+std::tuple<at::Tensor, at::Tensor> segment_arg_impl(const at::Tensor& src, const at::Tensor& ptr,
+                                                    const at::Tensor& perm, Reduce r) {
   const int64_t B = src.size(0), E = src.size(1), F = src.size(2), G = ptr.numel() - 1;
   auto out = at::empty({B, G, F}, src.options());
   auto arg = at::empty({B, G, F}, src.options().dtype(at::kLong));
+  const int64_t* perm_data = perm.defined() ? perm.data_ptr<int64_t>() : nullptr;
   GRAPHEQUI_DISPATCH_SRC(src.scalar_type(), "segment_arg_cpu", [&] {
     AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "segment_arg_cpu_idx", [&] {
       using lane_t = lane_of<at::opmath_type<scalar_t>>;
@@ -413,11 +440,22 @@ std::tuple<at::Tensor, at::Tensor> segment_arg_impl(const at::Tensor& src, const
                               : segment_arg_kernel<scalar_t, index_t, true, int64_t>)
                     : (narrow ? segment_arg_kernel<scalar_t, index_t, false, lane_t>
                               : segment_arg_kernel<scalar_t, index_t, false, int64_t>);
-      fn(src.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(), out.data_ptr<scalar_t>(), arg.data_ptr<int64_t>(), B,
-         E, G, F);
+      fn(src.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(), perm_data, out.data_ptr<scalar_t>(),
+         arg.data_ptr<int64_t>(), B, E, G, F);
     });
   });
   return {out, arg};
+}
+
+at::Tensor segment_cpu(const at::Tensor& src_in, const at::Tensor& ptr_in, c10::string_view reduce) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  check_src(src_in, "src");
+  check_index_tensor(ptr_in, "ptr");
+  check_mean_dtype(src_in, r);
+  auto src = src_in.contiguous();
+  auto ptr = ptr_in.contiguous();
+  AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "segment_cpu_ptr", [&] { validate_ptr<index_t>(ptr, src.size(1)); });
+  return segment_value_impl(src, ptr, r);
 }
 
 std::tuple<at::Tensor, at::Tensor> segment_arg_cpu(const at::Tensor& src_in, const at::Tensor& ptr_in,
@@ -428,7 +466,7 @@ std::tuple<at::Tensor, at::Tensor> segment_arg_cpu(const at::Tensor& src_in, con
   auto src = src_in.contiguous();
   auto ptr = ptr_in.contiguous();
   AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "segment_arg_cpu_ptr", [&] { validate_ptr<index_t>(ptr, src.size(1)); });
-  return segment_arg_impl(src, ptr, r);
+  return segment_arg_impl(src, ptr, at::Tensor(), r);
 }
 
 void check_index_matches(const at::Tensor& src, const at::Tensor& index) {
@@ -436,28 +474,34 @@ void check_index_matches(const at::Tensor& src, const at::Tensor& index) {
                     "), got ", index.numel());
 }
 
+// Validates a COO index; returns its CSR offsets when it is sorted.
+at::Tensor sorted_ptr_or_undefined(const at::Tensor& src, const at::Tensor& index, int64_t G) {
+  check_index_matches(src, index);
+  TORCH_CHECK_VALUE(G >= 0, "dim_size must be non-negative, got ", G);
+  at::Tensor ptr;
+  AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cpu_check", [&] {
+    if (validate_index<index_t>(index, G)) ptr = ptr_from_sorted<index_t>(index, G);
+  });
+  return ptr;
+}
+
 at::Tensor scatter_cpu(const at::Tensor& src_in, const at::Tensor& index_in, int64_t G, c10::string_view reduce) {
   const Reduce r = parse_reduce(std::string(reduce), false);
   check_src(src_in, "src");
   check_index_tensor(index_in, "index");
   check_mean_dtype(src_in, r);
-  check_index_matches(src_in, index_in);
-  TORCH_CHECK_VALUE(G >= 0, "dim_size must be non-negative, got ", G);
   auto src = src_in.contiguous();
   auto index = index_in.contiguous();
-  bool sorted = false;
-  AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cpu_check", [&] { sorted = validate_index<index_t>(index, G); });
-  if (sorted) {
-    at::Tensor ptr;
-    AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cpu_ptr", [&] { ptr = ptr_from_sorted<index_t>(index, G); });
-    return segment_cpu(src, ptr, reduce);
-  }
+  auto ptr = sorted_ptr_or_undefined(src, index, G);
+  if (ptr.defined()) return segment_value_impl(src, ptr, r);
   const int64_t B = src.size(0), E = src.size(1), F = src.size(2);
   auto out = at::empty({B, G, F}, src.options());
   GRAPHEQUI_DISPATCH_SRC(src.scalar_type(), "scatter_cpu", [&] {
     AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cpu_idx", [&] {
-      scatter_sum_kernel<scalar_t, index_t>(src.data_ptr<scalar_t>(), index.data_ptr<index_t>(),
-                                            out.data_ptr<scalar_t>(), B, E, G, F, r == Reduce::Mean);
+      with_reduce(r, [&](auto R) {
+        scatter_value_kernel<decltype(R)::value, scalar_t, index_t>(
+            src.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(), B, E, G, F);
+      });
     });
   });
   return out;
@@ -468,34 +512,15 @@ std::tuple<at::Tensor, at::Tensor> scatter_arg_cpu(const at::Tensor& src_in, con
   const Reduce r = parse_reduce(std::string(reduce), true);
   check_src(src_in, "src");
   check_index_tensor(index_in, "index");
-  check_index_matches(src_in, index_in);
-  TORCH_CHECK_VALUE(G >= 0, "dim_size must be non-negative, got ", G);
   auto src = src_in.contiguous();
   auto index = index_in.contiguous();
-  bool sorted = false;
-  AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_arg_cpu_check", [&] { sorted = validate_index<index_t>(index, G); });
-  if (sorted) {
-    at::Tensor ptr;
-    AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_arg_cpu_ptr", [&] { ptr = ptr_from_sorted<index_t>(index, G); });
-    return segment_arg_impl(src, ptr, r);
-  }
-  const int64_t B = src.size(0), E = src.size(1), F = src.size(2);
-  auto out = at::empty({B, G, F}, src.options());
-  auto arg = at::empty({B, G, F}, src.options().dtype(at::kLong));
-  GRAPHEQUI_DISPATCH_SRC(src.scalar_type(), "scatter_arg_cpu", [&] {
-    AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_arg_cpu_idx", [&] {
-      using lane_t = lane_of<at::opmath_type<scalar_t>>;
-      const bool narrow = E < std::numeric_limits<lane_t>::max();
-      auto fn = r == Reduce::Max
-                    ? (narrow ? scatter_arg_kernel<scalar_t, index_t, true, lane_t>
-                              : scatter_arg_kernel<scalar_t, index_t, true, int64_t>)
-                    : (narrow ? scatter_arg_kernel<scalar_t, index_t, false, lane_t>
-                              : scatter_arg_kernel<scalar_t, index_t, false, int64_t>);
-      fn(src.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(), arg.data_ptr<int64_t>(), B,
-         E, G, F);
-    });
-  });
-  return {out, arg};
+  auto ptr = sorted_ptr_or_undefined(src, index, G);
+  if (ptr.defined()) return segment_arg_impl(src, ptr, at::Tensor(), r);
+  // Unsorted: group the rows with a stable counting sort, then run the CSR
+  // kernel through the permutation (winning rows map back through it).
+  std::pair<at::Tensor, at::Tensor> grouping;
+  AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_arg_cpu_sort", [&] { grouping = counting_sort<index_t>(index, G); });
+  return segment_arg_impl(src, grouping.first, grouping.second, r);
 }
 
 at::Tensor gather_csr_cpu(const at::Tensor& grad_in, const at::Tensor& ptr_in, const c10::optional<at::Tensor>& arg_in,

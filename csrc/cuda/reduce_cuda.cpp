@@ -112,6 +112,7 @@ at::Tensor segment_cuda(const at::Tensor& src_in, const at::Tensor& ptr_in, c10:
   auto src = src_in.contiguous();
   auto ptr = ptr_in.contiguous();
   validate_ptr(ptr, src.size(1));
+  if (r == Reduce::Min || r == Reduce::Max) return std::get<0>(segment_arg_impl(src, ptr, r));
   return segment_impl(src, ptr, r);
 }
 
@@ -133,8 +134,12 @@ void check_index_matches(const at::Tensor& src, const at::Tensor& index) {
                     "), got ", index.numel());
 }
 
+std::tuple<at::Tensor, at::Tensor> scatter_arg_cuda(const at::Tensor& src_in, const at::Tensor& index_in, int64_t G,
+                                                    c10::string_view reduce);
+
 at::Tensor scatter_cuda(const at::Tensor& src_in, const at::Tensor& index_in, int64_t G, c10::string_view reduce) {
   const Reduce r = parse_reduce(std::string(reduce), false);
+  if (r == Reduce::Min || r == Reduce::Max) return std::get<0>(scatter_arg_cuda(src_in, index_in, G, reduce));
   check_src(src_in, "src");
   check_index_tensor(index_in, "index");
   check_mean_dtype(src_in, r);

@@ -75,7 +75,9 @@ def _ptr_to_index_eager(ptr: Tensor, num_rows: int) -> Tensor:
 
 
 def _torch_scatter(src: Tensor, index: Tensor, dim_size: int, reduce: str) -> Tensor:
-    _check_reduce(reduce, _SUM_LIKE)
+    _check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
+    if reduce in _ARG_LIKE:
+        return _torch_scatter_arg(src, index, dim_size, reduce)[0]
     _check_index_range(index, dim_size)
     B, _, F = src.shape
     acc = _acc_dtype(src.dtype)
@@ -107,7 +109,7 @@ def _torch_scatter_arg(src: Tensor, index: Tensor, dim_size: int, reduce: str):
 
 
 def _torch_segment(src: Tensor, ptr: Tensor, reduce: str) -> Tensor:
-    _check_reduce(reduce, _SUM_LIKE)
+    _check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
     _check_ptr(ptr, src.size(1))
     return _torch_scatter(src, _ptr_to_index_eager(ptr, src.size(1)), ptr.numel() - 1, reduce)
 
@@ -202,14 +204,18 @@ def _gather_winner(grad_grad: Tensor, arg: Tensor) -> Tensor:
 def _register_autograd(ns: str) -> None:
     ops = getattr(torch.ops, ns)
 
+    # The value ops also take min/max (no winning rows: faster when no gradient
+    # is needed). Their backward recomputes the winners with the arg op; the
+    # public wrappers call the arg ops directly when a gradient is needed.
     def segment_setup(ctx, inputs, output):
         src, ptr, reduce = inputs
-        ctx.save_for_backward(ptr)
+        ctx.save_for_backward(ptr, src if reduce in _ARG_LIKE else None)
         ctx.num_rows, ctx.reduce = src.size(1), reduce
 
     def segment_backward(ctx, grad):
-        (ptr,) = ctx.saved_tensors
-        return ops.gather_csr(grad.contiguous(), ptr, None, ctx.num_rows, ctx.reduce), None, None
+        ptr, src = ctx.saved_tensors
+        arg = ops.segment_arg(src, ptr, ctx.reduce)[1] if ctx.reduce in _ARG_LIKE else None
+        return ops.gather_csr(grad.contiguous(), ptr, arg, ctx.num_rows, ctx.reduce), None, None
 
     def segment_arg_setup(ctx, inputs, output):
         src, ptr, reduce = inputs
@@ -222,12 +228,13 @@ def _register_autograd(ns: str) -> None:
 
     def scatter_setup(ctx, inputs, output):
         src, index, dim_size, reduce = inputs
-        ctx.save_for_backward(index)
-        ctx.reduce = reduce
+        ctx.save_for_backward(index, src if reduce in _ARG_LIKE else None)
+        ctx.reduce, ctx.dim_size = reduce, dim_size
 
     def scatter_backward(ctx, grad):
-        (index,) = ctx.saved_tensors
-        return ops.gather_coo(grad.contiguous(), index, None, ctx.reduce), None, None, None
+        index, src = ctx.saved_tensors
+        arg = ops.scatter_arg(src, index, ctx.dim_size, ctx.reduce)[1] if ctx.reduce in _ARG_LIKE else None
+        return ops.gather_coo(grad.contiguous(), index, arg, ctx.reduce), None, None, None
 
     def scatter_arg_setup(ctx, inputs, output):
         src, index, dim_size, reduce = inputs

@@ -68,6 +68,11 @@ def _check_mean(src: Tensor, reduce: str) -> None:
         raise TypeError(f"reduce='mean' needs floating-point src, got {src.dtype}")
 
 
+def _needs_grad(src: Tensor) -> bool:
+    """Min/max only pay for tracking the winning rows when autograd needs them."""
+    return src.requires_grad and torch.is_grad_enabled()
+
+
 def _as_3d(src: Tensor, dim: int) -> Tensor:
     """View ``src`` as ``[B, E, F]`` around ``dim`` (a copy only if needed)."""
     shape = src.shape
@@ -129,7 +134,7 @@ def scatter(src: Tensor, index: Tensor, dim: int = 0, dim_size: Optional[int] = 
         raise ValueError(f"dim_size must be non-negative, got {dim_size}")
     ops = ops_for(src.device)
     src3 = _as_3d(src, dim)
-    if reduce in ("min", "max"):
+    if reduce in ("min", "max") and _needs_grad(src):
         out3, _ = ops.scatter_arg(src3, index, dim_size, reduce)
     else:
         out3 = ops.scatter(src3, index, dim_size, "sum" if reduce == "add" else reduce)
@@ -190,7 +195,7 @@ def segment(src: Tensor, ptr: Tensor, reduce: str = "sum", dim: int = 0) -> Tens
     _check_mean(src, reduce)
     ops = ops_for(src.device)
     src3 = _as_3d(src, dim)
-    if reduce in ("min", "max"):
+    if reduce in ("min", "max") and _needs_grad(src):
         out3, _ = ops.segment_arg(src3, ptr, reduce)
     else:
         out3 = ops.segment(src3, ptr, "sum" if reduce == "add" else reduce)

@@ -122,7 +122,7 @@ def test_cpp_ops_called_directly_raise_instead_of_crashing():
     with pytest.raises(IndexError, match="out of range"):
         torch.ops.graphequi.scatter(src, torch.tensor([0, 1, 9, 2, 0]), 3, "sum")
     with pytest.raises(ValueError, match="reduce must be"):
-        torch.ops.graphequi.segment(src, torch.tensor([0, 5]), "max")
+        torch.ops.graphequi.segment(src, torch.tensor([0, 5]), "prod")
     with pytest.raises(ValueError, match="one entry per row"):
         torch.ops.graphequi.scatter_arg(src, torch.tensor([0, 1]), 3, "max")
     with pytest.raises(ValueError, match="arg is required"):
@@ -155,3 +155,18 @@ def test_index_ptr_roundtrip_and_errors():
         ops.ptr_to_index(torch.tensor([0, 3, 1]))
     with pytest.raises(ValueError, match="does not match num_rows"):
         ops.ptr_to_index(torch.tensor([0, 3]), 4)
+
+
+@pytest.mark.parametrize("ns", NAMESPACES)
+@pytest.mark.parametrize("reduce", ["min", "max"])
+def test_value_ops_with_min_max_recompute_winners_in_backward(ns, reduce):
+    """The value ops (no winning rows) are differentiable too."""
+    from graphequi.testing import assert_gradcheck
+
+    op = getattr(torch.ops, ns)
+    src = torch.randn(1, 9, 2, dtype=torch.float64)
+    index = torch.tensor([0, 2, 2, 1, 0, 3, 3, 3, 1])
+    ptr = ops.index_to_ptr(index.sort().values, 4)
+    assert_gradcheck(lambda x: op.scatter(x, index, 5, reduce), src)
+    assert_gradcheck(lambda x: op.segment(x, ptr, reduce), src)
+    torch.library.opcheck(op.scatter.default, (src.requires_grad_(), index, 5, reduce))
