@@ -25,7 +25,7 @@ $(VENV)/.torch: $(VENV)/.created
 # --no-build-isolation: build against the torch installed above instead of
 # letting pip fetch a second (multi-GB, possibly CUDA) torch into a temp env.
 $(VENV)/.installed: $(VENV)/.torch pyproject.toml setup.py setup.cfg $(EXT_SOURCES)
-	MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --quiet --no-build-isolation -e ".[test]"
+	MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --quiet --no-build-isolation -e ".[test,ogb]"
 	touch $@
 
 install: $(VENV)/.installed
