@@ -36,6 +36,7 @@ import functools
 import itertools
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -150,12 +151,23 @@ def _step_flops(num_indices: int, inner: bool, n: int) -> int:
     return opt_einsum.helpers.flop_count(symbols, inner, 2, dict.fromkeys(symbols, n))
 
 
-def _view_ok(stored: Sequence[int], batch: Sequence[int], rows: Sequence[int],
-             cols: Sequence[int]) -> bool:
-    """Whether a contiguous tensor with legs ``stored`` reshapes to a bmm
-    operand (batch, rows, cols) without a copy (row- or column-major)."""
+# Relative cost, per element, of reading a bmm operand column-major (BLAS
+# takes it, but ~2x slower for the large n^3 operands) or re-laying it out.
+COLUMN_MAJOR_COST = 0.75
+COPY_COST = 1.0
+
+
+def _layout_cost(stored: Sequence[int], batch: Sequence[int], rows: Sequence[int],
+                 cols: Sequence[int], size: int) -> Optional[float]:
+    """Cost of reading a contiguous tensor with legs ``stored`` as a bmm
+    operand (batch, rows, cols) without a copy: 0 row-major, a penalty
+    column-major, None when a copy is needed."""
     stored, batch, rows, cols = list(stored), list(batch), list(rows), list(cols)
-    return stored == batch + rows + cols or stored == batch + cols + rows
+    if stored == batch + rows + cols:
+        return 0.0
+    if stored == batch + cols + rows:
+        return COLUMN_MAJOR_COST * size
+    return None
 
 
 @dataclass
@@ -366,7 +378,13 @@ def _mask_view(mask: Tensor, position: int, num_marks: int) -> Tensor:
 
 
 class _Builder:
-    def __init__(self, polys: tuple[Multigraph, ...], n: int, strategy: str):
+    """Builds a :class:`Plan`. ``hints`` maps an intermediate's key to the leg
+    order (canonical labels) its consumers want row-major; a first build
+    records them (``wanted``), a second one produces intermediates in that
+    order where it costs nothing else."""
+
+    def __init__(self, polys: tuple[Multigraph, ...], n: int, strategy: str,
+                 hints: Optional[dict] = None):
         self.polys = [_Poly.of(p) for p in polys]
         self.n = n
         self.strategy = strategy
@@ -377,6 +395,9 @@ class _Builder:
         self.last_use: dict[int, int] = {}
         # slot -> {permutation of its legs: slot holding that contiguous layout}
         self.layouts: dict[int, dict[tuple[int, ...], int]] = {}
+        self.hints = hints or {}
+        self.wanted: dict = {}  # key -> Counter of wanted canonical leg orders
+        self.slot_entry: dict[int, tuple] = {}  # slot -> (key, canonical legs in dim order)
 
     # -- bookkeeping ----------------------------------------------------------
     def _new_slot(self, legs: int) -> int:
@@ -414,8 +435,13 @@ class _Builder:
             a, b = split[subset]
             legs_a, slot_a = self.materialise(pi, a, split)
             legs_b, slot_b = self.materialise(pi, b, split)
-            legs, slot = self._bmm(legs_a, slot_a, legs_b, slot_b, set(poly.open_nodes(subset)))
+            hint = self.hints.get(key)
+            out_hint = [inverse[c] for c in hint] if hint is not None else None
+            legs, slot = self._bmm(legs_a, slot_a, legs_b, slot_b, set(poly.open_nodes(subset)),
+                                   out_hint)
         self.table[key] = (slot, [labels[v] for v in legs])
+        if slot not in self.slot_entry:
+            self.slot_entry[slot] = (key, [labels[v] for v in legs])
         for perm in poly.leg_symmetries(subset, tuple(legs)):
             self.layouts.setdefault(slot, {}).setdefault(perm, slot)
         return legs, slot
@@ -441,21 +467,29 @@ class _Builder:
 
     def _operand(self, legs: list[int], slot: int, batch, first, second):
         """Cheapest way to read ``slot`` as a (batch, first, second) bmm
-        operand: ``(copy_cost, layout legs, source slot, perm)``."""
+        operand: ``(cost, layout legs, source slot, copy perm or None)``."""
+        size = self.n ** len(legs)
+        best = None
         options = [(tuple(range(len(legs))), slot)] + list(self.layouts.get(slot, {}).items())
         for perm, src in options:
             stored = [legs[i] for i in perm]
-            if _view_ok(stored, batch, first, second):
-                return 0, stored, src, None
+            cost = _layout_cost(stored, batch, first, second, size)
+            if cost is not None and (best is None or cost < best[0]):
+                best = (cost, stored, src, None)
+        if best is not None and best[0] == 0:
+            return best
         wanted = list(batch) + list(first) + list(second)
-        return self.n ** len(legs), wanted, slot, tuple(legs.index(v) for v in wanted)
+        copy = (COPY_COST * size, wanted, slot, tuple(legs.index(v) for v in wanted))
+        return best if best is not None and best[0] <= copy[0] else copy
 
-    def _bmm(self, la: list[int], sa: int, lb: list[int], sb: int, out_open: set[int]):
+    def _bmm(self, la: list[int], sa: int, lb: list[int], sb: int, out_open: set[int],
+             out_hint: Optional[list[int]] = None):
         common = [v for v in la if v in lb]
         batch = [v for v in common if v in out_open]
         inner = [v for v in common if v not in out_open]
         only_a = [v for v in la if v not in lb]
         only_b = [v for v in lb if v not in la]
+        out_size = self.n ** (len(batch) + len(only_a) + len(only_b))
         best = None
         for (lx, sx, rows), (ly, sy, cols) in (((la, sa, only_a), (lb, sb, only_b)),
                                                 ((lb, sb, only_b), (la, sa, only_a))):
@@ -465,11 +499,19 @@ class _Builder:
                         for pc in itertools.permutations(cols):
                             x = self._operand(lx, sx, pb, pr, pk)
                             y = self._operand(ly, sy, pb, pk, pc)
-                            if best is None or x[0] + y[0] < best[0]:
-                                best = (x[0] + y[0], lx, sx, x, ly, sy, y, pb, pk, pr, pc)
+                            cost = x[0] + y[0]
+                            if out_hint is not None and list(pb + pr + pc) != out_hint:
+                                cost += COPY_COST * out_size
+                            if best is None or cost < best[0]:
+                                best = (cost, lx, sx, x, ly, sy, y, pb, pk, pr, pc)
         _, lx, sx, x, ly, sy, y, pb, pk, pr, pc = best
         sources = []
-        for legs, slot, (_, stored, src, perm) in ((lx, sx, x), (ly, sy, y)):
+        for legs, slot, (cost, stored, src, perm), order in ((lx, sx, x, pb + pr + pk),
+                                                             (ly, sy, y, pb + pk + pc)):
+            if cost and slot in self.slot_entry:  # remember what this consumer wanted
+                key, canon = self.slot_entry[slot]
+                wanted = tuple(canon[legs.index(v)] for v in order)
+                self.wanted.setdefault(key, Counter())[wanted] += 1
             if perm is not None:  # materialise a re-laid-out copy, reusable later
                 src = self._new_slot(len(legs))
                 self._use(slot)
@@ -592,7 +634,12 @@ def _independent_flops(polys: tuple[Multigraph, ...], n: int) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _build(polys: tuple[Multigraph, ...], n: int, strategy: str) -> Plan:
-    return _Builder(polys, n, strategy).build()
+    # Two passes: the first records which layout each intermediate's readers
+    # want, the second produces intermediates in that layout directly.
+    first = _Builder(polys, n, strategy)
+    first.build()
+    hints = {key: orders.most_common(1)[0][0] for key, orders in first.wanted.items()}
+    return _Builder(polys, n, strategy, hints).build()
 
 
 def plan(polys: Sequence[Multigraph], n: int, *, strategy: str = "joint") -> Plan:
