@@ -8,9 +8,9 @@ Each experiment is a YAML config under ``benchmarks/configs/`` (read by
     python benchmarks/train_results.py count-ppgn++ --targets triangle
     python benchmarks/train_results.py --all --tiny           # smoke test: 1 epoch, 64 graphs, 1 seed
 
-Results go to ``benchmarks/results/train/<experiment>[/<target>]/`` (the
-trainer's summary.json, curves, checkpoints; ``--tiny`` runs under
-``.../tiny/``); ``benchmarks/results/train_results.json`` collects the
+Each run writes to ``runs/benchmarks/<experiment>[/<target>]/`` (git-ignored:
+the trainer's summary.json, learning curves, checkpoints; ``--tiny`` runs
+under ``.../tiny/``); ``benchmarks/results/train_results.json`` collects the
 summaries of the full runs and ``train_results.png`` plots them against the
 targets of the issue. Runs resume from their checkpoints when rerun with
 ``--resume``. Multi-process: run the printed command under
@@ -31,6 +31,7 @@ from typing import Optional
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 RESULTS = HERE / "results"
+RUNS = HERE.parent / "runs" / "benchmarks"  # checkpoints and curves (git-ignored)
 COUNT_TARGETS = ("triangle", "tailed_triangle", "4cycle", "star")
 
 
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
     for name in names:
         exp = EXPERIMENTS[name]
         for label, flags in runs_of(exp, targets):
-            out = RESULTS / "train" / label / ("tiny" if args.tiny else "")
+            out = RUNS / label / ("tiny" if args.tiny else "")
             cmd = command(exp, flags, out, args.root, args.tiny)
             if args.list:
                 print(f"# {label}: target {exp.goal or '-'} {exp.reference}\n{shlex.join(cmd)}")
