@@ -21,7 +21,7 @@ Methods (all on the same inputs, in one run)
 The machine's dense matmul peak (``torch.mm`` at 2048, float32) is measured
 in the same run. Results: benchmarks/results/poly.json and poly.png.
 
-Usage: python benchmarks/poly.py [--quick]
+Usage: python benchmarks/poly.py [--quick] [--threads T] [--sizes 38:64,80:16]
 """
 from __future__ import annotations
 
@@ -217,10 +217,11 @@ def bench_zinc(quick: bool, peak: float):
             "speedup_vs_a": ref_per_graph / (seconds / len(graphs))}
 
 
-def print_table(rows, peak):
+def print_table(rows, peak, peak_size):
     header = (f"{'workload':<14}{'n':>5}{'B':>5}{'k':>5}{'MFLOP/g':>10}{'ms/g':>9}{'GFLOP/s':>9}"
               f"{'%peak':>7}{'joint/ind':>10}{'vs (a)':>9}{'vs (b)':>9}{'vs (c)':>9}")
-    print(f"\ntorch.mm peak (2048, float32): {peak:.1f} GFLOP/s")
+    print(f"\ntorch.mm peak ({peak_size}x{peak_size}, float32, {torch.get_num_threads()} threads): "
+          f"{peak:.1f} GFLOP/s")
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -259,10 +260,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, just prove it runs")
     parser.add_argument("--out", default=str(RESULTS / "poly.json"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's); 1 is steadier on a loaded machine")
+    parser.add_argument("--sizes", default=None,
+                        help="n:batch pairs, e.g. '38:64,80:16' (default 38:64,80:16,160:4)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    peak = mm_peak(512 if args.quick else 2048)
-    sizes = [(12, 8)] if args.quick else [(38, 64), (80, 16), (160, 4)]
+    peak_size = 512 if args.quick else 2048
+    peak = mm_peak(peak_size)
+    if args.sizes:
+        sizes = [tuple(int(x) for x in pair.split(":")) for pair in args.sizes.split(",")]
+    else:
+        sizes = [(12, 8)] if args.quick else [(38, 64), (80, 16), (160, 4)]
     rows = []
     for name, polys in workloads(args.quick).items():
         for n, batch in sizes:
@@ -270,16 +281,17 @@ def main(argv=None):
                 continue
             rows.append(bench_random(name, polys, n, batch, args.quick, peak))
             print(f"done {name} n={n}", flush=True)
-    print_table(rows, peak)
+    print_table(rows, peak, peak_size)
     zinc = bench_zinc(args.quick, peak)
     if zinc:
         print(f"\nZINC val+test: {zinc['graphs']} graphs (mean n {zinc['mean_n']:.1f}, max {zinc['max_n']}): "
               f"{zinc['seconds_total']:.2f} s total, {zinc['ms_per_graph']:.3f} ms/graph; "
               f"(a) ~{zinc['ref_a_seconds_total_extrapolated']:.1f} s ({zinc['speedup_vs_a']:.1f}x)")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    result = {"quick": args.quick, "torch": torch.__version__, "threads": torch.get_num_threads(),
+    result = {"quick": args.quick, "sizes": sizes, "torch": torch.__version__,
+              "threads": torch.get_num_threads(),
               "cpu": platform.processor() or platform.machine(), "loadavg_at_end": load,
-              "mm_peak_gflops": peak, "rows": rows, "zinc": zinc}
+              "mm_peak_gflops": peak, "mm_peak_size": peak_size, "rows": rows, "zinc": zinc}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
