@@ -104,6 +104,26 @@ def run(E: int, N: int, features, reduces, repeats: int, seed: int = 0):
     return rows
 
 
+def parallel_scaling(E: int, N: int, F: int, repeats: int, seed: int = 0) -> dict:
+    """graphequi forward on 1 thread vs all threads: both cores busy on one call."""
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.randn(E, F, generator=gen)
+    index = torch.randint(0, N, (E,), generator=gen)
+    ptr = gops.index_to_ptr(index.sort().values, N)
+    threads = torch.get_num_threads()
+    result = {}
+    for name, fn in (("segment sum", lambda: gops.segment(src, ptr, "sum")),
+                     ("scatter max (random)", lambda: gops.scatter(src, index, 0, N, "max"))):
+        torch.set_num_threads(1)
+        one = median_ms(fn, repeats)
+        torch.set_num_threads(threads)
+        many = median_ms(fn, repeats)
+        result[name] = dict(threads=threads, one_thread_ms=one, all_threads_ms=many, speedup=one / many)
+        print(f"parallel scaling, {name}, F={F}: 1 thread {one:.1f} ms, {threads} threads {many:.1f} ms "
+              f"({one / many:.2f}x)", flush=True)
+    return result
+
+
 def _best(timings, prefix_in=None, exclude_graphequi=True):
     items = {k: v for k, v in timings.items() if not (exclude_graphequi and k.startswith("graphequi"))}
     if prefix_in is not None:
@@ -177,6 +197,7 @@ def main(argv=None) -> int:
     print(f"scatter benchmark: E={E:,} N={N:,} F={features} reduces={reduces} repeats={repeats} "
           f"backend={gops.backend()} torch_scatter={'yes' if torch_scatter else 'no'}")
     rows = run(E, N, features, reduces, repeats)
+    scaling = parallel_scaling(E, N, features[min(1, len(features) - 1)], repeats)
     table = markdown(rows)
     print()
     print(table)
@@ -185,7 +206,7 @@ def main(argv=None) -> int:
     print(f"\ntargets met: {sum(v['ok'] for v in checked)}/{len(checked)}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(E=E, N=N, repeats=repeats, machine=machine(), argv=sys.argv,
+    out.write_text(json.dumps(dict(E=E, N=N, repeats=repeats, machine=machine(), argv=sys.argv, parallel_scaling=scaling,
                                    rows=[dict(r, verdict=v) for r, v in zip(rows, verdicts)]), indent=1))
     print(f"wrote {out}")
     return 0
