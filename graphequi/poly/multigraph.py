@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Sequence
 
 __all__ = ["Multigraph", "canonical_labelling"]
 

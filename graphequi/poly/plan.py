@@ -2,33 +2,55 @@ r"""Contraction plans: evaluate many multigraph polynomials as batched matmuls.
 
 A polynomial :math:`P_H` is a tensor network: one copy of :math:`X` per edge
 of :math:`H`, one index per node, the marks are the open indices. A *plan*
-contracts it pairwise; every pairwise step is executed as one
-``torch.bmm`` whose batch dimension holds the graphs of the batch (and the
-indices both operands keep), so the work runs at matmul speed rather than
-through ``einsum``'s generic kernels.
+contracts it pairwise. Every pairwise step runs as one ``torch.bmm`` (or,
+when nothing is summed, one broadcast product) whose batch dimension holds
+the graphs of the batch and the indices both operands keep, so the work runs
+at matmul speed rather than through ``einsum``'s generic kernels.
 
+Planning
+--------
 Two planners share one cost model and one executor:
 
-* ``strategy="independent"``: each polynomial gets its own FLOP-optimal
-  path from ``opt_einsum.contract_path`` (``opt_einsum.DynamicProgramming``,
+* ``strategy="independent"``: each polynomial gets its own FLOP-optimal path
+  from ``opt_einsum.contract_path`` (``opt_einsum.DynamicProgramming``,
   outer products allowed) with a memory limit of :math:`n^3` elements per
-  graph. numpy/opt_einsum's
-  default ``'max_input'`` limit (:math:`n^2`) forbids the :math:`n^3`
-  intermediates these contractions need and falls back to paths that are
-  50-300x slower.
-* ``strategy="joint"`` (default): an exact dynamic programme over edge
-  subsets of each polynomial, in which any intermediate already computed
-  for an earlier polynomial costs nothing. An intermediate is identified by
-  a canonical form: the sub-multigraph of contracted edges whose *open*
-  nodes (marked, or touched by a not-yet-contracted edge) are coloured, so
-  isomorphic intermediates of different polynomials (with any labelling)
-  are computed once and read back with their legs relabelled. Polynomials
-  are planned in order of increasing degree so that small ones seed the
-  table that larger ones reuse.
+  graph. The default limit (``'max_input'``, :math:`n^2`) forbids the
+  :math:`n^3` intermediates these contractions need, and
+  ``optimize='optimal'`` under a limit falls back to one giant einsum step
+  when no pair fits (up to 60x more FLOPs on the PPGN++ set).
+* ``strategy="joint"`` (default): an exact dynamic programme over the edge
+  subsets of each polynomial (same memory limit) in which any intermediate
+  already computed for an earlier polynomial costs nothing. An intermediate
+  is identified by a canonical form: the sub-multigraph of contracted edges
+  with its *open* nodes (marked, or touched by a not-yet-contracted edge)
+  coloured, so isomorphic intermediates of different polynomials, under
+  any labelling, are computed once and read back with their legs
+  relabelled. Polynomials are planned by increasing degree so that small
+  ones seed the table that larger ones reuse. The programme minimises
+  estimated time: steps that sum nothing are memory bound and weighted by
+  ``ELEMENTWISE_WEIGHT``.
 
-Both report FLOPs under opt_einsum's convention (``helpers.flop_count``:
-``2 * n^|indices|`` for a step that sums an index, ``n^|indices|`` for an
-outer product), per graph.
+Memory layout
+-------------
+Each step picks the order of its batch, row, inner and column indices (and
+which operand goes left) so that both operands are read as views, row-major
+when possible. Free alternatives come from symmetries of the intermediate (an
+automorphism of its sub-multigraph permuting open legs, e.g. ``X = X^T`` for
+undirected ``H``). When a copy is unavoidable it becomes an explicit step
+whose result is kept for later readers. Plans are built twice: the first
+build records the layout each intermediate's readers want, the second
+produces it in that layout directly.
+
+Execution
+---------
+Intermediates live in workspace buffers kept by the plan between calls: on
+CPU, the page faults of a fresh multi-megabyte allocation cost more than the
+arithmetic done in it. :func:`graphequi.poly.evaluate` splits large batches
+into chunks whose intermediates stay cache-sized.
+
+FLOPs are counted per graph under opt_einsum's convention
+(``helpers.flop_count``: ``2 n^k`` for a step over ``k`` indices that sums
+one, ``n^k`` for a broadcast product).
 """
 from __future__ import annotations
 
@@ -172,9 +194,9 @@ def _layout_cost(stored: Sequence[int], batch: Sequence[int], rows: Sequence[int
 
 @dataclass
 class _BmmStep:
-    """One pairwise contraction: left (batch, rows, inner) x right (batch,
-    inner, cols) -> (batch, rows, cols). ``mode`` picks the kernel: ``bmm``,
-    ``outer`` (nothing summed: a broadcast product) or ``dot`` (no free legs)."""
+    """One pairwise contraction as a batched matmul: left (batch, rows,
+    inner) x right (batch, inner, cols) -> (batch, rows, cols), the graph
+    dimension and the batch legs merged into the bmm batch."""
 
     out: int
     left: int
@@ -185,7 +207,29 @@ class _BmmStep:
     num_rows: int
     num_inner: int
     num_cols: int
-    mode: str = "bmm"
+
+
+@dataclass
+class _ElementwiseStep:
+    """A pairwise step that sums nothing (``outer``: a broadcast product) or
+    has no free legs besides shared ones (``dot``: multiply and sum the inner
+    legs). Elementwise kernels read and write any strides, so inputs are
+    only permuted views and the result is written straight into the layout
+    its readers want (``perm_out`` views the stored layout in the natural
+    (batch, rows, cols) order; ``perm_store`` does the reverse)."""
+
+    out: int
+    left: int
+    right: int
+    perm_left: tuple[int, ...]   # -> (B, batch, rows[, inner])
+    perm_right: tuple[int, ...]  # -> (B, batch, cols[, inner])
+    perm_out: tuple[int, ...]
+    perm_store: tuple[int, ...]
+    num_batch: int
+    num_rows: int
+    num_inner: int
+    num_cols: int
+    mode: str
 
 
 @dataclass
@@ -246,7 +290,9 @@ class Plan:
 
     @property
     def num_steps(self) -> int:
-        return sum(isinstance(st, _BmmStep) for st in self.steps)
+        """Number of pairwise contraction steps (batched matmuls and
+        elementwise products)."""
+        return sum(isinstance(st, (_BmmStep, _ElementwiseStep)) for st in self.steps)
 
     @property
     def num_copies(self) -> int:
@@ -309,22 +355,36 @@ class Plan:
                 left = slots[st.left].permute(st.perm_left)
                 right = slots[st.right].permute(st.perm_right)
                 buf = buffer(st.out, nb * rows * cols)
-                if st.mode == "outer":
-                    a, b = left.reshape(nb, rows, 1), right.reshape(nb, 1, cols)
-                    val = a * b if buf is None else torch.mul(a, b, out=buf.view(nb, rows, cols))
-                elif st.mode == "dot":
-                    a, b = left.reshape(nb, inner), right.reshape(nb, inner)
-                    if not pooled:
-                        val = torch.linalg.vecdot(a, b)
-                    else:
-                        tmp = scratch(nb * inner)
-                        val = torch.sum(torch.mul(a, b, out=tmp.view(nb, inner)), 1,
-                                        out=None if buf is None else buf.view(nb))
-                        pool.setdefault(tmp.numel(), []).append(tmp)
-                else:
-                    a, b = left.reshape(nb, rows, inner), right.reshape(nb, inner, cols)
-                    val = torch.bmm(a, b) if buf is None else torch.bmm(a, b, out=buf.view(nb, rows, cols))
+                a, b = left.reshape(nb, rows, inner), right.reshape(nb, inner, cols)
+                val = torch.bmm(a, b) if buf is None else torch.bmm(a, b, out=buf.view(nb, rows, cols))
                 slots[st.out] = val.view((B,) + (n,) * (st.num_batch + st.num_rows + st.num_cols))
+            elif isinstance(st, _ElementwiseStep):
+                a = slots[st.left].permute(st.perm_left)
+                b = slots[st.right].permute(st.perm_right)
+                legs = st.num_batch + st.num_rows + st.num_cols
+                shape = (B,) + (n,) * legs
+                buf = buffer(st.out, B * n ** legs)
+                if st.mode == "outer":
+                    a = a.reshape(a.shape + (1,) * st.num_cols)
+                    b = b.reshape(b.shape[:1 + st.num_batch] + (1,) * st.num_rows + b.shape[1 + st.num_batch:])
+                    if buf is None:
+                        slots[st.out] = (a * b).permute(st.perm_store).contiguous()
+                    else:
+                        torch.mul(a, b, out=buf.view(shape).permute(st.perm_out))
+                        slots[st.out] = buf.view(shape)
+                else:
+                    dims = tuple(range(1 + st.num_batch, 1 + st.num_batch + st.num_inner))
+                    if not pooled:
+                        slots[st.out] = (a * b).sum(dims).permute(st.perm_store).contiguous()
+                    else:
+                        tmp = scratch(a.numel())
+                        prod = torch.mul(a, b, out=tmp.view(a.shape))
+                        if buf is None:
+                            slots[st.out] = prod.sum(dims).permute(st.perm_store).contiguous()
+                        else:
+                            torch.sum(prod, dims, out=buf.view(shape).permute(st.perm_out))
+                            slots[st.out] = buf.view(shape)
+                        pool.setdefault(tmp.numel(), []).append(tmp)
             elif isinstance(st, _CopyStep):
                 src = slots[st.src].permute(st.perm)
                 buf = buffer(st.out, src.numel())
@@ -489,6 +549,8 @@ class _Builder:
         inner = [v for v in common if v not in out_open]
         only_a = [v for v in la if v not in lb]
         only_b = [v for v in lb if v not in la]
+        if not inner or (not only_a and not only_b):
+            return self._elementwise(la, sa, lb, sb, batch, inner, only_a, only_b, out_hint)
         out_size = self.n ** (len(batch) + len(only_a) + len(only_b))
         best = None
         for (lx, sx, rows), (ly, sy, cols) in (((la, sa, only_a), (lb, sb, only_b)),
@@ -525,11 +587,26 @@ class _Builder:
         slot = self._new_slot(len(legs))
         self._use(src_x)
         self._use(src_y)
-        mode = "outer" if not pk else ("dot" if not pr and not pc else "bmm")
         n_indices = len(set(la) | set(lb))
-        self._add(_BmmStep(slot, src_x, src_y, perm_x, perm_y, len(pb), len(pr), len(pk), len(pc), mode),
-                  (2 if pk else 1, n_indices))
+        self._add(_BmmStep(slot, src_x, src_y, perm_x, perm_y, len(pb), len(pr), len(pk), len(pc)),
+                  (2, n_indices))
         return legs, slot
+
+    def _elementwise(self, la, sa, lb, sb, batch, inner, only_a, only_b, out_hint):
+        natural = batch + only_a + only_b
+        stored = list(out_hint) if out_hint is not None else natural
+        perm_x = (0,) + tuple(1 + la.index(v) for v in batch + only_a + inner)
+        perm_y = (0,) + tuple(1 + lb.index(v) for v in batch + only_b + inner)
+        perm_out = (0,) + tuple(1 + stored.index(v) for v in natural)
+        perm_store = (0,) + tuple(1 + natural.index(v) for v in stored)
+        slot = self._new_slot(len(stored))
+        self._use(sa)
+        self._use(sb)
+        mode = "dot" if inner else "outer"
+        self._add(_ElementwiseStep(slot, sa, sb, perm_x, perm_y, perm_out, perm_store, len(batch),
+                                   len(only_a), len(inner), len(only_b), mode),
+                  (2 if inner else 1, len(set(la) | set(lb))))
+        return stored, slot
 
     # -- path search ----------------------------------------------------------
     def subset_cost(self, poly: _Poly, a: int, b: int) -> Optional[int]:

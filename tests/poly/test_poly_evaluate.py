@@ -5,7 +5,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 from torch_geometric.utils import from_networkx, to_dense_adj, to_dense_batch
 
 from graphequi.poly import Multigraph, basis, evaluate

@@ -6,7 +6,7 @@ import opt_einsum
 import pytest
 import torch
 
-from graphequi.poly import Multigraph, basis, evaluate, evaluate_each, plan, select
+from graphequi.poly import basis, evaluate, evaluate_each, plan, select
 from graphequi.testing import assert_gradcheck
 
 plan_module = sys.modules["graphequi.poly.plan"]

@@ -7,7 +7,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from torch_geometric.utils import from_networkx, to_dense_adj
 
-from graphequi.poly import Multigraph, basis, evaluate_each, select
+from graphequi.poly import Multigraph, evaluate_each, select
 from graphequi.testing import assert_permutation_equivariant
 from graphequi.transforms import PolynomialFeatures
 
