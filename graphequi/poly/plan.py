@@ -233,6 +233,22 @@ class _ElementwiseStep:
 
 
 @dataclass
+class _FusedMatvecStep:
+    """Several matrix-vector steps that read the same (large) left operand,
+    run as one bmm against their right-hand vectors side by side: the left
+    operand is read once instead of once per vector."""
+
+    outs: tuple[int, ...]
+    left: int
+    rights: tuple[int, ...]
+    perm_left: tuple[int, ...]
+    perms_right: tuple[tuple[int, ...], ...]
+    num_batch: int
+    num_rows: int
+    num_inner: int
+
+
+@dataclass
 class _CopyStep:
     """Re-lay a slot out in memory (when no consumer can read it as a view)."""
 
@@ -245,6 +261,49 @@ class _CopyStep:
 class _LeafStep:
     out: int
     kind: str  # "diag", "rowsum", "colsum", "trace", "total"
+
+
+def _reads(step) -> tuple[int, ...]:
+    if isinstance(step, (_BmmStep, _ElementwiseStep)):
+        return (step.left, step.right)
+    if isinstance(step, _FusedMatvecStep):
+        return (step.left,) + step.rights
+    if isinstance(step, _CopyStep):
+        return (step.src,)
+    return (0,)  # a leaf reads X
+
+
+def _writes(step) -> tuple[int, ...]:
+    return step.outs if isinstance(step, _FusedMatvecStep) else (step.out,)
+
+
+def _fuse_matvecs(steps: list) -> list:
+    """Merge bmm steps with the same left operand and a single output column
+    into one :class:`_FusedMatvecStep`, placed at the last of them; a step
+    joins only if nothing reads its output before that position."""
+    groups: dict[tuple, list[int]] = {}
+    readers: dict[int, list[int]] = {}
+    for pos, st in enumerate(steps):
+        for slot in _reads(st):
+            readers.setdefault(slot, []).append(pos)
+        if isinstance(st, _BmmStep) and st.num_cols == 0:
+            key = (st.left, st.perm_left, st.num_batch, st.num_rows, st.num_inner)
+            groups.setdefault(key, []).append(pos)
+    replaced: dict[int, _FusedMatvecStep] = {}
+    removed: set[int] = set()
+    for positions in groups.values():
+        last = positions[-1]
+        members = [p for p in positions
+                   if p == last or all(r > last for r in readers.get(steps[p].out, ()))]
+        if len(members) < 2:
+            continue
+        head = steps[last]
+        replaced[last] = _FusedMatvecStep(
+            tuple(steps[p].out for p in members), head.left, tuple(steps[p].right for p in members),
+            head.perm_left, tuple(steps[p].perm_right for p in members), head.num_batch,
+            head.num_rows, head.num_inner)
+        removed.update(p for p in members if p != last)
+    return [replaced.get(pos, st) for pos, st in enumerate(steps) if pos not in removed]
 
 
 @dataclass
@@ -292,7 +351,8 @@ class Plan:
     def num_steps(self) -> int:
         """Number of pairwise contraction steps (batched matmuls and
         elementwise products)."""
-        return sum(isinstance(st, (_BmmStep, _ElementwiseStep)) for st in self.steps)
+        return sum(len(st.outs) if isinstance(st, _FusedMatvecStep) else 1
+                   for st in self.steps if isinstance(st, (_BmmStep, _ElementwiseStep, _FusedMatvecStep)))
 
     @property
     def num_copies(self) -> int:
@@ -308,7 +368,8 @@ class Plan:
         peak = n * n
         outputs = {o.slot for o in self.outputs}
         for pos, step in enumerate(self.steps):
-            live[step.out] = n ** self.slot_legs[step.out]
+            for out in _writes(step):
+                live[out] = n ** self.slot_legs[out]
             peak = max(peak, sum(live.values()))
             for s in self.free_after.get(pos, ()):
                 if s not in outputs:
@@ -385,6 +446,26 @@ class Plan:
                             torch.sum(prod, dims, out=buf.view(shape).permute(st.perm_out))
                             slots[st.out] = buf.view(shape)
                         pool.setdefault(tmp.numel(), []).append(tmp)
+            elif isinstance(st, _FusedMatvecStep):
+                nb, rows, inner = B * n ** st.num_batch, n ** st.num_rows, n ** st.num_inner
+                m = len(st.outs)
+                left = slots[st.left].permute(st.perm_left).reshape(nb, rows, inner)
+                rights = [slots[r].permute(p).reshape(nb, inner) for r, p in zip(st.rights, st.perms_right)]
+                if pooled:
+                    vectors, prod = scratch(nb * inner * m), scratch(nb * rows * m)
+                    torch.stack(rights, dim=2, out=vectors.view(nb, inner, m))
+                    torch.bmm(left, vectors.view(nb, inner, m), out=prod.view(nb, rows, m))
+                    columns = prod.view(nb, rows, m)
+                else:
+                    columns = torch.bmm(left, torch.stack(rights, dim=2))
+                shape = (B,) + (n,) * (st.num_batch + st.num_rows)
+                for j, out in enumerate(st.outs):
+                    buf = buffer(out, nb * rows)
+                    col = columns[:, :, j]
+                    slots[out] = (col.contiguous() if buf is None else buf.view(nb, rows).copy_(col)).view(shape)
+                if pooled:
+                    pool.setdefault(vectors.numel(), []).append(vectors)
+                    pool.setdefault(prod.numel(), []).append(prod)
             elif isinstance(st, _CopyStep):
                 src = slots[st.src].permute(st.perm)
                 buf = buffer(st.out, src.numel())
@@ -452,7 +533,6 @@ class _Builder:
         self.result.slot_legs.append(2)  # slot 0 is X with legs (row, col)
         # table: key -> (slot, legs as canonical labels in dim order)
         self.table: dict = {}
-        self.last_use: dict[int, int] = {}
         # slot -> {permutation of its legs: slot holding that contiguous layout}
         self.layouts: dict[int, dict[tuple[int, ...], int]] = {}
         self.hints = hints or {}
@@ -463,9 +543,6 @@ class _Builder:
     def _new_slot(self, legs: int) -> int:
         self.result.slot_legs.append(legs)
         return len(self.result.slot_legs) - 1
-
-    def _use(self, slot: int) -> None:
-        self.last_use[slot] = len(self.result.steps)
 
     def _add(self, step, flops: tuple[int, int] = (0, 0)) -> None:
         self.result.steps.append(step)
@@ -521,7 +598,6 @@ class _Builder:
         else:
             kind, legs = "total", []
         slot = self._new_slot(len(legs))
-        self._use(0)
         self._add(_LeafStep(slot, kind), (0 if kind == "diag" else 1, 2))
         return legs, slot
 
@@ -576,7 +652,6 @@ class _Builder:
                 self.wanted.setdefault(key, Counter())[wanted] += 1
             if perm is not None:  # materialise a re-laid-out copy, reusable later
                 src = self._new_slot(len(legs))
-                self._use(slot)
                 self._add(_CopyStep(src, slot, (0,) + tuple(1 + i for i in perm)))
                 self.layouts.setdefault(slot, {})[perm] = src
             sources.append((stored, src))
@@ -585,8 +660,6 @@ class _Builder:
         perm_y = (0,) + tuple(1 + stored_y.index(v) for v in pb + pk + pc)
         legs = list(pb + pr + pc)
         slot = self._new_slot(len(legs))
-        self._use(src_x)
-        self._use(src_y)
         n_indices = len(set(la) | set(lb))
         self._add(_BmmStep(slot, src_x, src_y, perm_x, perm_y, len(pb), len(pr), len(pk), len(pc)),
                   (2, n_indices))
@@ -600,8 +673,6 @@ class _Builder:
         perm_out = (0,) + tuple(1 + stored.index(v) for v in natural)
         perm_store = (0,) + tuple(1 + natural.index(v) for v in stored)
         slot = self._new_slot(len(stored))
-        self._use(sa)
-        self._use(sb)
         mode = "dot" if inner else "outer"
         self._add(_ElementwiseStep(slot, sa, sb, perm_x, perm_y, perm_out, perm_store, len(batch),
                                    len(only_a), len(inner), len(only_b), mode),
@@ -692,13 +763,17 @@ class _Builder:
                 continue
             split = self.joint_split(pi) if self.strategy == "joint" else self.opt_einsum_split(pi)
             legs, slot = self.materialise(pi, (1 << len(poly.edges)) - 1, split)
-            self._use(slot)
             live_marks = [m for m in poly.marked if m in legs]
             outputs[pi] = _Output(slot, tuple(legs.index(m) for m in live_marks),
                                   poly.isolated_marks, poly.isolated_unmarked, len(poly.marked))
         self.result.outputs = [outputs[i] for i in range(len(self.polys))]
+        self.result.steps = _fuse_matvecs(self.result.steps)
         # Free every slot right after its last reader.
-        for slot, pos in self.last_use.items():
+        last_read: dict[int, int] = {}
+        for pos, st in enumerate(self.result.steps):
+            for slot in _reads(st):
+                last_read[slot] = pos
+        for slot, pos in last_read.items():
             if slot != 0:
                 self.result.free_after.setdefault(pos, []).append(slot)
         self.result.flops = self.result.count_flops(self.n)

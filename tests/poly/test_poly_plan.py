@@ -86,3 +86,14 @@ def test_plan_repr_and_errors():
         plan([], 10)
     with pytest.raises(ValueError, match="strategy"):
         plan(basis(1, 0), 10, strategy="greedy")
+
+
+def test_gradients_through_shared_and_fused_steps():
+    # The PPGN++ plan shares intermediates and fuses matrix-vector steps.
+    polys = tuple(g for g in select("ppgn++", 6) if g.num_marks == 2)
+    assert any(type(st).__name__ == "_FusedMatvecStep" for st in plan(polys, 4).steps)
+
+    def fn(X):
+        return evaluate(polys, X + X.transpose(-1, -2)).sum(-1)
+
+    assert_gradcheck(fn, torch.rand(1, 4, 4, dtype=torch.float64))
