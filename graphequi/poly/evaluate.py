@@ -90,9 +90,13 @@ def evaluate_each(polys: Union[Multigraph, Sequence[Multigraph]], X: Tensor, *,
     if chunk >= B:
         out = the_plan(X, mask)
     else:
-        parts = [the_plan(X[i:i + chunk], None if mask is None else mask[i:i + chunk])
-                 for i in range(0, B, chunk)]
-        out = [torch.cat(ts) for ts in zip(*parts)]
+        out = None
+        for i in range(0, B, chunk):
+            part = the_plan(X[i:i + chunk], None if mask is None else mask[i:i + chunk])
+            if out is None:
+                out = [t.new_empty((B,) + t.shape[1:]) for t in part]
+            for full, t in zip(out, part):
+                full[i:i + chunk] = t
     return [t[0] for t in out] if single else out
 
 
