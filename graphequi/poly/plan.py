@@ -115,6 +115,20 @@ class _Poly:
                 outside.update(e)
         return [v for v in self.nodes(subset) if v in outside]
 
+    def sub_multigraph(self, subset: int) -> tuple[list[int], dict[int, int], tuple]:
+        """The edges in ``subset`` as a multigraph on local ids 0..k-1:
+        ``(poly nodes, poly node -> local id, normalised sorted edges)``."""
+        nodes = self.nodes(subset)
+        local = {v: i for i, v in enumerate(nodes)}
+        edges = []
+        for i, (u, v) in enumerate(self.edges):
+            if subset >> i & 1:
+                a, b = local[u], local[v]
+                if not self.graph.directed and a > b:
+                    a, b = b, a
+                edges.append((a, b))
+        return nodes, local, tuple(sorted(edges))
+
     def leg_symmetries(self, subset: int, legs: tuple[int, ...]) -> list[tuple[int, ...]]:
         """Permutations ``p`` of the open legs (given in stored order) such that
         the tensor equals itself read with legs ``[legs[p[0]], legs[p[1]], ...]``,
@@ -122,34 +136,17 @@ class _Poly:
         ``legs[p[i]]`` (e.g. ``X`` itself when undirected: ``X = X^T``)."""
         if len(legs) < 2:
             return []
-        nodes = self.nodes(subset)
-        local = {v: i for i, v in enumerate(nodes)}
-        edges = []
-        for i, (u, v) in enumerate(self.edges):
-            if subset >> i & 1:
-                a, b = local[u], local[v]
-                if not self.graph.directed and a > b:
-                    a, b = b, a
-                edges.append((a, b))
-        return _leg_symmetries_impl(len(nodes), tuple(sorted(edges)), self.graph.directed,
+        nodes, local, edges = self.sub_multigraph(subset)
+        return _leg_symmetries_impl(len(nodes), edges, self.graph.directed,
                                     tuple(local[v] for v in legs))
 
     def subset_key(self, subset: int) -> tuple[tuple, dict[int, int]]:
         """Canonical key of the intermediate for ``subset`` and the map
         poly node -> canonical label (for its open nodes)."""
-        nodes = self.nodes(subset)
-        local = {v: i for i, v in enumerate(nodes)}
+        nodes, local, edges = self.sub_multigraph(subset)
         open_ = set(self.open_nodes(subset))
-        edges = []
-        for i, (u, v) in enumerate(self.edges):
-            if subset >> i & 1:
-                a, b = local[u], local[v]
-                if not self.graph.directed and a > b:
-                    a, b = b, a
-                edges.append((a, b))
         colours = tuple(0 if v in open_ else 1 for v in nodes)
-        cert, labels = canonical_labelling(len(nodes), tuple(sorted(edges)), colours,
-                                           self.graph.directed)
+        cert, labels = canonical_labelling(len(nodes), edges, colours, self.graph.directed)
         return (self.graph.directed, cert), {v: labels[local[v]] for v in open_}
 
 
