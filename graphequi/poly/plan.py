@@ -329,7 +329,13 @@ class Plan:
         flops: FLOPs per graph of this plan at size ``n``.
         flops_independent: FLOPs per graph when every polynomial is contracted
             on its own along its ``opt_einsum`` path (no sharing).
-        num_steps: number of batched matmuls executed.
+        num_steps: number of pairwise contraction steps (batched matmuls and
+            elementwise products; a fused matrix-vector step counts once per
+            vector).
+        num_copies: number of explicit re-layout steps.
+
+    :meth:`count_flops` gives the FLOPs at any other ``n``;
+    :meth:`clear_workspace` releases the buffers kept between calls.
     """
 
     polys: tuple[Multigraph, ...]
@@ -337,7 +343,7 @@ class Plan:
     strategy: str
     flops: int = 0
     flops_independent: int = 0
-    steps: list = field(default_factory=list)      # _LeafStep | _CopyStep | _BmmStep
+    steps: list = field(default_factory=list)  # _LeafStep/_BmmStep/_ElementwiseStep/_FusedMatvecStep/_CopyStep
     flop_terms: list = field(default_factory=list)  # (factor, exponent): factor * n**exponent
     outputs: list = field(default_factory=list)
     slot_legs: list = field(default_factory=list)  # number of legs of each slot
