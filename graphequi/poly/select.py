@@ -3,31 +3,35 @@ r"""Named polynomial sets, e.g. the extra input features of PPGN++.
 ``select('ppgn++', max_degree=6)``
 -----------------------------------
 PPGN++ (Puny, Lim, Kiani, Maron, Lipman, *Equivariant Polynomials for Graph
-Neural Networks*, ICML 2023, Sec. 6 "PPGN++" and App. F) adds to a PPGN
-(2-FWL-equivalent) network the polynomial features it cannot compute on its
-own. Whether a prototypical edge-based model such as PPGN can compute
-:math:`P_H` is decided in the paper by a tensor-contraction sequence; for
-connected simple graphs it amounts to the following *elimination rule*:
+Neural Networks*, ICML 2023) adds to a PPGN (2-FWL-equivalent) network
+polynomial features that it cannot compute on its own. The paper decides
+whether a model can compute :math:`P_H` by searching for a sequence of
+tensor contractions the model can perform. For PPGN, whose operations are
+sums over one index, matrix products :math:`(XY)_{uv} = \sum_w X_{uw}
+Y_{wv}` and Hadamard products, this comes down to the *elimination rule*
+stated in this project's issue 3:
 
     repeatedly delete an unmarked node with at most one neighbour, or an
     unmarked node with exactly two neighbours after joining those two
-    neighbours by an edge;
+    neighbours by an edge.
 
-:math:`P_H` is PPGN-computable iff this removes every unmarked node. (Each
-step is a PPGN operation: a sum over one index of a matrix, or a matrix
-product :math:`(XY)_{uv} = \sum_w X_{uw} Y_{wv}` followed by a Hadamard
-product with what already joins ``u`` and ``v``, which is why neighbours are
-counted without multiplicity.) The rule fails exactly when every unmarked
-node keeps three or more neighbours, as in :math:`K_4`.
+:math:`P_H` counts as PPGN-computable iff this removes every unmarked node.
+Deleting a degree-1 node is a sum over one index; deleting a degree-2 node
+is a matrix product followed by a Hadamard product with whatever already
+joins the two neighbours. That is why neighbours are counted without
+multiplicity here. For unmarked graphs the rule removes everything exactly
+when the treewidth is at most 2, i.e. there is no :math:`K_4` minor (this is
+tested).
 
-The selection runs over connected simple undirected multigraphs (all that
-matters for a 0/1 adjacency matrix with an empty diagonal, where loops vanish
-and parallel edges collapse) with 0, 1 or 2 marks, i.e. the invariant,
-node-level and pair-level polynomials a PPGN++ uses. Up to degree 6 it
-selects 12 polynomials: 1 of degree 5 (the diamond :math:`K_4 - e` marked on
-the two ends of its missing edge) and 11 of
-degree 6 (:math:`K_4` with 0, 1 and 2 marks, and 8 more pair-level ones on 5
-nodes).
+The selection runs over connected simple undirected multigraphs with 0, 1 or
+2 marks: the invariant, node-level and pair-level polynomials that PPGN++
+takes as inputs. Simple graphs are all that matters for a 0/1 adjacency
+matrix with an empty diagonal, where loops vanish and parallel edges
+collapse. Up to degree 6 the rule selects 12 polynomials. One has degree 5:
+the diamond :math:`K_4 - e`, marked on the two ends of its missing edge. The
+other 11 have degree 6: :math:`K_4` with 0, 1 and 2 marks, and 8 more
+pair-level ones on 5 nodes. That matches the count (1 + 11) given in the
+issue.
 """
 from __future__ import annotations
 
