@@ -12,7 +12,7 @@ from .plan import plan as get_plan
 __all__ = ["evaluate", "evaluate_each"]
 
 # Intermediates per chunk of graphs are kept under this many bytes.
-_CHUNK_BYTES = 8 << 20
+_CHUNK_BYTES = 12 << 20
 
 
 def _as_polys(polys, same_marks: bool) -> tuple[Multigraph, ...]:
