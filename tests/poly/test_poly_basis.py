@@ -154,3 +154,32 @@ def test_draw_returns_axes():
     ax = Multigraph(3, [(0, 1), (0, 1), (1, 1), (1, 2)], marked=(0, 2), directed=True).draw()
     assert ax is not None and len(ax.patches) == 4
     plt.close("all")
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_canonical_equality_matches_networkx_on_random_pairs(directed):
+    # Pairs that are relabellings, relabellings with one edge moved, or unrelated.
+    rng = random.Random(7 + directed)
+    node_match = categorical_node_match("mark", -1)
+    agree = {True: 0, False: 0}
+    for _ in range(300):
+        marks = rng.choice([(), (0,), (0, 1)])
+        e1 = [(rng.randrange(5), rng.randrange(5)) for _ in range(rng.randint(3, 6))]
+        kind = rng.randrange(3)
+        if kind == 2:
+            e2 = [(rng.randrange(5), rng.randrange(5)) for _ in range(len(e1))]
+            m2 = marks
+        else:
+            perm = list(range(5))
+            rng.shuffle(perm)
+            e2 = [(perm[u], perm[v]) for u, v in e1]
+            m2 = tuple(perm[m] for m in marks)
+            if kind == 1:
+                e2[0] = (e2[0][0], rng.randrange(5))
+        m1 = marks
+        ours = Multigraph(5, e1, m1, directed) == Multigraph(5, e2, m2, directed)
+        theirs = nx.is_isomorphic(_nx_graph(5, e1, m1, directed), _nx_graph(5, e2, m2, directed),
+                                  node_match=node_match)
+        assert ours == theirs, (e1, e2, marks)
+        agree[ours] += 1
+    assert agree[True] > 0 and agree[False] > 0
