@@ -34,6 +34,11 @@ inline void check_index_tensor(const at::Tensor& index, const char* name) {
   TORCH_CHECK_VALUE(index.dim() == 1, name, " must be 1-D, got ", index.dim(), " dims");
 }
 
+inline void check_index_matches(const at::Tensor& src, const at::Tensor& index) {
+  TORCH_CHECK_VALUE(index.numel() == src.size(1), "index must have one entry per row of src (", src.size(1),
+                    "), got ", index.numel());
+}
+
 inline void check_mean_dtype(const at::Tensor& src, Reduce r) {
   TORCH_CHECK_TYPE(r != Reduce::Mean || at::isFloatingType(src.scalar_type()),
                    "reduce='mean' needs floating-point src, got ", src.scalar_type());

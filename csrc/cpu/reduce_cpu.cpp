@@ -469,11 +469,6 @@ std::tuple<at::Tensor, at::Tensor> segment_arg_cpu(const at::Tensor& src_in, con
   return segment_arg_impl(src, ptr, at::Tensor(), r);
 }
 
-void check_index_matches(const at::Tensor& src, const at::Tensor& index) {
-  TORCH_CHECK_VALUE(index.numel() == src.size(1), "index must have one entry per row of src (", src.size(1),
-                    "), got ", index.numel());
-}
-
 // Validates a COO index; returns its CSR offsets when it is sorted.
 at::Tensor sorted_ptr_or_undefined(const at::Tensor& src, const at::Tensor& index, int64_t G) {
   check_index_matches(src, index);

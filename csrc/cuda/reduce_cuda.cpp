@@ -129,9 +129,12 @@ std::tuple<at::Tensor, at::Tensor> segment_arg_cuda(const at::Tensor& src_in, co
   return segment_arg_impl(src, ptr, r);
 }
 
-void check_index_matches(const at::Tensor& src, const at::Tensor& index) {
-  TORCH_CHECK_VALUE(index.numel() == src.size(1), "index must have one entry per row of src (", src.size(1),
-                    "), got ", index.numel());
+void check_scatter_inputs(const at::Tensor& src, const at::Tensor& index, int64_t G) {
+  check_src(src, "src");
+  check_index_tensor(index, "index");
+  check_index_matches(src, index);
+  check_same_device(src, index, "index");
+  TORCH_CHECK_VALUE(G >= 0, "dim_size must be non-negative, got ", G);
 }
 
 std::tuple<at::Tensor, at::Tensor> scatter_arg_cuda(const at::Tensor& src_in, const at::Tensor& index_in, int64_t G,
@@ -140,12 +143,8 @@ std::tuple<at::Tensor, at::Tensor> scatter_arg_cuda(const at::Tensor& src_in, co
 at::Tensor scatter_cuda(const at::Tensor& src_in, const at::Tensor& index_in, int64_t G, c10::string_view reduce) {
   const Reduce r = parse_reduce(std::string(reduce), false);
   if (r == Reduce::Min || r == Reduce::Max) return std::get<0>(scatter_arg_cuda(src_in, index_in, G, reduce));
-  check_src(src_in, "src");
-  check_index_tensor(index_in, "index");
+  check_scatter_inputs(src_in, index_in, G);
   check_mean_dtype(src_in, r);
-  check_index_matches(src_in, index_in);
-  check_same_device(src_in, index_in, "index");
-  TORCH_CHECK_VALUE(G >= 0, "dim_size must be non-negative, got ", G);
   const c10::cuda::CUDAGuard guard(src_in.device());
   auto src = src_in.contiguous();
   auto index = index_in.contiguous();
@@ -157,42 +156,28 @@ at::Tensor scatter_cuda(const at::Tensor& src_in, const at::Tensor& index_in, in
   auto out = at::zeros({B, G, F}, work.options());
   auto count = at::zeros({r == Reduce::Mean ? G : 0}, src.options().dtype(at::kLong));
   auto stream = c10::cuda::getCurrentCUDAStream();
+  // Expanded inside each case, where scalar_t is defined.
+#define GRAPHEQUI_LAUNCH_SCATTER_SUM                                                                           \
+  [&] {                                                                                                        \
+    AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cuda_idx", [&] {                                     \
+      C10_CUDA_CHECK(cuda::scatter_sum(work.data_ptr<scalar_t>(), index.data_ptr<index_t>(),                   \
+                                       out.data_ptr<scalar_t>(), count.data_ptr<int64_t>(), B, E, G, F,        \
+                                       r == Reduce::Mean, stream));                                            \
+    });                                                                                                        \
+  }
   AT_DISPATCH_SWITCH(work.scalar_type(), "scatter_cuda",
-    AT_DISPATCH_CASE(at::ScalarType::Float, [&] {
-      AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cuda_idx", [&] {
-        C10_CUDA_CHECK(cuda::scatter_sum(work.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(),
-                                         count.data_ptr<int64_t>(), B, E, G, F, r == Reduce::Mean, stream));
-      });
-    })
-    AT_DISPATCH_CASE(at::ScalarType::Double, [&] {
-      AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cuda_idx", [&] {
-        C10_CUDA_CHECK(cuda::scatter_sum(work.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(),
-                                         count.data_ptr<int64_t>(), B, E, G, F, r == Reduce::Mean, stream));
-      });
-    })
-    AT_DISPATCH_CASE(at::ScalarType::Int, [&] {
-      AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cuda_idx", [&] {
-        C10_CUDA_CHECK(cuda::scatter_sum(work.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(),
-                                         count.data_ptr<int64_t>(), B, E, G, F, false, stream));
-      });
-    })
-    AT_DISPATCH_CASE(at::ScalarType::Long, [&] {
-      AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cuda_idx", [&] {
-        C10_CUDA_CHECK(cuda::scatter_sum(work.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(),
-                                         count.data_ptr<int64_t>(), B, E, G, F, false, stream));
-      });
-    }));
+                     AT_DISPATCH_CASE(at::ScalarType::Float, GRAPHEQUI_LAUNCH_SCATTER_SUM)
+                     AT_DISPATCH_CASE(at::ScalarType::Double, GRAPHEQUI_LAUNCH_SCATTER_SUM)
+                     AT_DISPATCH_CASE(at::ScalarType::Int, GRAPHEQUI_LAUNCH_SCATTER_SUM)
+                     AT_DISPATCH_CASE(at::ScalarType::Long, GRAPHEQUI_LAUNCH_SCATTER_SUM));
+#undef GRAPHEQUI_LAUNCH_SCATTER_SUM
   return half ? out.to(src.scalar_type()) : out;
 }
 
 std::tuple<at::Tensor, at::Tensor> scatter_arg_cuda(const at::Tensor& src_in, const at::Tensor& index_in, int64_t G,
                                                     c10::string_view reduce) {
   const Reduce r = parse_reduce(std::string(reduce), true);
-  check_src(src_in, "src");
-  check_index_tensor(index_in, "index");
-  check_index_matches(src_in, index_in);
-  check_same_device(src_in, index_in, "index");
-  TORCH_CHECK_VALUE(G >= 0, "dim_size must be non-negative, got ", G);
+  check_scatter_inputs(src_in, index_in, G);
   const c10::cuda::CUDAGuard guard(src_in.device());
   auto src = src_in.contiguous();
   auto index = index_in.contiguous();
