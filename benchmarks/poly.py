@@ -270,6 +270,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if torch.get_num_threads() > 1 and load > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: load average {load:.1f} on {os.cpu_count()} cores; with "
+              f"{torch.get_num_threads()} threads each parallel op can wait a whole time slice "
+              "for a descheduled thread (milliseconds). Consider --threads 1.", flush=True)
     torch.manual_seed(0)
     peak_size = 512 if args.quick else 2048
     peak = mm_peak(peak_size)
