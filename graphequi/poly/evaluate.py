@@ -128,6 +128,13 @@ def evaluate(polys: Union[Multigraph, Sequence[Multigraph]], X: Union[Tensor, Se
             values, and marked outputs at padded positions are 0.
         strategy: ``"joint"`` (default) or ``"independent"`` contraction plan.
 
+    Memory: intermediates have up to three node indices, so one graph needs
+    a few :math:`n^3` buffers (``plan(polys, n).peak_elements(n)`` elements;
+    about 6 MB per graph for the PPGN++ set at ``n = 80``). Batches are
+    evaluated in chunks of graphs whose intermediates fit in about 12 MB,
+    and each plan keeps its buffers for the next call
+    (:meth:`~graphequi.poly.Plan.clear_workspace` releases them).
+
     Returns:
         ``(B, k)`` for invariant, ``(B, n, k)`` for node-level and
         ``(B, n, n, k)`` for pair-level polynomials (without the leading
