@@ -22,9 +22,9 @@ Example:
             [3., 9., 9.]])
 """
 from .multigraph import Multigraph
-from .basis import basis
-from .plan import Plan, plan
-from .evaluate import evaluate, evaluate_each
-from .select import ppgn_computable, select
+from .enumeration import basis
+from .planning import Plan, plan
+from .evaluation import evaluate, evaluate_each
+from .selection import ppgn_computable, select
 
 __all__ = ["Multigraph", "basis", "Plan", "plan", "evaluate", "evaluate_each", "select", "ppgn_computable"]

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from .multigraph import Multigraph
-from .plan import plan as get_plan
+from .planning import plan as get_plan
 
 __all__ = ["evaluate", "evaluate_each"]
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 
-from .basis import basis
+from .enumeration import basis
 from .multigraph import Multigraph
 
 __all__ = ["select", "ppgn_computable"]
