@@ -57,7 +57,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -76,7 +75,7 @@ MAX_OPEN_INDICES = 3
 # The joint planner minimises estimated *time*, not FLOPs: a step that sums
 # nothing (a broadcast/Hadamard product) is memory bound and runs ~20-50x
 # below matmul speed per FLOP on CPUs, so it is weighted accordingly.
-ELEMENTWISE_WEIGHT = int(os.environ.get("GRAPHEQUI_POLY_ELEMENTWISE_WEIGHT", 16))
+ELEMENTWISE_WEIGHT = 16
 
 
 def size_bucket(n: int) -> int:
