@@ -54,6 +54,7 @@ def forward_backward(fn, src, grad_out):
         leaf = src.requires_grad_(True)
         out = fn(leaf)
         torch.autograd.grad(out, leaf, grad_out)
+        src.requires_grad_(False)
     return run
 
 
@@ -77,29 +78,42 @@ def candidates(index_kind: str, reduce: str, index, ptr, lengths, N: int, F: int
     return found
 
 
+def interleaved_medians(benches: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median ms of each callable, timed round-robin so that load changes on a
+    shared machine hit every candidate alike."""
+    times = {name: [] for name in benches}
+    for round_ in range(warmup + repeats):
+        for name, fn in benches.items():
+            start = time.perf_counter()
+            fn()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
+
+
 def run(E: int, N: int, features, reduces, repeats: int, seed: int = 0):
     rows = []
     gen = torch.Generator().manual_seed(seed)
     for F in features:
         src = torch.randn(E, F, generator=gen)
         grad_out = torch.randn(N, F, generator=gen)
-        read_floor = median_ms(lambda: src.sum(0), repeats)
-        write_floor = median_ms(lambda: torch.empty(E, F).fill_(1.0), repeats)
-        floors = {"fwd": read_floor, "fwd+bwd": read_floor + write_floor}
         random_index = torch.randint(0, N, (E,), generator=gen)
+        floor_benches = {"read": lambda: src.sum(0), "write": lambda: torch.empty(E, F).fill_(1.0)}
         for index_kind in ("sorted", "random"):
             index = random_index.sort().values if index_kind == "sorted" else random_index
             ptr = gops.index_to_ptr(index.sort().values, N)
             lengths = ptr.diff()
             for reduce in reduces:
                 for mode in ("fwd", "fwd+bwd"):
-                    timings = {}
+                    benches = dict(floor_benches)
                     for name, (fn, _) in candidates(index_kind, reduce, index, ptr, lengths, N, F).items():
-                        bench = (lambda f=fn: f(src)) if mode == "fwd" else forward_backward(fn, src, grad_out)
-                        timings[name] = median_ms(bench, repeats)
-                        src.requires_grad_(False)
+                        benches[name] = (lambda f=fn: f(src)) if mode == "fwd" else forward_backward(fn, src, grad_out)
+                    timings = interleaved_medians(benches, repeats)
+                    src.requires_grad_(False)
+                    read_floor, write_floor = timings.pop("read"), timings.pop("write")
+                    floor = read_floor if mode == "fwd" else read_floor + write_floor
                     rows.append(dict(F=F, index=index_kind, reduce=reduce, mode=mode, ms=timings,
-                                     floor_ms=floors[mode], read_floor_ms=read_floor, write_floor_ms=write_floor))
+                                     floor_ms=floor, read_floor_ms=read_floor, write_floor_ms=write_floor))
                     print(_row_line(rows[-1]), flush=True)
     return rows
 
