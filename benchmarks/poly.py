@@ -230,12 +230,12 @@ def print_table(rows, peak, peak_size):
     print("-" * len(header))
     for r in rows:
         def fmt(key, spec):
-            return format(r[key], spec) if key in r else "-"
+            return format(r[key], spec) + "x" if key in r else format("-", ">9")
         print(f"{r['workload']:<14}{r['n']:>5}{r['batch']:>5}{r['num_polys']:>5}"
               f"{r['plan_flops_per_graph'] / 1e6:>10.2f}{r['ms_per_graph']:>9.3f}{r['gflops']:>9.1f}"
               f"{100 * r['fraction_of_peak']:>6.0f}%{100 * r['independent_fraction_of_peak']:>7.0f}%"
               f"{r['joint_vs_independent']:>9.2f}x"
-              f"{fmt('speedup_vs_a', '>8.1f')}x{fmt('speedup_vs_b', '>8.1f')}x{fmt('speedup_vs_c', '>8.1f')}x")
+              f"{fmt('speedup_vs_a', '>8.1f')}{fmt('speedup_vs_b', '>8.1f')}{fmt('speedup_vs_c', '>8.1f')}")
 
 
 def plot(rows, path):
