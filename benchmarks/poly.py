@@ -34,14 +34,11 @@ from pathlib import Path
 
 import torch
 
+from graphequi.datasets import default_source
 from graphequi.poly import Multigraph, basis, evaluate_each, plan, select
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def shared_data() -> Path:
-    return Path(os.environ.get("GRAPHEQUI_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def timeit(fn, *, repeat: int = 3, budget: float = 30.0) -> float:
@@ -173,7 +170,7 @@ def bench_random(name, polys, n, batch, quick, peak, seed=0):
 def load_zinc(split: str):
     from torch_geometric.data import Data
 
-    path = shared_data() / "zinc12k" / "pyg_processed_subset_graphpebench" / f"{split}.pt"
+    path = default_source() / "zinc12k" / "pyg_processed_subset_graphpebench" / f"{split}.pt"
     if not path.exists():
         return None
     data, slices = torch.load(path, weights_only=False)[:2]

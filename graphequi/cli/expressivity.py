@@ -22,20 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from graphequi.datasets import default_source
+
 DEFAULT_ARCHS = "mpnn,ppgn,ppgn++(6),subgraph,spen"
 MODELS = ("gin", "polygin", "ppgn++")
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("GRAPHEQUI_SHARED_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +89,7 @@ def load_pairs(spec: str, data: Optional[str] = None, limit: Optional[int] = Non
         if name not in defaults:
             raise SystemExit(f"graphequi expressivity: unknown --pairs {spec!r}; "
                              "use brec, exp, cexp, csl, generated or g6:PATH")
-        path = Path(data) if data else _shared_data() / defaults[name]
+        path = Path(data) if data else default_source() / defaults[name]
         if not path.exists():
             raise SystemExit(f"graphequi expressivity: {path} does not exist (give --data)")
         if name == "brec":

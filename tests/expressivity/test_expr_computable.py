@@ -4,8 +4,6 @@ soundness / non-triviality cross-checks against the WL oracles."""
 from __future__ import annotations
 
 import itertools
-import os
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -16,6 +14,7 @@ from graphequi.expressivity import computable as C
 from graphequi.expressivity.generators import (cfi_pair, classic_pairs, csl_graph, random_regular_pair,
                                                rook_graph, shrikhande_graph)
 from graphequi.expressivity.wl import wl_equivalent
+from graphequi.datasets import default_source
 from graphequi.poly import Multigraph, evaluate, select
 
 BUILTIN = ("mpnn", "ppgn", "subgraph", "spen")
@@ -294,17 +293,12 @@ def test_bad_input():
 # ---------------------------------------------------------------------------
 # Soundness and non-triviality against the WL oracles
 # ---------------------------------------------------------------------------
-def _shared_data() -> Path:
-    env = os.environ.get("GRAPHEQUI_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
 def _exp_pairs(limit: int):
     try:
         from graphequi.expressivity import load_exp
     except ImportError:
         return []
-    path = _shared_data() / "exp"
+    path = default_source() / "exp"
     if not path.exists():
         return []
     small = [tuple(p) for p in load_exp(path) if p.first.number_of_nodes() <= 40]

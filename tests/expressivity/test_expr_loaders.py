@@ -8,6 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from graphequi.datasets import default_source
 from graphequi.expressivity import (
     CSL_SKIPS,
     cfi_pair,
@@ -28,12 +29,6 @@ from graphequi.expressivity.loaders import (
     make_pairs,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("GRAPHEQUI_SHARED_DATA")
-    return Path(env) if env else REPO / ".." / "shared" / "data"
 
 
 def _g6(g: nx.Graph) -> str:
@@ -221,9 +216,9 @@ def test_load_csl_synthetic(tmp_path):
     assert [p.name for p in csl_pairs(got)] == ["csl-0-1"]
 
 
-@pytest.mark.skipif(not (_shared_data() / "csl_benchmarking_gnns").exists(), reason="shared CSL absent")
+@pytest.mark.skipif(not (default_source() / "csl_benchmarking_gnns").exists(), reason="shared CSL absent")
 def test_real_csl():
-    graphs = load_csl(_shared_data() / "csl_benchmarking_gnns")
+    graphs = load_csl(default_source() / "csl_benchmarking_gnns")
     assert len(graphs) == 150
     assert all(g.number_of_nodes() == 41 and g.number_of_edges() == 82 for g in graphs)
     # Class c is the skip CSL_SKIPS[c], and every graph is isomorphic to the generator's.
@@ -235,8 +230,8 @@ def test_real_csl():
     assert all(wl_equivalent(p.first, p.second, k=1) for p in pairs)
 
 
-@pytest.mark.skipif(not (_shared_data() / "cexp").exists(), reason="shared CEXP absent")
+@pytest.mark.skipif(not (default_source() / "cexp").exists(), reason="shared CEXP absent")
 def test_real_cexp_half_1wl_identical():
-    pairs = load_cexp(_shared_data() / "cexp")
+    pairs = load_cexp(default_source() / "cexp")
     assert len(pairs) == 600
     assert sum(wl_equivalent(p.first, p.second, k=1, node_attr="label") for p in pairs) == 300

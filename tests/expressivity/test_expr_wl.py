@@ -28,14 +28,11 @@ from graphequi.expressivity import (
     wl_equivalent,
     wl_hash,
 )
+from graphequi.datasets import default_source
 from graphequi.testing import assert_permutation_equivariant
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-def _shared_data() -> Path:
-    env = os.environ.get("GRAPHEQUI_SHARED_DATA")
-    return Path(env) if env else REPO / ".." / "shared" / "data"
 
 
 def _relabel(g: nx.Graph, seed: int) -> nx.Graph:
@@ -297,11 +294,11 @@ def test_bad_input_raises_clear_errors():
         wl_hash(Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2, x=torch.ones(3, 1)), node_attr="x")
 
 
-@pytest.mark.skipif(not (_shared_data() / "exp" / "GRAPHSAT.txt").exists(), reason="shared EXP absent")
+@pytest.mark.skipif(not (default_source() / "exp" / "GRAPHSAT.txt").exists(), reason="shared EXP absent")
 def test_exp_all_600_pairs_1wl_identical():
     from graphequi.expressivity.loaders import load_exp
 
-    pairs = load_exp(_shared_data() / "exp")
+    pairs = load_exp(default_source() / "exp")
     assert len(pairs) == 600
     for p in pairs:
         assert p.first.graph["label"] != p.second.graph["label"]  # SAT vs UNSAT
