@@ -89,6 +89,24 @@ def _restore(out3: Tensor, src: Tensor, dim: int, size) -> Tensor:
     return out3.reshape(src.shape[:dim] + (size,) + src.shape[dim + 1:])
 
 
+def _check_scatter_args(src: Tensor, index: Tensor, dim: int, dim_size) -> tuple:
+    """Validates scatter arguments; returns the normalised ``dim`` and ``dim_size``."""
+    _check_src(src)
+    dim = _normalize_dim(dim, src)
+    _check_integer_tensor(index, "index")
+    if index.numel() != src.size(dim):
+        raise ValueError(f"index has {index.numel()} entries but src.size({dim}) = {src.size(dim)}")
+    if index.device != src.device:
+        raise ValueError(f"index is on {index.device} but src is on {src.device}")
+    if dim_size is None:
+        dim_size = int(index.max()) + 1 if index.numel() > 0 else 0
+    elif not isinstance(dim_size, (int, torch.SymInt)) or isinstance(dim_size, bool):
+        raise TypeError(f"dim_size must be an int, got {type(dim_size).__name__}")
+    if dim_size < 0:
+        raise ValueError(f"dim_size must be non-negative, got {dim_size}")
+    return dim, dim_size
+
+
 def scatter(src: Tensor, index: Tensor, dim: int = 0, dim_size: Optional[int] = None,
             reduce: str = "sum") -> Tensor:
     r"""Reduces all values of ``src`` that share an ``index`` along ``dim``.
@@ -117,21 +135,9 @@ def scatter(src: Tensor, index: Tensor, dim: int = 0, dim_size: Optional[int] = 
                 [0., 0.],
                 [3., 4.]])
     """
-    _check_src(src)
     _check_reduce(reduce)
-    dim = _normalize_dim(dim, src)
-    _check_integer_tensor(index, "index")
-    if index.numel() != src.size(dim):
-        raise ValueError(f"index has {index.numel()} entries but src.size({dim}) = {src.size(dim)}")
-    if index.device != src.device:
-        raise ValueError(f"index is on {index.device} but src is on {src.device}")
+    dim, dim_size = _check_scatter_args(src, index, dim, dim_size)
     _check_mean(src, reduce)
-    if dim_size is None:
-        dim_size = int(index.max()) + 1 if index.numel() > 0 else 0
-    elif not isinstance(dim_size, (int, torch.SymInt)) or isinstance(dim_size, bool):
-        raise TypeError(f"dim_size must be an int, got {type(dim_size).__name__}")
-    if dim_size < 0:
-        raise ValueError(f"dim_size must be non-negative, got {dim_size}")
     ops = ops_for(src.device)
     src3 = _as_3d(src, dim)
     if reduce in ("min", "max") and _needs_grad(src):
@@ -145,16 +151,8 @@ def scatter_arg(src: Tensor, index: Tensor, dim: int = 0, dim_size: Optional[int
                 reduce: str = "max") -> SegmentArgResult:
     """Like :func:`scatter` with ``reduce='min'|'max'``, also returning the
     winning row of each output entry (lowest row on ties, ``-1`` if empty)."""
-    _check_src(src)
     _check_reduce(reduce, ("min", "max"))
-    dim = _normalize_dim(dim, src)
-    _check_integer_tensor(index, "index")
-    if index.numel() != src.size(dim):
-        raise ValueError(f"index has {index.numel()} entries but src.size({dim}) = {src.size(dim)}")
-    if dim_size is None:
-        dim_size = int(index.max()) + 1 if index.numel() > 0 else 0
-    if dim_size < 0:
-        raise ValueError(f"dim_size must be non-negative, got {dim_size}")
+    dim, dim_size = _check_scatter_args(src, index, dim, dim_size)
     out3, arg3 = ops_for(src.device).scatter_arg(_as_3d(src, dim), index, dim_size, reduce)
     return SegmentArgResult(_restore(out3, src, dim, dim_size), _restore(arg3, src, dim, dim_size))
 
