@@ -21,6 +21,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <limits>
 #include <vector>
 
@@ -33,59 +35,10 @@
 namespace graphequi {
 namespace {
 
-// Branch-free "strictly better" update so the feature loop vectorises: ties
-// keep the earlier (lower) row, and NaN wins (then sticks), as in torch.amax.
-// `best` is kept in the op-math type and `row_id` in an integer lane of the
-// same width (int32 next to float): mixed-width lanes defeat the vectoriser.
-template <typename scalar_t, typename cmp_t, typename lane_t, bool kMax>
-inline void update_row(const scalar_t* __restrict row, cmp_t* __restrict best, lane_t* __restrict row_id,
-                       lane_t e, int64_t F) {
-  for (int64_t f = 0; f < F; ++f) {
-    const cmp_t v = static_cast<cmp_t>(row[f]);
-    const cmp_t b = best[f];
-    bool take = kMax ? (v > b) : (v < b);
-    if constexpr (!std::is_integral_v<cmp_t>) take = take | ((v != v) & (b == b));
-    best[f] = take ? v : b;
-    row_id[f] = take ? e : row_id[f];
-  }
-}
 
 template <typename cmp_t>
 using lane_of = std::conditional_t<sizeof(cmp_t) == 8, int64_t, int32_t>;
 
-// Group ranges [g_begin, g_end) owned by row chunks of about equal size.
-template <typename index_t>
-inline std::pair<int64_t, int64_t> groups_of_rows(const index_t* ptr, int64_t G, int64_t row_begin,
-                                                  int64_t row_end, int64_t E) {
-  auto first_group_starting_at_or_after = [&](int64_t row) -> int64_t {
-    if (row >= E) return G;
-    // groups whose start ptr[g] < row belong to an earlier chunk
-    return std::lower_bound(ptr, ptr + G, static_cast<index_t>(row)) - ptr;
-  };
-  int64_t gb = row_begin == 0 ? 0 : first_group_starting_at_or_after(row_begin);
-  int64_t ge = first_group_starting_at_or_after(row_end);
-  return {gb, ge};
-}
-
-// Runs fn(g_begin, g_end) over groups balanced by their row counts.
-template <typename index_t, typename Fn>
-void parallel_over_groups(const index_t* ptr, int64_t G, int64_t E, int64_t work_per_row, const Fn& fn) {
-  if (G == 0) return;
-  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
-  const int64_t min_rows = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(threads * 4, E / min_rows));
-  if (chunks == 1) {
-    fn(0, G);
-    return;
-  }
-  at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
-    for (int64_t c = cb; c < ce; ++c) {
-      auto range = groups_of_rows(ptr, G, E * c / chunks, E * (c + 1) / chunks, E);
-      if (c == chunks - 1) range.second = G;  // trailing empty groups
-      if (range.first < range.second) fn(range.first, range.second);
-    }
-  });
-}
 
 // A fresh output tensor. Large outputs are written once, straight after
 // allocation, so their first-touch page faults cost more than the kernel
@@ -218,52 +171,50 @@ std::pair<at::Tensor, at::Tensor> counting_sort(const at::Tensor& index_t_, int6
 
 // ------------------------------------------------------------------- kernels
 
-// `perm` (optional) maps sorted position -> source row, for COO inputs that
-// were grouped by a counting sort; rows are then fetched with prefetching.
-template <typename scalar_t>
-inline const scalar_t* row_at(const scalar_t* base, const int64_t* perm, int64_t e, int64_t E, int64_t F) {
-  if (perm == nullptr) return base + e * F;
-  constexpr int64_t kAhead = 8;
-  if (e + kAhead < E) {
-    const char* next = reinterpret_cast<const char*>(base + perm[e + kAhead] * F);
-    for (int64_t byte = 0; byte < F * static_cast<int64_t>(sizeof(scalar_t)); byte += 64) __builtin_prefetch(next + byte);
-  }
-  return base + perm[e] * F;
+// The kernels are compiled twice from one source: for baseline x86-64 (SSE2,
+// what the wheel must run on) and for AVX2 (twice the lanes, and blendv for the
+// branch-free min/max select). As torch does for its own CPU kernels, the glue
+// picks the widest one the CPU supports at run time; only float and double
+// instantiate the AVX2 copy. GRAPHEQUI_CPU_ISA=baseline forces the baseline
+// copy (the tests compare the two).
+namespace isa_base {
+#include "reduce_kernels.h"
+}  // namespace isa_base
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define GRAPHEQUI_AVX2_KERNELS 1
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace isa_avx2 {
+#include "reduce_kernels.h"
+}  // namespace isa_avx2
+#pragma GCC pop_options
+#else
+#define GRAPHEQUI_AVX2_KERNELS 0
+#endif
+
+bool use_avx2() {
+#if GRAPHEQUI_AVX2_KERNELS
+  static const bool supported = __builtin_cpu_supports("avx2");
+  const char* choice = std::getenv("GRAPHEQUI_CPU_ISA");  // read per call so tests can switch
+  const std::string isa = choice == nullptr ? "auto" : choice;
+  TORCH_CHECK_VALUE(isa == "auto" || isa == "avx2" || isa == "baseline",
+                    "GRAPHEQUI_CPU_ISA must be 'auto', 'avx2' or 'baseline', got '", isa, "'");
+  return supported && isa != "baseline";
+#else
+  return false;
+#endif
 }
 
-// Folds one row into an accumulator row (op-math type). Min/max use the same
-// branch-free NaN-sticky comparison as update_row, so the loop vectorises.
-template <Reduce R, typename scalar_t, typename acc_t>
-inline void combine_row(const scalar_t* __restrict row, acc_t* __restrict acc, int64_t F) {
-  for (int64_t f = 0; f < F; ++f) {
-    const acc_t v = static_cast<acc_t>(row[f]);
-    if constexpr (R == Reduce::Sum || R == Reduce::Mean) {
-      acc[f] += v;
-    } else {
-      const acc_t b = acc[f];
-      bool take = R == Reduce::Max ? (v > b) : (v < b);
-      if constexpr (!std::is_integral_v<acc_t>) take = take | ((v != v) & (b == b));
-      acc[f] = take ? v : b;
-    }
+// Calls fn(Kernels{}) with the kernels of the instruction set to use for scalar_t.
+template <typename scalar_t, typename Fn>
+void with_isa(const Fn& fn) {
+#if GRAPHEQUI_AVX2_KERNELS
+  if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
+    if (use_avx2()) return fn(isa_avx2::Kernels{});
   }
-}
-
-template <typename scalar_t, typename acc_t>
-inline void load_row(const scalar_t* __restrict row, acc_t* __restrict acc, int64_t F) {
-  for (int64_t f = 0; f < F; ++f) acc[f] = static_cast<acc_t>(row[f]);
-}
-
-template <typename scalar_t, typename acc_t>
-// `acc` may alias `out` (in-place accumulation): element f is read before it is written.
-inline void store_row(const acc_t* acc, scalar_t* out, int64_t F, int64_t count, bool mean) {
-  if (count == 0) {
-    std::fill(out, out + F, scalar_t(0));
-  } else if (mean) {
-    const acc_t scale = acc_t(1) / static_cast<acc_t>(count);
-    for (int64_t f = 0; f < F; ++f) out[f] = static_cast<scalar_t>(acc[f] * scale);
-  } else if (static_cast<const void*>(acc) != static_cast<const void*>(out)) {
-    for (int64_t f = 0; f < F; ++f) out[f] = static_cast<scalar_t>(acc[f]);
-  }
+#endif
+  fn(isa_base::Kernels{});
 }
 
 // Calls fn(std::integral_constant<Reduce, R>) for the runtime reduction r.
@@ -277,173 +228,6 @@ void with_reduce(Reduce r, const Fn& fn) {
   }
 }
 
-template <Reduce R, typename scalar_t, typename index_t>
-void segment_value_kernel(const scalar_t* src, const index_t* ptr, scalar_t* out, int64_t B, int64_t E, int64_t G,
-                          int64_t F) {
-  using acc_t = at::opmath_type<scalar_t>;
-  // float/double accumulate straight into the output row (one pass less).
-  constexpr bool kInPlace = std::is_same_v<acc_t, scalar_t>;
-  parallel_over_groups(ptr, G, E, B * F, [&](int64_t gb, int64_t ge) {
-    std::vector<acc_t> buffer(kInPlace ? 0 : F);
-    for (int64_t b = 0; b < B; ++b) {
-      const scalar_t* base = src + b * E * F;
-      for (int64_t g = gb; g < ge; ++g) {
-        const int64_t lo = ptr[g], hi = ptr[g + 1];
-        scalar_t* o = out + (b * G + g) * F;
-        acc_t* acc;
-        if constexpr (kInPlace) acc = o;
-        else acc = buffer.data();
-        if (hi > lo) load_row(base + lo * F, acc, F);
-        for (int64_t e = lo + 1; e < hi; ++e) combine_row<R>(base + e * F, acc, F);
-        store_row(acc, o, F, hi - lo, R == Reduce::Mean);
-      }
-    }
-  });
-}
-
-template <typename scalar_t, typename index_t, bool kMax, typename lane_t>
-void segment_arg_kernel(const scalar_t* src, const index_t* ptr, const int64_t* perm, scalar_t* out, int64_t* arg,
-                        int64_t B, int64_t E, int64_t G, int64_t F) {
-  using cmp_t = at::opmath_type<scalar_t>;
-  parallel_over_groups(ptr, G, E, B * F, [&](int64_t gb, int64_t ge) {
-    std::vector<cmp_t> best(F);
-    std::vector<lane_t> rel(F);  // winning row relative to the group start
-    for (int64_t b = 0; b < B; ++b) {
-      const scalar_t* base = src + b * E * F;
-      for (int64_t g = gb; g < ge; ++g) {
-        scalar_t* o = out + (b * G + g) * F;
-        int64_t* a = arg + (b * G + g) * F;
-        const int64_t lo = ptr[g], hi = ptr[g + 1];
-        if (hi == lo) {
-          for (int64_t f = 0; f < F; ++f) { o[f] = scalar_t(0); a[f] = -1; }
-          continue;
-        }
-        const scalar_t* first = row_at(base, perm, lo, E, F);
-        for (int64_t f = 0; f < F; ++f) best[f] = static_cast<cmp_t>(first[f]);
-        std::fill(rel.begin(), rel.end(), lane_t(0));
-        for (int64_t e = lo + 1; e < hi; ++e)
-          update_row<scalar_t, cmp_t, lane_t, kMax>(row_at(base, perm, e, E, F), best.data(), rel.data(),
-                                                    lane_t(e - lo), F);
-        for (int64_t f = 0; f < F; ++f) {
-          o[f] = static_cast<scalar_t>(best[f]);
-          a[f] = perm == nullptr ? lo + rel[f] : perm[lo + rel[f]];
-        }
-      }
-    }
-  });
-}
-
-// Owner-computes partition of the output groups over threads.
-template <typename Fn>
-void parallel_over_owned_groups(int64_t G, int64_t E, int64_t work_per_row, const Fn& fn) {
-  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
-  const int64_t parts = (E * work_per_row < 65536) ? 1 : std::min<int64_t>(threads, std::max<int64_t>(G, 1));
-  at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
-    for (int64_t p = pb; p < pe; ++p) fn(G * p / parts, G * (p + 1) / parts);
-  });
-}
-
-template <Reduce R, typename scalar_t, typename index_t>
-void scatter_value_kernel(const scalar_t* src, const index_t* index, scalar_t* out, int64_t B, int64_t E, int64_t G,
-                          int64_t F) {
-  using acc_t = at::opmath_type<scalar_t>;
-  // float/double accumulate in place in `out`; half types in a float buffer.
-  constexpr bool kInPlace = std::is_same_v<acc_t, scalar_t>;
-  parallel_over_owned_groups(G, E, B * F, [&](int64_t g0, int64_t g1) {
-    const int64_t owned = g1 - g0;
-    if (owned <= 0) return;
-    std::vector<acc_t> buffer(kInPlace ? 0 : B * owned * F);
-    auto acc_of = [&](int64_t b, int64_t g) -> acc_t* {
-      if constexpr (kInPlace) return out + (b * G + g) * F;
-      else return buffer.data() + (b * owned + (g - g0)) * F;
-    };
-    std::vector<int64_t> count(owned, 0);
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t g = index[e];
-      if (g < g0 || g >= g1) continue;
-      const bool first = count[g - g0]++ == 0;
-      for (int64_t b = 0; b < B; ++b) {
-        const scalar_t* row = src + (b * E + e) * F;
-        if (first) load_row(row, acc_of(b, g), F);
-        else combine_row<R>(row, acc_of(b, g), F);
-      }
-    }
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t g = g0; g < g1; ++g) store_row(acc_of(b, g), out + (b * G + g) * F, F, count[g - g0], R == Reduce::Mean);
-  });
-}
-
-// Adjoint of segment: every row of group g receives grad[g] (scaled for mean,
-// masked to the winning row for min/max). Writes every output element once.
-template <typename scalar_t, typename index_t, typename lane_t>
-void gather_csr_kernel(const scalar_t* grad, const index_t* ptr, const int64_t* arg, scalar_t* out, int64_t B,
-                       int64_t E, int64_t G, int64_t F, Reduce r) {
-  parallel_over_groups(ptr, G, E, B * F, [&](int64_t gb, int64_t ge) {
-    std::vector<lane_t> rel(F);
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t g = gb; g < ge; ++g) {
-        const int64_t lo = ptr[g], hi = ptr[g + 1];
-        const scalar_t* gr = grad + (b * G + g) * F;
-        if (r == Reduce::Min || r == Reduce::Max) {
-          const int64_t* a = arg + (b * G + g) * F;
-          // Winners relative to the group start, in a lane as wide as the
-          // values: the masked copy below then vectorises.
-          for (int64_t f = 0; f < F; ++f) rel[f] = static_cast<lane_t>(a[f] >= lo ? a[f] - lo : -1);
-          for (int64_t e = lo; e < hi; ++e) {
-            scalar_t* __restrict o = out + (b * E + e) * F;
-            const lane_t here = static_cast<lane_t>(e - lo);
-            for (int64_t f = 0; f < F; ++f) {
-              const scalar_t v = gr[f];  // unconditional load: a conditional one blocks vectorisation
-              o[f] = rel[f] == here ? v : scalar_t(0);
-            }
-          }
-        } else {
-          using acc_t = at::opmath_type<scalar_t>;
-          const acc_t scale = (r == Reduce::Mean && hi > lo) ? acc_t(1) / acc_t(hi - lo) : acc_t(1);
-          for (int64_t e = lo; e < hi; ++e) {
-            scalar_t* o = out + (b * E + e) * F;
-            if (r == Reduce::Mean) {
-              for (int64_t f = 0; f < F; ++f) o[f] = static_cast<scalar_t>(static_cast<acc_t>(gr[f]) * scale);
-            } else {
-              std::copy(gr, gr + F, o);
-            }
-          }
-        }
-      }
-    }
-  });
-}
-
-template <typename scalar_t, typename index_t>
-void gather_coo_kernel(const scalar_t* grad, const index_t* index, const int64_t* arg, scalar_t* out, int64_t B,
-                       int64_t E, int64_t G, int64_t F, Reduce r) {
-  using acc_t = at::opmath_type<scalar_t>;
-  std::vector<acc_t> inv_count;
-  if (r == Reduce::Mean) {
-    std::vector<int64_t> count(G, 0);
-    for (int64_t e = 0; e < E; ++e) ++count[index[e]];
-    inv_count.resize(G);
-    for (int64_t g = 0; g < G; ++g) inv_count[g] = count[g] > 0 ? acc_t(1) / acc_t(count[g]) : acc_t(0);
-  }
-  at::parallel_for(0, E, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, B * F)), [&](int64_t eb, int64_t ee) {
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t e = eb; e < ee; ++e) {
-        const int64_t g = index[e];
-        const scalar_t* gr = grad + (b * G + g) * F;
-        scalar_t* o = out + (b * E + e) * F;
-        if (r == Reduce::Min || r == Reduce::Max) {
-          const int64_t* a = arg + (b * G + g) * F;
-          for (int64_t f = 0; f < F; ++f) o[f] = a[f] == e ? gr[f] : scalar_t(0);
-        } else if (r == Reduce::Mean) {
-          const acc_t s = inv_count[g];
-          for (int64_t f = 0; f < F; ++f) o[f] = static_cast<scalar_t>(static_cast<acc_t>(gr[f]) * s);
-        } else {
-          std::copy(gr, gr + F, o);
-        }
-      }
-    }
-  });
-}
 
 // ---------------------------------------------------------------------- glue
 
@@ -456,8 +240,10 @@ at::Tensor segment_value_impl(const at::Tensor& src, const at::Tensor& ptr, Redu
   GRAPHEQUI_DISPATCH_SRC(src.scalar_type(), "segment_cpu", [&] {
     AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "segment_cpu_idx", [&] {
       with_reduce(r, [&](auto R) {
-        segment_value_kernel<decltype(R)::value, scalar_t, index_t>(src.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(),
-                                                                     out.data_ptr<scalar_t>(), B, E, G, F);
+        with_isa<scalar_t>([&](auto k) {
+          decltype(k)::template segment_value<decltype(R)::value, scalar_t, index_t>(
+              src.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(), out.data_ptr<scalar_t>(), B, E, G, F);
+        });
       });
     });
   });
@@ -475,13 +261,16 @@ std::tuple<at::Tensor, at::Tensor> segment_arg_impl(const at::Tensor& src, const
       using lane_t = lane_of<at::opmath_type<scalar_t>>;
       // Relative row ids fit the narrow lane unless one segment is huge.
       const bool narrow = E < std::numeric_limits<lane_t>::max();
-      auto fn = r == Reduce::Max
-                    ? (narrow ? segment_arg_kernel<scalar_t, index_t, true, lane_t>
-                              : segment_arg_kernel<scalar_t, index_t, true, int64_t>)
-                    : (narrow ? segment_arg_kernel<scalar_t, index_t, false, lane_t>
-                              : segment_arg_kernel<scalar_t, index_t, false, int64_t>);
-      fn(src.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(), perm_data, out.data_ptr<scalar_t>(),
-         arg.data_ptr<int64_t>(), B, E, G, F);
+      with_isa<scalar_t>([&](auto k) {
+        using K = decltype(k);
+        auto fn = r == Reduce::Max
+                      ? (narrow ? K::template segment_arg<scalar_t, index_t, true, lane_t>
+                                : K::template segment_arg<scalar_t, index_t, true, int64_t>)
+                      : (narrow ? K::template segment_arg<scalar_t, index_t, false, lane_t>
+                                : K::template segment_arg<scalar_t, index_t, false, int64_t>);
+        fn(src.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(), perm_data, out.data_ptr<scalar_t>(),
+           arg.data_ptr<int64_t>(), B, E, G, F);
+      });
     });
   });
   return {out, arg};
@@ -534,8 +323,10 @@ at::Tensor scatter_cpu(const at::Tensor& src_in, const at::Tensor& index_in, int
   GRAPHEQUI_DISPATCH_SRC(src.scalar_type(), "scatter_cpu", [&] {
     AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "scatter_cpu_idx", [&] {
       with_reduce(r, [&](auto R) {
-        scatter_value_kernel<decltype(R)::value, scalar_t, index_t>(
-            src.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(), B, E, G, F);
+        with_isa<scalar_t>([&](auto k) {
+          decltype(k)::template scatter_value<decltype(R)::value, scalar_t, index_t>(
+              src.data_ptr<scalar_t>(), index.data_ptr<index_t>(), out.data_ptr<scalar_t>(), B, E, G, F);
+        });
       });
     });
   });
@@ -576,9 +367,13 @@ at::Tensor gather_csr_cpu(const at::Tensor& grad_in, const at::Tensor& ptr_in, c
     AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "gather_csr_cpu_idx", [&] {
       using lane_t = lane_of<scalar_t>;
       const bool narrow = E < std::numeric_limits<lane_t>::max();
-      auto fn = narrow ? gather_csr_kernel<scalar_t, index_t, lane_t> : gather_csr_kernel<scalar_t, index_t, int64_t>;
-      fn(grad.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(), arg.defined() ? arg.data_ptr<int64_t>() : nullptr,
-         out.data_ptr<scalar_t>(), B, E, G, F, r);
+      with_isa<scalar_t>([&](auto k) {
+        using K = decltype(k);
+        auto fn = narrow ? K::template gather_csr<scalar_t, index_t, lane_t>
+                         : K::template gather_csr<scalar_t, index_t, int64_t>;
+        fn(grad.data_ptr<scalar_t>(), ptr.data_ptr<index_t>(), arg.defined() ? arg.data_ptr<int64_t>() : nullptr,
+           out.data_ptr<scalar_t>(), B, E, G, F, r);
+      });
     });
   });
   return out;
@@ -598,9 +393,11 @@ at::Tensor gather_coo_cpu(const at::Tensor& grad_in, const at::Tensor& index_in,
   auto out = empty_output({B, E, F}, grad.options());
   GRAPHEQUI_DISPATCH_SRC(grad.scalar_type(), "gather_coo_cpu", [&] {
     AT_DISPATCH_INDEX_TYPES(index.scalar_type(), "gather_coo_cpu_idx", [&] {
-      gather_coo_kernel<scalar_t, index_t>(grad.data_ptr<scalar_t>(), index.data_ptr<index_t>(),
-                                           arg.defined() ? arg.data_ptr<int64_t>() : nullptr,
-                                           out.data_ptr<scalar_t>(), B, E, G, F, r);
+      with_isa<scalar_t>([&](auto k) {
+        decltype(k)::template gather_coo<scalar_t, index_t>(grad.data_ptr<scalar_t>(), index.data_ptr<index_t>(),
+                                                            arg.defined() ? arg.data_ptr<int64_t>() : nullptr,
+                                                            out.data_ptr<scalar_t>(), B, E, G, F, r);
+      });
     });
   });
   return out;

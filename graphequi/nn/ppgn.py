@@ -183,7 +183,9 @@ class PPGNPlusPlus(torch.nn.Module):
     * embedded node types/features on the diagonal (``embed_channels``);
     * embedded edge types/features on the edges (``embed_channels``);
     * the ``ppgn++`` polynomial pair channels written by
-      ``PolynomialFeatures(level='pair')`` (``poly_channels``).
+      ``PolynomialFeatures(level='pair')`` (``poly_channels``), batch-normalised
+      over the real entries: they are means over the maps of the free nodes,
+      of order :math:`10^{-3}` on sparse graphs next to a 0/1 adjacency.
 
     **Blocks.** ``num_layers`` :class:`PPGNBlock` s of width
     ``hidden_channels``, each masking padded entries.
@@ -195,7 +197,11 @@ class PPGNPlusPlus(torch.nn.Module):
               \tfrac{1}{n_b(n_b-1)}\sum_{i \ne j} X_{ij}\Big]
               \in \mathbb{R}^{2 \cdot \text{hidden}},
 
-    (sums instead of means with ``readout='sum'``), followed by an MLP head.
+    followed by an MLP head. With ``readout='sum'`` the two terms are the sums
+    :math:`\tfrac{1}{s}\sum_i X_{ii}` and :math:`\tfrac{1}{s^2}\sum_{i\ne j} X_{ij}`
+    for a fixed ``readout_scale`` :math:`s` (e.g. the mean training graph
+    size): still sums, so counts that grow with the graph stay linear in the
+    readout, but of order one at initialisation instead of order :math:`n^2`.
     The output is invariant to relabelling the nodes of each graph.
 
     The reference ZINC configuration (``num_layers=8``,
@@ -216,6 +222,7 @@ class PPGNPlusPlus(torch.nn.Module):
         mlp_layers (int): depth of the MLPs inside each block.
         norm (bool): masked batch norm after each block.
         readout (str): ``'mean'`` or ``'sum'``.
+        readout_scale (float): :math:`s` of the sum readout (default 1).
         dropout (float): dropout in the head.
         pair_key (str): attribute holding the polynomial pair values.
 
@@ -249,12 +256,15 @@ class PPGNPlusPlus(torch.nn.Module):
         mlp_layers: int = 2,
         norm: bool = True,
         readout: str = "mean",
+        readout_scale: float = 1.0,
         dropout: float = 0.0,
         pair_key: str = "poly_pair_attr",
     ):
         super().__init__()
         if readout not in ("mean", "sum"):
             raise ValueError(f"readout must be 'mean' or 'sum', got {readout!r}")
+        if not readout_scale > 0:
+            raise ValueError(f"readout_scale must be > 0, got {readout_scale}")
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.out_channels = out_channels
@@ -262,6 +272,7 @@ class PPGNPlusPlus(torch.nn.Module):
         self.num_layers = num_layers
         self.poly_channels = int(poly_channels)
         self.readout = readout
+        self.readout_scale = float(readout_scale)
         self.dropout = dropout
         self.pair_key = pair_key
         embed = hidden_channels if embed_channels is None else embed_channels
@@ -274,6 +285,7 @@ class PPGNPlusPlus(torch.nn.Module):
         in_channels = (1 + (embed if self.node_encoder is not None else 0)
                        + (embed if self.edge_encoder is not None else 0) + self.poly_channels)
         self.in_channels = in_channels
+        self.poly_norm = PairBatchNorm(self.poly_channels) if self.poly_channels else None
         self.blocks = torch.nn.ModuleList()
         for i in range(num_layers):
             self.blocks.append(PPGNBlock(in_channels if i == 0 else hidden_channels,
@@ -332,7 +344,8 @@ class PPGNPlusPlus(torch.nn.Module):
                                  f"{self.poly_channels}")
             if not torch.isfinite(p).all():
                 raise ValueError(f"`data.{self.pair_key}` contains NaN or infinite values")
-            channels.append(p)
+            pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
+            channels.append(self.poly_norm(p, pair_mask))
         return torch.cat(channels, dim=-1), mask
 
     def forward(self, data) -> Tensor:
@@ -348,10 +361,14 @@ class PPGNPlusPlus(torch.nn.Module):
         if self.readout == "mean":
             diag = diag / n
             off = off / (n * (n - 1)).clamp(min=1)
+        else:
+            diag = diag / self.readout_scale
+            off = off / self.readout_scale ** 2
         return self.head(torch.cat([diag, off], dim=-1))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(in_channels={self.in_channels}, "
                 f"hidden_channels={self.hidden_channels}, out_channels={self.out_channels}, "
                 f"num_layers={self.num_layers}, poly_channels={self.poly_channels}, "
-                f"readout={self.readout!r})")
+                f"readout={self.readout!r}" + (f", readout_scale={self.readout_scale:g})"
+                                               if self.readout == "sum" else ")"))

@@ -69,6 +69,7 @@ class TrainConfig:
     scheduler: str = "plateau"
     bucket_by_size: bool = False
     time_limit_h: Optional[float] = None
+    test_every_epoch: bool = True
     resume: bool = False
     progress: bool = True
     model_kwargs: tuple = ()
@@ -190,6 +191,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=typ, default=None, help=text)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    parser.add_argument("--test-at-best-only", action="store_true",
+                        help="score the test split only at epochs where validation improves "
+                             "(the only test figure reported; saves the test pass on other epochs)")
     parser.add_argument("--bucket-by-size", action="store_true",
                         help="batch graphs of similar size together (less padding for dense models)")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -217,6 +221,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values["progress"] = False
     if args.bucket_by_size:
         values["bucket_by_size"] = True
+    if args.test_at_best_only:
+        values["test_every_epoch"] = False
     kwargs = dict(values.get("model_kwargs") or {})
     for item in args.model_arg:
         if "=" not in item:

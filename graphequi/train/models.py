@@ -31,6 +31,9 @@ def build_model(name: str, task: Task, **kwargs) -> torch.nn.Module:
     edge_inputs = dict(edge_vocab=task.edge_vocab, edge_in_channels=task.edge_in_channels)
     if name in ("ppgn++", "ppgn"):
         poly = _width(sample, PAIR_KEY) if "pair" in levels else 0
+        if kwargs.get("readout") == "sum" and "readout_scale" not in kwargs:
+            # sums over n and n^2 entries: scale by the mean training graph size (a constant)
+            kwargs["readout_scale"] = sum(g.num_nodes for g in task.train) / len(task.train)
         return PPGNPlusPlus(task.num_outputs, **inputs, **edge_inputs, poly_channels=poly,
                             pair_key=PAIR_KEY, **kwargs)
     poly = _width(sample, "poly_x") if "node" in levels else 0

@@ -114,10 +114,13 @@ def _tensorboard(path: Path):
 
 
 class _Shard:
-    """The evaluation share of one process: positions ``rank, rank + W, ...``."""
+    """The evaluation share of one process: positions ``rank, rank + W, ...``,
+    batched in order of graph size (a dense model pays for the largest graph of
+    each batch; predictions are put back in dataset order before scoring)."""
 
     def __init__(self, dataset: list, info: DistInfo, batch_size: int):
-        self.positions = list(range(info.rank, len(dataset), info.world_size))
+        positions = range(info.rank, len(dataset), info.world_size)
+        self.positions = sorted(positions, key=lambda i: (dataset[i].num_nodes, i))
         self.loader = DataLoader([dataset[i] for i in self.positions], batch_size=batch_size, shuffle=False)
 
 
@@ -249,11 +252,14 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         train_loss = _train_epoch(train_model, train_loader, optimizer, task, loss_name, cfg, device,
                                   info, f"epoch {epoch}")
         val = _evaluate(model, val_shard, task, device, info)
-        test = _evaluate(model, test_shard, task, device, info)
+        improved = _better(val[metric], state["best_val"], task.higher_is_better)
+        # the reported test figure is the one at the best validation epoch, so the test pass
+        # of any other epoch only feeds the learning curve
+        test = _evaluate(model, test_shard, task, device, info) if improved or cfg.test_every_epoch else {}
         lr = optimizer.param_groups[0]["lr"]
         if cfg.scheduler == "plateau":
             scheduler.step(val[metric])
-        if _better(val[metric], state["best_val"], task.higher_is_better):
+        if improved:
             state.update(best_epoch=epoch, best_val=val[metric],
                          best={"val": val, "test": test})
         # the slowest process's time, so every process takes the same time-limit decision
@@ -279,7 +285,8 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
                 for k, v in record.items():
                     if isinstance(v, (int, float)) and k != "epoch":
                         writer.add_scalar(k, v, epoch)
-        epochs.set_postfix({f"val_{metric}": f"{val[metric]:.4f}", f"test_{metric}": f"{test[metric]:.4f}"})
+        best_test = state["best"]["test"][metric]
+        epochs.set_postfix({f"val_{metric}": f"{val[metric]:.4f}", f"best_test_{metric}": f"{best_test:.4f}"})
         if state["stopped"]:
             break
     epochs.close()
@@ -340,7 +347,9 @@ def plot_learning_curves(results: List[dict], metric: str, path: Path) -> None:
         epochs = [h["epoch"] for h in r["history"]]
         ax_loss.plot(epochs, [h["train_loss"] for h in r["history"]], label=f"seed {r['seed']}")
         line, = ax_metric.plot(epochs, [h[f"val_{metric}"] for h in r["history"]], label=f"val, seed {r['seed']}")
-        ax_metric.plot(epochs, [h[f"test_{metric}"] for h in r["history"]], linestyle="--",
+        scored = [h for h in r["history"] if f"test_{metric}" in h]  # see TrainConfig.test_every_epoch
+        ax_metric.plot([h["epoch"] for h in scored], [h[f"test_{metric}"] for h in scored], linestyle="--",
+                       marker="." if len(scored) < len(epochs) else None,
                        color=line.get_color(), label=f"test, seed {r['seed']}")
         ax_metric.axvline(r["best_epoch"], color=line.get_color(), alpha=0.3)
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")

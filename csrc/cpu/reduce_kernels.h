@@ -1,0 +1,316 @@
+// The compute kernels of reduce_cpu.cpp, on raw pointers: no ATen tensors, no
+// checks (the glue validates everything first). This file has no include
+// guard on purpose: reduce_cpu.cpp includes it twice, once per instruction-set
+// namespace (baseline x86-64 and AVX2), so the same source is compiled for
+// each and the glue picks one at run time. It relies on the headers that
+// reduce_cpu.cpp includes before it.
+
+// Branch-free "strictly better" update so the feature loop vectorises: ties
+// keep the earlier (lower) row, and NaN wins (then sticks), as in torch.amax.
+// `best` is kept in the op-math type and `row_id` in an integer lane of the
+// same width (int32 next to float): mixed-width lanes defeat the vectoriser.
+template <typename scalar_t, typename cmp_t, typename lane_t, bool kMax>
+inline void update_row(const scalar_t* __restrict row, cmp_t* __restrict best, lane_t* __restrict row_id,
+                       lane_t e, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) {
+    const cmp_t v = static_cast<cmp_t>(row[f]);
+    const cmp_t b = best[f];
+    bool take = kMax ? (v > b) : (v < b);
+    if constexpr (!std::is_integral_v<cmp_t>) take = take | ((v != v) & (b == b));
+    best[f] = take ? v : b;
+    row_id[f] = take ? e : row_id[f];
+  }
+}
+
+// Group ranges [g_begin, g_end) owned by row chunks of about equal size.
+template <typename index_t>
+inline std::pair<int64_t, int64_t> groups_of_rows(const index_t* ptr, int64_t G, int64_t row_begin,
+                                                  int64_t row_end, int64_t E) {
+  auto first_group_starting_at_or_after = [&](int64_t row) -> int64_t {
+    if (row >= E) return G;
+    // groups whose start ptr[g] < row belong to an earlier chunk
+    return std::lower_bound(ptr, ptr + G, static_cast<index_t>(row)) - ptr;
+  };
+  int64_t gb = row_begin == 0 ? 0 : first_group_starting_at_or_after(row_begin);
+  int64_t ge = first_group_starting_at_or_after(row_end);
+  return {gb, ge};
+}
+
+// Runs fn(g_begin, g_end) over groups balanced by their row counts.
+template <typename index_t, typename Fn>
+void parallel_over_groups(const index_t* ptr, int64_t G, int64_t E, int64_t work_per_row, const Fn& fn) {
+  if (G == 0) return;
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t min_rows = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(threads * 4, E / min_rows));
+  if (chunks == 1) {
+    fn(0, G);
+    return;
+  }
+  at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      auto range = groups_of_rows(ptr, G, E * c / chunks, E * (c + 1) / chunks, E);
+      if (c == chunks - 1) range.second = G;  // trailing empty groups
+      if (range.first < range.second) fn(range.first, range.second);
+    }
+  });
+}
+
+// ------------------------------------------------------------------- kernels
+
+// `perm` (optional) maps sorted position -> source row, for COO inputs that
+// were grouped by a counting sort; rows are then fetched with prefetching.
+template <typename scalar_t>
+inline const scalar_t* row_at(const scalar_t* base, const int64_t* perm, int64_t e, int64_t E, int64_t F) {
+  if (perm == nullptr) return base + e * F;
+  constexpr int64_t kAhead = 8;
+  if (e + kAhead < E) {
+    const char* next = reinterpret_cast<const char*>(base + perm[e + kAhead] * F);
+    for (int64_t byte = 0; byte < F * static_cast<int64_t>(sizeof(scalar_t)); byte += 64) __builtin_prefetch(next + byte);
+  }
+  return base + perm[e] * F;
+}
+
+// Folds one row into an accumulator row (op-math type). Min/max use the same
+// branch-free NaN-sticky comparison as update_row, so the loop vectorises.
+template <Reduce R, typename scalar_t, typename acc_t>
+inline void combine_row(const scalar_t* __restrict row, acc_t* __restrict acc, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) {
+    const acc_t v = static_cast<acc_t>(row[f]);
+    if constexpr (R == Reduce::Sum || R == Reduce::Mean) {
+      acc[f] += v;
+    } else {
+      const acc_t b = acc[f];
+      bool take = R == Reduce::Max ? (v > b) : (v < b);
+      if constexpr (!std::is_integral_v<acc_t>) take = take | ((v != v) & (b == b));
+      acc[f] = take ? v : b;
+    }
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+inline void load_row(const scalar_t* __restrict row, acc_t* __restrict acc, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) acc[f] = static_cast<acc_t>(row[f]);
+}
+
+template <typename scalar_t, typename acc_t>
+// `acc` may alias `out` (in-place accumulation): element f is read before it is written.
+inline void store_row(const acc_t* acc, scalar_t* out, int64_t F, int64_t count, bool mean) {
+  if (count == 0) {
+    std::fill(out, out + F, scalar_t(0));
+  } else if (mean) {
+    const acc_t scale = acc_t(1) / static_cast<acc_t>(count);
+    for (int64_t f = 0; f < F; ++f) out[f] = static_cast<scalar_t>(acc[f] * scale);
+  } else if (static_cast<const void*>(acc) != static_cast<const void*>(out)) {
+    for (int64_t f = 0; f < F; ++f) out[f] = static_cast<scalar_t>(acc[f]);
+  }
+}
+
+template <Reduce R, typename scalar_t, typename index_t>
+void segment_value_kernel(const scalar_t* src, const index_t* ptr, scalar_t* out, int64_t B, int64_t E, int64_t G,
+                          int64_t F) {
+  using acc_t = at::opmath_type<scalar_t>;
+  // float/double accumulate straight into the output row (one pass less).
+  constexpr bool kInPlace = std::is_same_v<acc_t, scalar_t>;
+  parallel_over_groups(ptr, G, E, B * F, [&](int64_t gb, int64_t ge) {
+    std::vector<acc_t> buffer(kInPlace ? 0 : F);
+    for (int64_t b = 0; b < B; ++b) {
+      const scalar_t* base = src + b * E * F;
+      for (int64_t g = gb; g < ge; ++g) {
+        const int64_t lo = ptr[g], hi = ptr[g + 1];
+        scalar_t* o = out + (b * G + g) * F;
+        acc_t* acc;
+        if constexpr (kInPlace) acc = o;
+        else acc = buffer.data();
+        if (hi > lo) load_row(base + lo * F, acc, F);
+        for (int64_t e = lo + 1; e < hi; ++e) combine_row<R>(base + e * F, acc, F);
+        store_row(acc, o, F, hi - lo, R == Reduce::Mean);
+      }
+    }
+  });
+}
+
+template <typename scalar_t, typename index_t, bool kMax, typename lane_t>
+void segment_arg_kernel(const scalar_t* src, const index_t* ptr, const int64_t* perm, scalar_t* out, int64_t* arg,
+                        int64_t B, int64_t E, int64_t G, int64_t F) {
+  using cmp_t = at::opmath_type<scalar_t>;
+  parallel_over_groups(ptr, G, E, B * F, [&](int64_t gb, int64_t ge) {
+    std::vector<cmp_t> best(F);
+    std::vector<lane_t> rel(F);  // winning row relative to the group start
+    for (int64_t b = 0; b < B; ++b) {
+      const scalar_t* base = src + b * E * F;
+      for (int64_t g = gb; g < ge; ++g) {
+        scalar_t* o = out + (b * G + g) * F;
+        int64_t* a = arg + (b * G + g) * F;
+        const int64_t lo = ptr[g], hi = ptr[g + 1];
+        if (hi == lo) {
+          for (int64_t f = 0; f < F; ++f) { o[f] = scalar_t(0); a[f] = -1; }
+          continue;
+        }
+        const scalar_t* first = row_at(base, perm, lo, E, F);
+        for (int64_t f = 0; f < F; ++f) best[f] = static_cast<cmp_t>(first[f]);
+        std::fill(rel.begin(), rel.end(), lane_t(0));
+        for (int64_t e = lo + 1; e < hi; ++e)
+          update_row<scalar_t, cmp_t, lane_t, kMax>(row_at(base, perm, e, E, F), best.data(), rel.data(),
+                                                    lane_t(e - lo), F);
+        for (int64_t f = 0; f < F; ++f) {
+          o[f] = static_cast<scalar_t>(best[f]);
+          a[f] = perm == nullptr ? lo + rel[f] : perm[lo + rel[f]];
+        }
+      }
+    }
+  });
+}
+
+// Owner-computes partition of the output groups over threads.
+template <typename Fn>
+void parallel_over_owned_groups(int64_t G, int64_t E, int64_t work_per_row, const Fn& fn) {
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t parts = (E * work_per_row < 65536) ? 1 : std::min<int64_t>(threads, std::max<int64_t>(G, 1));
+  at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
+    for (int64_t p = pb; p < pe; ++p) fn(G * p / parts, G * (p + 1) / parts);
+  });
+}
+
+template <Reduce R, typename scalar_t, typename index_t>
+void scatter_value_kernel(const scalar_t* src, const index_t* index, scalar_t* out, int64_t B, int64_t E, int64_t G,
+                          int64_t F) {
+  using acc_t = at::opmath_type<scalar_t>;
+  // float/double accumulate in place in `out`; half types in a float buffer.
+  constexpr bool kInPlace = std::is_same_v<acc_t, scalar_t>;
+  parallel_over_owned_groups(G, E, B * F, [&](int64_t g0, int64_t g1) {
+    const int64_t owned = g1 - g0;
+    if (owned <= 0) return;
+    std::vector<acc_t> buffer(kInPlace ? 0 : B * owned * F);
+    auto acc_of = [&](int64_t b, int64_t g) -> acc_t* {
+      if constexpr (kInPlace) return out + (b * G + g) * F;
+      else return buffer.data() + (b * owned + (g - g0)) * F;
+    };
+    std::vector<int64_t> count(owned, 0);
+    // The accumulator rows are hit in random order and rarely cached: fetch
+    // the one needed kAhead rows from now while this row is combined.
+    constexpr int64_t kAhead = 16;
+    const int64_t row_bytes = F * static_cast<int64_t>(sizeof(acc_t));
+    for (int64_t e = 0; e < E; ++e) {
+      if (e + kAhead < E) {
+        const int64_t next = index[e + kAhead];
+        if (next >= g0 && next < g1) {
+          for (int64_t b = 0; b < B; ++b) {
+            const char* line = reinterpret_cast<const char*>(acc_of(b, next));
+            for (int64_t byte = 0; byte < row_bytes; byte += 64) __builtin_prefetch(line + byte, 1);
+          }
+        }
+      }
+      const int64_t g = index[e];
+      if (g < g0 || g >= g1) continue;
+      const bool first = count[g - g0]++ == 0;
+      for (int64_t b = 0; b < B; ++b) {
+        const scalar_t* row = src + (b * E + e) * F;
+        if (first) load_row(row, acc_of(b, g), F);
+        else combine_row<R>(row, acc_of(b, g), F);
+      }
+    }
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t g = g0; g < g1; ++g) store_row(acc_of(b, g), out + (b * G + g) * F, F, count[g - g0], R == Reduce::Mean);
+  });
+}
+
+// Adjoint of segment: every row of group g receives grad[g] (scaled for mean,
+// masked to the winning row for min/max). Writes every output element once.
+template <typename scalar_t, typename index_t, typename lane_t>
+void gather_csr_kernel(const scalar_t* grad, const index_t* ptr, const int64_t* arg, scalar_t* out, int64_t B,
+                       int64_t E, int64_t G, int64_t F, Reduce r) {
+  parallel_over_groups(ptr, G, E, B * F, [&](int64_t gb, int64_t ge) {
+    std::vector<lane_t> rel(F);
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t g = gb; g < ge; ++g) {
+        const int64_t lo = ptr[g], hi = ptr[g + 1];
+        const scalar_t* gr = grad + (b * G + g) * F;
+        if (r == Reduce::Min || r == Reduce::Max) {
+          const int64_t* a = arg + (b * G + g) * F;
+          // Winners relative to the group start, in a lane as wide as the
+          // values: the masked copy below then vectorises.
+          for (int64_t f = 0; f < F; ++f) rel[f] = static_cast<lane_t>(a[f] >= lo ? a[f] - lo : -1);
+          for (int64_t e = lo; e < hi; ++e) {
+            scalar_t* __restrict o = out + (b * E + e) * F;
+            const lane_t here = static_cast<lane_t>(e - lo);
+            for (int64_t f = 0; f < F; ++f) {
+              const scalar_t v = gr[f];  // unconditional load: a conditional one blocks vectorisation
+              o[f] = rel[f] == here ? v : scalar_t(0);
+            }
+          }
+        } else {
+          using acc_t = at::opmath_type<scalar_t>;
+          const acc_t scale = (r == Reduce::Mean && hi > lo) ? acc_t(1) / acc_t(hi - lo) : acc_t(1);
+          for (int64_t e = lo; e < hi; ++e) {
+            scalar_t* o = out + (b * E + e) * F;
+            if (r == Reduce::Mean) {
+              for (int64_t f = 0; f < F; ++f) o[f] = static_cast<scalar_t>(static_cast<acc_t>(gr[f]) * scale);
+            } else {
+              std::copy(gr, gr + F, o);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename scalar_t, typename index_t>
+void gather_coo_kernel(const scalar_t* grad, const index_t* index, const int64_t* arg, scalar_t* out, int64_t B,
+                       int64_t E, int64_t G, int64_t F, Reduce r) {
+  using acc_t = at::opmath_type<scalar_t>;
+  std::vector<acc_t> inv_count;
+  if (r == Reduce::Mean) {
+    std::vector<int64_t> count(G, 0);
+    for (int64_t e = 0; e < E; ++e) ++count[index[e]];
+    inv_count.resize(G);
+    for (int64_t g = 0; g < G; ++g) inv_count[g] = count[g] > 0 ? acc_t(1) / acc_t(count[g]) : acc_t(0);
+  }
+  at::parallel_for(0, E, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, B * F)), [&](int64_t eb, int64_t ee) {
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t e = eb; e < ee; ++e) {
+        const int64_t g = index[e];
+        const scalar_t* gr = grad + (b * G + g) * F;
+        scalar_t* o = out + (b * E + e) * F;
+        if (r == Reduce::Min || r == Reduce::Max) {
+          const int64_t* a = arg + (b * G + g) * F;
+          for (int64_t f = 0; f < F; ++f) o[f] = a[f] == e ? gr[f] : scalar_t(0);
+        } else if (r == Reduce::Mean) {
+          const acc_t s = inv_count[g];
+          for (int64_t f = 0; f < F; ++f) o[f] = static_cast<scalar_t>(static_cast<acc_t>(gr[f]) * s);
+        } else {
+          std::copy(gr, gr + F, o);
+        }
+      }
+    }
+  });
+}
+// The kernels of this instruction set, as one type the glue can pick at run time.
+struct Kernels {
+  template <Reduce R, typename scalar_t, typename index_t>
+  static void segment_value(const scalar_t* src, const index_t* ptr, scalar_t* out, int64_t B, int64_t E,
+                            int64_t G, int64_t F) {
+    segment_value_kernel<R, scalar_t, index_t>(src, ptr, out, B, E, G, F);
+  }
+  template <typename scalar_t, typename index_t, bool kMax, typename lane_t>
+  static void segment_arg(const scalar_t* src, const index_t* ptr, const int64_t* perm, scalar_t* out,
+                          int64_t* arg, int64_t B, int64_t E, int64_t G, int64_t F) {
+    segment_arg_kernel<scalar_t, index_t, kMax, lane_t>(src, ptr, perm, out, arg, B, E, G, F);
+  }
+  template <Reduce R, typename scalar_t, typename index_t>
+  static void scatter_value(const scalar_t* src, const index_t* index, scalar_t* out, int64_t B, int64_t E,
+                            int64_t G, int64_t F) {
+    scatter_value_kernel<R, scalar_t, index_t>(src, index, out, B, E, G, F);
+  }
+  template <typename scalar_t, typename index_t, typename lane_t>
+  static void gather_csr(const scalar_t* grad, const index_t* ptr, const int64_t* arg, scalar_t* out, int64_t B,
+                         int64_t E, int64_t G, int64_t F, Reduce r) {
+    gather_csr_kernel<scalar_t, index_t, lane_t>(grad, ptr, arg, out, B, E, G, F, r);
+  }
+  template <typename scalar_t, typename index_t>
+  static void gather_coo(const scalar_t* grad, const index_t* index, const int64_t* arg, scalar_t* out, int64_t B,
+                         int64_t E, int64_t G, int64_t F, Reduce r) {
+    gather_coo_kernel<scalar_t, index_t>(grad, index, arg, out, B, E, G, F, r);
+  }
+};
