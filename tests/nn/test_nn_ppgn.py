@@ -191,6 +191,25 @@ def test_ppgn_bad_input_raises(graphs):
         zinc_like_model(poly_channels=0).eval()(empty)
     with pytest.raises(ValueError, match="readout"):
         PPGNPlusPlus(1, readout="max")
+    with pytest.raises(ValueError, match="readout_scale"):
+        PPGNPlusPlus(1, readout="sum", readout_scale=0.0)
+
+
+def test_sum_readout_scale_divides_diagonal_by_s_and_off_diagonal_by_s_squared():
+    g = Batch.from_data_list([from_networkx(nx.cycle_graph(5)), from_networkx(nx.path_graph(4))])
+    torch.manual_seed(0)
+    plain = PPGNPlusPlus(1, hidden_channels=4, num_layers=2, readout="sum", norm=False).double().eval()
+    scaled = PPGNPlusPlus(1, hidden_channels=4, num_layers=2, readout="sum", readout_scale=3.0,
+                          norm=False).double().eval()
+    scaled.load_state_dict(plain.state_dict())
+    pooled = {}
+    for name, model in (("plain", plain), ("scaled", scaled)):
+        model.head.register_forward_hook(lambda m, inp, out, name=name: pooled.__setitem__(name, inp[0]))
+        model(g)
+    h = plain.hidden_channels
+    torch.testing.assert_close(pooled["scaled"][:, :h], pooled["plain"][:, :h] / 3.0)
+    torch.testing.assert_close(pooled["scaled"][:, h:], pooled["plain"][:, h:] / 9.0)
+    assert "readout_scale=3" in repr(scaled)
 
 
 @pytest.mark.parametrize("mlp_layers", [1, 2, 3])

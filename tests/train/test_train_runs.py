@@ -41,6 +41,24 @@ def test_runs_are_deterministic_under_a_seed(tmp_path):
     assert a["per_seed"][0]["test"] != c["per_seed"][0]["test"]
 
 
+def test_test_split_scored_only_at_new_best_when_asked(tmp_path):
+    """test_every_epoch=False skips the test pass on epochs without a new best
+    validation score; the reported result and the training are unchanged."""
+    every = train(tiny(tmp_path / "every", seeds=(0,), epochs=6))
+    best_only = train(tiny(tmp_path / "best", seeds=(0,), epochs=6, test_every_epoch=False))
+    full = read_jsonl(tmp_path / "every" / "seed0" / "metrics.jsonl")
+    sparse = read_jsonl(tmp_path / "best" / "seed0" / "metrics.jsonl")
+    running_best = np.minimum.accumulate([r["val_mae"] for r in full])
+    for i, (a, b) in enumerate(zip(full, sparse)):
+        assert a["val_mae"] == b["val_mae"] and a["train_loss"] == b["train_loss"]
+        improved = i == 0 or running_best[i] < running_best[i - 1]
+        assert ("test_mae" in b) == improved
+        if improved:
+            assert b["test_mae"] == a["test_mae"]
+    assert every["per_seed"][0]["test"] == best_only["per_seed"][0]["test"]
+    assert (tmp_path / "best" / "learning_curve.png").is_file()
+
+
 def test_multi_seed_summary_reports_test_at_best_validation_epoch(tmp_path):
     summary = train(tiny(tmp_path, seeds=(0, 1), epochs=4))
     tests, nmaes = [], []
