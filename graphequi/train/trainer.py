@@ -224,6 +224,12 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["state"]
         _set_rng_state(ckpt["rng"][info.rank])
+        # A run stopped by its compute budget continues when resumed with a larger one.
+        reason = state.get("stop_reason") or (  # checkpoints written before stop_reason existed
+            "min_lr" if optimizer.param_groups[0]["lr"] < cfg.min_lr else "time_limit")
+        if (state["stopped"] and reason == "time_limit"
+                and (cfg.time_limit_h is None or state["wall_time"] < 3600 * cfg.time_limit_h)):
+            state["stopped"] = False
     if info.is_main:  # the log is exactly the checkpoint's history: drop lines of a lost epoch
         _atomic_write_text(jsonl_path, "".join(json.dumps(r) + "\n" for r in state["history"]))
 
@@ -271,9 +277,9 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         state["history"].append(record)
         state["epoch"] = epoch
         if optimizer.param_groups[0]["lr"] < cfg.min_lr:
-            state["stopped"] = True  # the usual ZINC/PPGN stopping rule: lr decayed below min_lr
+            state.update(stopped=True, stop_reason="min_lr")  # the usual ZINC/PPGN rule: lr decayed below min_lr
         if cfg.time_limit_h is not None and state["wall_time"] >= 3600 * cfg.time_limit_h:
-            state["stopped"] = True  # a compute budget (counted over resumes)
+            state.update(stopped=True, stop_reason="time_limit")  # a compute budget (counted over resumes)
         rngs = distributed.all_gather_objects(_rng_state(), info)
         if info.is_main:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

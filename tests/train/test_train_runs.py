@@ -118,6 +118,18 @@ def test_unknown_dataset_and_model_are_clear_errors(tmp_path):
         train(tiny(tmp_path, model="gine"))
 
 
+def test_resume_with_a_larger_time_limit_continues_a_budget_stopped_run(tmp_path):
+    first = train(tiny(tmp_path, epochs=5, time_limit_h=1e-9))
+    assert first["per_seed"][0]["epochs_run"] == 1 and first["per_seed"][0]["stopped_early"]
+    same_budget = train(tiny(tmp_path, epochs=5, time_limit_h=1e-9, resume=True))
+    assert same_budget["per_seed"][0]["epochs_run"] == 1
+    extended = train(tiny(tmp_path, epochs=5, time_limit_h=1.0, resume=True))
+    assert extended["per_seed"][0]["epochs_run"] == 5 and not extended["per_seed"][0]["stopped_early"]
+    uninterrupted = train(tiny(tmp_path / "ref", epochs=5))
+    assert without_time(read_jsonl(tmp_path / "seed0" / "metrics.jsonl")) == \
+        without_time(read_jsonl(tmp_path / "ref" / "seed0" / "metrics.jsonl"))
+
+
 def test_time_limit_constant_lr_and_bucketed_batches(tmp_path):
     summary = train(tiny(tmp_path / "a", epochs=4, time_limit_h=1e-9))
     assert summary["per_seed"][0]["epochs_run"] == 1 and summary["per_seed"][0]["stopped_early"]
