@@ -7,6 +7,7 @@ Each experiment is a YAML config under ``benchmarks/configs/`` (read by
     python benchmarks/train_results.py zinc-ppgn++-cpu        # run one (all its seeds)
     python benchmarks/train_results.py count-ppgn++ --targets triangle
     python benchmarks/train_results.py --all --tiny           # smoke test: 1 epoch, 64 graphs, 1 seed
+    python benchmarks/train_results.py --all --collect        # gather runs made by hand (config kept)
 
 Each run writes to ``runs/benchmarks/<experiment>[/<target>]/`` (git-ignored:
 the trainer's summary.json, learning curves, checkpoints; ``--tiny`` runs
@@ -132,6 +133,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default=None, help="override the configs' device")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--collect", action="store_true",
+                        help="train nothing: gather the summary.json of runs already made (e.g. with "
+                             "extra flags such as --seeds or --time-limit-h) into the results files")
     args = parser.parse_args(argv)
     names = list(EXPERIMENTS) if args.all or args.list else args.experiments
     unknown = [n for n in names if n not in EXPERIMENTS]
@@ -149,14 +153,22 @@ def main(argv=None) -> int:
                 print(f"# {label}: target {exp.goal or '-'} {exp.reference}\n{shlex.join(cmd)}")
                 continue
             start = time.perf_counter()
-            summary = run(cmd, args.device, args.resume, args.threads)
+            if args.collect:
+                if not (out / "summary.json").is_file():
+                    print(f"{label}: no {_shown(out / 'summary.json')}, skipped")
+                    continue
+                summary = json.loads((out / "summary.json").read_text())
+                start -= summary["train_wall_time_s"]  # report the run's own training time
+            else:
+                summary = run(cmd, args.device, args.resume, args.threads)
             m = exp.metric
-            rows.append({"run": label, "metric": m, "test_mean": summary[f"test_{m}_mean"],
+            rows.append({"run": label, "metric": m, "collected": args.collect, "test_mean": summary[f"test_{m}_mean"],
                          "test_std": summary[f"test_{m}_std"], "val_mean": summary[f"val_{m}_mean"],
                          "seeds": summary["seeds"], "num_params": summary["num_params"],
                          "hardware": summary["hardware"], "wall_time_s": time.perf_counter() - start,
                          "result_name": summary["result_name"], "goal": exp.goal,
                          "check": check(exp, summary[f"test_{m}_mean"]), "command": shlex.join(cmd),
+                         "config": summary.get("config"),
                          "tiny": args.tiny})
     if args.list:
         return 0
