@@ -109,7 +109,6 @@ def run(E: int, N: int, features, reduces, repeats: int, seed: int = 0):
                     for name, (fn, _) in candidates(index_kind, reduce, index, ptr, lengths, N, F).items():
                         benches[name] = (lambda f=fn: f(src)) if mode == "fwd" else forward_backward(fn, src, grad_out)
                     timings = interleaved_medians(benches, repeats)
-                    src.requires_grad_(False)
                     read_floor, write_floor = timings.pop("read"), timings.pop("write")
                     floor = read_floor if mode == "fwd" else read_floor + write_floor
                     rows.append(dict(F=F, index=index_kind, reduce=reduce, mode=mode, ms=timings,

@@ -152,20 +152,21 @@ def main(argv=None) -> int:
             if args.list:
                 print(f"# {label}: target {exp.goal or '-'} {exp.reference}\n{shlex.join(cmd)}")
                 continue
-            start = time.perf_counter()
             if args.collect:
                 if not (out / "summary.json").is_file():
                     print(f"{label}: no {_shown(out / 'summary.json')}, skipped")
                     continue
                 summary = json.loads((out / "summary.json").read_text())
-                start -= summary["train_wall_time_s"]  # report the run's own training time
+                wall_time = summary["train_wall_time_s"]  # the run's own training time
             else:
+                start = time.perf_counter()
                 summary = run(cmd, args.device, args.resume, args.threads)
+                wall_time = time.perf_counter() - start
             m = exp.metric
             rows.append({"run": label, "metric": m, "collected": args.collect, "test_mean": summary[f"test_{m}_mean"],
                          "test_std": summary[f"test_{m}_std"], "val_mean": summary[f"val_{m}_mean"],
                          "seeds": summary["seeds"], "num_params": summary["num_params"],
-                         "hardware": summary["hardware"], "wall_time_s": time.perf_counter() - start,
+                         "hardware": summary["hardware"], "wall_time_s": wall_time,
                          "result_name": summary["result_name"], "goal": exp.goal,
                          "check": check(exp, summary[f"test_{m}_mean"]), "command": shlex.join(cmd),
                          "config": summary.get("config"),

@@ -22,8 +22,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <string>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "../checks.h"
@@ -35,10 +35,8 @@
 namespace graphequi {
 namespace {
 
-
 template <typename cmp_t>
 using lane_of = std::conditional_t<sizeof(cmp_t) == 8, int64_t, int32_t>;
-
 
 // A fresh output tensor. Large outputs are written once, straight after
 // allocation, so their first-touch page faults cost more than the kernel

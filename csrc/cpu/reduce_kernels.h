@@ -58,16 +58,21 @@ void parallel_over_groups(const index_t* ptr, int64_t G, int64_t E, int64_t work
 
 // ------------------------------------------------------------------- kernels
 
+// Asks for the cache lines of a row that a loop will touch a few iterations
+// from now (rows reached through an index defeat the hardware prefetcher).
+template <int kForWrite>
+inline void prefetch_row(const void* row, int64_t bytes) {
+  const char* line = static_cast<const char*>(row);
+  for (int64_t byte = 0; byte < bytes; byte += 64) __builtin_prefetch(line + byte, kForWrite);
+}
+
 // `perm` (optional) maps sorted position -> source row, for COO inputs that
 // were grouped by a counting sort; rows are then fetched with prefetching.
 template <typename scalar_t>
 inline const scalar_t* row_at(const scalar_t* base, const int64_t* perm, int64_t e, int64_t E, int64_t F) {
   if (perm == nullptr) return base + e * F;
   constexpr int64_t kAhead = 8;
-  if (e + kAhead < E) {
-    const char* next = reinterpret_cast<const char*>(base + perm[e + kAhead] * F);
-    for (int64_t byte = 0; byte < F * static_cast<int64_t>(sizeof(scalar_t)); byte += 64) __builtin_prefetch(next + byte);
-  }
+  if (e + kAhead < E) prefetch_row<0>(base + perm[e + kAhead] * F, F * static_cast<int64_t>(sizeof(scalar_t)));
   return base + perm[e] * F;
 }
 
@@ -195,10 +200,7 @@ void scatter_value_kernel(const scalar_t* src, const index_t* index, scalar_t* o
       if (e + kAhead < E) {
         const int64_t next = index[e + kAhead];
         if (next >= g0 && next < g1) {
-          for (int64_t b = 0; b < B; ++b) {
-            const char* line = reinterpret_cast<const char*>(acc_of(b, next));
-            for (int64_t byte = 0; byte < row_bytes; byte += 64) __builtin_prefetch(line + byte, 1);
-          }
+          for (int64_t b = 0; b < B; ++b) prefetch_row<1>(acc_of(b, next), row_bytes);
         }
       }
       const int64_t g = index[e];

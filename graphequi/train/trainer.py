@@ -180,6 +180,16 @@ def _better(value: float, best: Optional[float], higher: bool) -> bool:
     return value > best if higher else value < best
 
 
+def _lr_exhausted(optimizer, cfg: TrainConfig) -> bool:
+    """The usual ZINC/PPGN stopping rule: the learning rate decayed below ``min_lr``."""
+    return optimizer.param_groups[0]["lr"] < cfg.min_lr
+
+
+def _over_budget(state: dict, cfg: TrainConfig) -> bool:
+    """The compute budget ``time_limit_h`` is spent (training time counted over resumes)."""
+    return cfg.time_limit_h is not None and state["wall_time"] >= 3600 * cfg.time_limit_h
+
+
 def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(),
              device: str = "cpu") -> dict:
     """Train one seed (resuming from its checkpoint when ``cfg.resume``);
@@ -225,10 +235,7 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         state = ckpt["state"]
         _set_rng_state(ckpt["rng"][info.rank])
         # A run stopped by its compute budget continues when resumed with a larger one.
-        reason = state.get("stop_reason") or (  # checkpoints written before stop_reason existed
-            "min_lr" if optimizer.param_groups[0]["lr"] < cfg.min_lr else "time_limit")
-        if (state["stopped"] and reason == "time_limit"
-                and (cfg.time_limit_h is None or state["wall_time"] < 3600 * cfg.time_limit_h)):
+        if state["stopped"] and not (_lr_exhausted(optimizer, cfg) or _over_budget(state, cfg)):
             state["stopped"] = False
     if info.is_main:  # the log is exactly the checkpoint's history: drop lines of a lost epoch
         _atomic_write_text(jsonl_path, "".join(json.dumps(r) + "\n" for r in state["history"]))
@@ -276,10 +283,8 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
                   "best_epoch": state["best_epoch"], "epoch_time_s": elapsed}
         state["history"].append(record)
         state["epoch"] = epoch
-        if optimizer.param_groups[0]["lr"] < cfg.min_lr:
-            state.update(stopped=True, stop_reason="min_lr")  # the usual ZINC/PPGN rule: lr decayed below min_lr
-        if cfg.time_limit_h is not None and state["wall_time"] >= 3600 * cfg.time_limit_h:
-            state.update(stopped=True, stop_reason="time_limit")  # a compute budget (counted over resumes)
+        if _lr_exhausted(optimizer, cfg) or _over_budget(state, cfg):
+            state["stopped"] = True
         rngs = distributed.all_gather_objects(_rng_state(), info)
         if info.is_main:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
