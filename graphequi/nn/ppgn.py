@@ -40,14 +40,56 @@ def _reset(module: torch.nn.Module) -> None:
             m.reset_parameters()
 
 
-class PairBatchNorm(torch.nn.Module):
-    r"""Batch normalisation over the *real* entries of a dense pair tensor.
+def _pointwise(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, relu: bool = False) -> Tensor:
+    r"""A 1x1 linear map on channel-major pairs, ``[C, P] -> [C_out, P]`` for the
+    ``P = B N^2`` pairs of a batch (optionally followed by a ReLU).
 
-    The statistics are those of :class:`torch.nn.BatchNorm1d` applied to the
-    rows :math:`X_{bij}` with :math:`m_{bi} m_{bj} = 1`; padded entries neither
-    enter the statistics nor receive a value. Because the real entries are
-    gathered into a plain ``BatchNorm1d``,
-    :func:`torch.nn.SyncBatchNorm.convert_sync_batchnorm` applies under DDP.
+    With channels outermost the map over every pair of the batch is a single
+    GEMM :math:`W X` (bias folded in), and so is its weight gradient. Results
+    stay 2-D: an in-place ReLU on a 4-D *view* would make autograd copy the
+    whole gradient in the backward pass.
+    """
+    out = torch.mm(weight, x) if bias is None else torch.addmm(bias.view(-1, 1), weight, x)
+    return torch.relu_(out) if relu else out
+
+
+def _mlp_tail(x: Tensor, mlp: torch.nn.Sequential) -> Tensor:
+    """The layers of a :func:`_mlp` after its first ReLU, on ``[C, P]`` pairs."""
+    for layer in list(mlp)[2::2]:
+        x = _pointwise(x, layer.weight, layer.bias, relu=True)
+    return x
+
+
+def _pair_keep(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """``[1, B, N, N]``: 1 on real pairs (both nodes real), 0 on padding."""
+    return (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(0).to(dtype)
+
+
+class PairBatchNorm(torch.nn.Module):
+    r"""Batch normalisation over the *real* entries of a channel-major pair tensor.
+
+    With :math:`m_{bij} = m_{bi} m_{bj}` and :math:`n = \sum_{bij} m_{bij}`,
+
+    .. math::
+        \mu_c = \tfrac{1}{n}\textstyle\sum_{bij} m_{bij} X_{cbij}, \qquad
+        \sigma^2_c = \tfrac{1}{n}\textstyle\sum_{bij} m_{bij} (X_{cbij} - \mu_c)^2, \qquad
+        Y_{cbij} = m_{bij}\Big(\gamma_c \frac{X_{cbij} - \mu_c}{\sqrt{\sigma_c^2 + \epsilon}} + \beta_c\Big),
+
+    i.e. :class:`torch.nn.BatchNorm1d` applied to the rows :math:`X_{\cdot bij}`
+    with :math:`m_{bij} = 1` (same running statistics, momentum and state
+    dict); padded entries neither enter the statistics nor receive a value.
+    The statistics are masked sums (a matrix-vector product with the mask)
+    instead of a gather and a scatter of the real rows.
+    After :func:`torch.nn.SyncBatchNorm.convert_sync_batchnorm` (which swaps
+    the inner ``bn``) the sums are all-reduced over its process group, with
+    gradients, as ``SyncBatchNorm`` does.
+
+    Args:
+        channels (int): :math:`C`.
+
+    Shapes:
+        - x: ``[C, B, N, N]``; mask: ``[B, N]`` (bool, real nodes)
+        - output: ``[C, B, N, N]``
     """
 
     def __init__(self, channels: int):
@@ -57,14 +99,47 @@ class PairBatchNorm(torch.nn.Module):
     def reset_parameters(self) -> None:
         self.bn.reset_parameters()
 
-    def forward(self, x: Tensor, pair_mask: Tensor) -> Tensor:
-        out = x.new_zeros(x.shape)
-        out[pair_mask] = self.bn(x[pair_mask])
-        return out
+    def _all_reduce(self, value: Tensor) -> Tensor:
+        if isinstance(self.bn, torch.nn.SyncBatchNorm) and torch.distributed.is_available() \
+                and torch.distributed.is_initialized():
+            import torch.distributed.nn.functional as dist_fn
+            return dist_fn.all_reduce(value, group=self.bn.process_group or torch.distributed.group.WORLD)
+        return value
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        bn = self.bn
+        keep = _pair_keep(mask, x.dtype)
+        keep_flat = keep.reshape(-1)
+        C = x.size(0)
+        if self.training or not bn.track_running_stats:
+            stats = self._all_reduce(torch.cat([torch.mv(x.reshape(C, -1), keep_flat), keep_flat.sum().view(1)]))
+            count = stats[-1].clamp(min=1)
+            mean = stats[:-1] / count
+            centred = x - mean.view(-1, 1, 1, 1)
+            var = self._all_reduce(torch.mv(centred.square().reshape(C, -1), keep_flat)) / count
+            if self.training and bn.track_running_stats:
+                with torch.no_grad():
+                    bn.num_batches_tracked.add_(1)
+                    momentum = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
+                                else bn.momentum)
+                    bn.running_mean.lerp_(mean, momentum)
+                    bn.running_var.lerp_(var * (count / (count - 1).clamp(min=1)), momentum)
+        else:
+            mean, var = bn.running_mean, bn.running_var
+        scale = torch.rsqrt(var + bn.eps)
+        if bn.affine:
+            scale = scale * bn.weight
+        shift = -mean * scale
+        if bn.affine:
+            shift = shift + bn.bias
+        return torch.addcmul(shift.view(-1, 1, 1, 1), x, scale.view(-1, 1, 1, 1)) * keep
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.bn.num_features})"
 
 
 class PPGNBlock(torch.nn.Module):
-    r"""One PPGN++ block on a dense pair tensor.
+    r"""One PPGN++ block on a channel-major dense pair tensor.
 
     .. math::
         \tilde X &= [X \,\|\, I] \\
@@ -75,9 +150,13 @@ class PPGNBlock(torch.nn.Module):
 
     where :math:`I` is the identity channel (on real nodes only), :math:`m_1`,
     :math:`m_2` are pointwise MLPs and :math:`W` a 1x1 linear layer, i.e. the
-    skip connection :math:`W_1 \tilde X` added to :math:`W_2 Y`. Padded entries
-    of :math:`m_1(\cdot)`, :math:`m_2(\cdot)` are zeroed before the product and
-    of :math:`X'` after it, so no padding value leaks into real entries.
+    skip connection :math:`W_1 \tilde X` added to :math:`W_2 Y`. Padded
+    entries of :math:`m_2(\cdot)` are zeroed before the product (so no padded
+    :math:`k` enters a real :math:`Y_{ij}`) and those of :math:`X'` after it.
+
+    The layout is channel-major, ``[C, B, N, N]``: every 1x1 map is one GEMM
+    over all pairs of the batch and the per-channel products are contiguous
+    ``N x N`` matrices, so the block makes no transposed or permuted copies.
 
     Args:
         in_channels (int): :math:`C`.
@@ -86,8 +165,8 @@ class PPGNBlock(torch.nn.Module):
         norm (bool): batch-normalise :math:`X'` over real entries.
 
     Shapes:
-        - x: ``[B, N, N, C]``; pair_mask: ``[B, N, N]`` (bool)
-        - output: ``[B, N, N, out_channels]``
+        - x: ``[C, B, N, N]`` (zero on padded entries); mask: ``[B, N]`` (bool, real nodes)
+        - output: ``[out_channels, B, N, N]``
     """
 
     def __init__(self, in_channels: int, out_channels: int, mlp_layers: int = 2, norm: bool = True):
@@ -103,37 +182,40 @@ class PPGNBlock(torch.nn.Module):
     def reset_parameters(self) -> None:
         _reset(self)
 
-    def forward(self, x: Tensor, pair_mask: Tensor, eye: Tensor) -> Tensor:
-        # Same function as the concatenations in the formula, without materialising them:
-        # a linear layer on [X | I | X^T | I] is W_x X + (W_t X)^T + (w_i + w_i') I, and the
-        # identity channel only touches the diagonal. This saves copies of the largest tensors.
-        keep = pair_mask.unsqueeze(-1).to(x.dtype)
-        c = self.in_channels
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        c, h = self.in_channels + 1, self.out_channels
+        keep = _pair_keep(mask, x.dtype)
+        x = torch.cat([x, torch.diag_embed(mask.to(x.dtype)).unsqueeze(0)])  # [X | I]
+        shape = (h,) + x.shape[1:]
+        flat = x.view(c, -1)
+        # W [X | X^T] = W_x X + (W_t X)^T. Two GEMMs rather than one on stacked weights:
+        # slicing the stacked output would cost a zero-fill and a copy in the backward pass.
         w, bias = self.mlp1[0].weight, self.mlp1[0].bias
-        h = (F.linear(x, w[:, :c], bias) + F.linear(x, w[:, c + 1:2 * c + 1]).transpose(1, 2)
-             + eye * (w[:, c] + w[:, 2 * c + 1]))
-        a = self.mlp1[2:](torch.relu(h)) * keep
+        first = (_pointwise(flat, w[:, :c], bias).view(shape)
+                 + _pointwise(flat, w[:, c:]).view(shape).transpose(2, 3))
+        a = _mlp_tail(torch.relu_(first).view(h, -1), self.mlp1)
         w, bias = self.mlp2[0].weight, self.mlp2[0].bias
-        b = self.mlp2[2:](torch.relu(F.linear(x, w[:, :c], bias) + eye * w[:, c])) * keep
-        # channel-wise n x n matrix product: move channels in front of the two node axes
-        y = torch.matmul(a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        w, bias = self.skip.weight, self.skip.bias
-        out = F.linear(x, w[:, :c], bias) + eye * w[:, c] + F.linear(y, w[:, c + 1:])
+        b = _mlp_tail(_pointwise(flat, w, bias, relu=True), self.mlp2)
+        y = torch.matmul(a.view(shape), b.view(shape) * keep)
+        out = _pointwise(flat, self.skip.weight[:, :c], self.skip.bias)
+        out = out.addmm_(self.skip.weight[:, c:], y.view(h, -1)).view(shape)
         if self.norm is not None:
-            return self.norm(out, pair_mask)
+            return self.norm(out, mask)
         return out * keep
 
-    def reference_forward(self, x: Tensor, pair_mask: Tensor, eye: Tensor) -> Tensor:
-        """:meth:`forward` written with the explicit concatenations (for tests)."""
-        keep = pair_mask.unsqueeze(-1).to(x.dtype)
+    def reference_forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """:meth:`forward` written channels-last with the explicit concatenations (for tests)."""
+        keep = _pair_keep(mask, x.dtype).squeeze(0).unsqueeze(-1)
+        x = x.permute(1, 2, 3, 0)
+        eye = torch.diag_embed(mask.to(x.dtype)).unsqueeze(-1)
         x = torch.cat([x, eye], dim=-1)
         a = self.mlp1(torch.cat([x, x.transpose(1, 2)], dim=-1)) * keep
         b = self.mlp2(x) * keep
         y = torch.matmul(a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        out = self.skip(torch.cat([x, y], dim=-1))
+        out = self.skip(torch.cat([x, y], dim=-1)).permute(3, 0, 1, 2)
         if self.norm is not None:
-            return self.norm(out, pair_mask)
-        return out * keep
+            return self.norm(out, mask)
+        return out * keep.squeeze(-1).unsqueeze(0)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
@@ -301,7 +383,8 @@ class PPGNPlusPlus(torch.nn.Module):
         _reset(self)
 
     def to_dense(self, data) -> tuple[Tensor, Tensor]:
-        """The input pair tensor ``[B, N, N, C_0]`` and node mask ``[B, N]``."""
+        """The input pair tensor ``[C_0, B, N, N]`` (channel-major, zero on
+        padded entries) and the node mask ``[B, N]``."""
         edge_index = data.edge_index
         num_nodes = data.num_nodes
         if edge_index is None or edge_index.dim() != 2 or edge_index.size(0) != 2:
@@ -321,19 +404,19 @@ class PPGNPlusPlus(torch.nn.Module):
         _, mask = to_dense_batch(torch.zeros(num_nodes, 1, device=device), batch,
                                  batch_size=batch_size, max_num_nodes=max_n)
         channels = [to_dense_adj(edge_index, batch, max_num_nodes=max_n,
-                                 batch_size=batch_size).to(dtype).unsqueeze(-1)]
+                                 batch_size=batch_size).to(dtype).unsqueeze(0)]
         if self.node_encoder is not None:
             if getattr(data, "x", None) is None:
                 raise ValueError("the model was built with node features but `data.x` is missing")
             h, _ = to_dense_batch(self.node_encoder(data.x), batch, batch_size=batch_size,
                                   max_num_nodes=max_n)
-            channels.append(torch.diag_embed(h.transpose(1, 2)).permute(0, 2, 3, 1))
+            channels.append(torch.diag_embed(h.permute(2, 0, 1)))
         if self.edge_encoder is not None:
             if getattr(data, "edge_attr", None) is None:
                 raise ValueError("the model was built with edge features but `data.edge_attr` is missing")
             e = self.edge_encoder(data.edge_attr)
             channels.append(to_dense_adj(edge_index, batch, e, max_num_nodes=max_n,
-                                         batch_size=batch_size))
+                                         batch_size=batch_size).permute(3, 0, 1, 2))
         if self.poly_channels:
             if getattr(data, self.pair_key, None) is None:
                 raise ValueError(f"the model expects {self.poly_channels} polynomial pair channels in "
@@ -344,20 +427,16 @@ class PPGNPlusPlus(torch.nn.Module):
                                  f"{self.poly_channels}")
             if not torch.isfinite(p).all():
                 raise ValueError(f"`data.{self.pair_key}` contains NaN or infinite values")
-            pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
-            channels.append(self.poly_norm(p, pair_mask))
-        return torch.cat(channels, dim=-1), mask
+            channels.append(self.poly_norm(p.permute(3, 0, 1, 2), mask))
+        return torch.cat(channels), mask
 
     def forward(self, data) -> Tensor:
         x, mask = self.to_dense(data)
-        pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
-        eye = torch.diag_embed(mask.to(x.dtype)).unsqueeze(-1)
-        x = x * pair_mask.unsqueeze(-1).to(x.dtype)
         for block in self.blocks:
-            x = block(x, pair_mask, eye)
+            x = block(x, mask)
         n = mask.sum(dim=1, keepdim=True).to(x.dtype)
-        diag = x.diagonal(dim1=1, dim2=2).sum(dim=-1)  # [B, C]
-        off = x.sum(dim=(1, 2)) - diag
+        diag = x.diagonal(dim1=2, dim2=3).sum(dim=-1).t()  # [B, C]
+        off = x.sum(dim=(2, 3)).t() - diag
         if self.readout == "mean":
             diag = diag / n
             off = off / (n * (n - 1)).clamp(min=1)

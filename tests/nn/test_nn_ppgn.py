@@ -87,6 +87,7 @@ def test_ppgn_padding_does_not_leak(graphs):
     assert len(outputs) == model.num_layers
     assert (~pair_mask).any()
     for out in outputs:
+        out = out.permute(1, 2, 3, 0)  # blocks are channel-major
         assert out[~pair_mask].abs().max() == 0
         assert out[pair_mask].abs().max() > 0
 
@@ -94,17 +95,48 @@ def test_ppgn_padding_does_not_leak(graphs):
 def test_pair_batch_norm_ignores_padded_entries():
     torch.manual_seed(0)
     norm = PairBatchNorm(3).train()
-    x = torch.randn(2, 4, 4, 3)
+    x = torch.randn(3, 2, 4, 4)
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
     pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
-    out = norm(x, pair_mask)
-    real = x[pair_mask]
+    out = norm(x, mask)
+    real = x.permute(1, 2, 3, 0)[pair_mask]
     expected = (real - real.mean(0)) / torch.sqrt(real.var(0, unbiased=False) + norm.bn.eps)
-    torch.testing.assert_close(out[pair_mask], expected, atol=1e-5, rtol=1e-5)
-    assert out[~pair_mask].abs().max() == 0
+    torch.testing.assert_close(out.permute(1, 2, 3, 0)[pair_mask], expected, atol=1e-5, rtol=1e-5)
+    assert out.permute(1, 2, 3, 0)[~pair_mask].abs().max() == 0
     garbage = x.clone()
-    garbage[~pair_mask] = 1e6
-    torch.testing.assert_close(PairBatchNorm(3).train()(garbage, pair_mask), out)
+    garbage.permute(1, 2, 3, 0)[~pair_mask] = 1e6
+    torch.testing.assert_close(PairBatchNorm(3).train()(garbage, mask), out)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_pair_batch_norm_matches_batchnorm1d_on_the_real_rows(momentum):
+    # same outputs, gradients and running statistics as nn.BatchNorm1d on the gathered rows,
+    # over several training steps and then in eval mode
+    torch.manual_seed(0)
+    norm = PairBatchNorm(3).double()
+    norm.bn.momentum = momentum
+    ref = torch.nn.BatchNorm1d(3, momentum=momentum).double()
+    with torch.no_grad():
+        norm.bn.weight.uniform_(0.5, 2), norm.bn.bias.uniform_(-1, 1)
+    ref.load_state_dict(norm.bn.state_dict())
+    for step in range(3):
+        mask = torch.rand(2, 5) < 0.7
+        mask[:, 0] = True
+        pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
+        x = (torch.randn(3, 2, 5, 5, dtype=torch.double) * 3 + step).requires_grad_()
+        out = norm(x, mask)
+        rows = x.permute(1, 2, 3, 0)[pair_mask]
+        expected = ref(rows)
+        torch.testing.assert_close(out.permute(1, 2, 3, 0)[pair_mask], expected)
+        g = torch.randn_like(expected)
+        grad, = torch.autograd.grad((out.permute(1, 2, 3, 0)[pair_mask] * g).sum(), x)
+        grad_ref, = torch.autograd.grad((expected * g).sum(), x)
+        torch.testing.assert_close(grad, grad_ref)
+    for key, value in ref.state_dict().items():
+        torch.testing.assert_close(norm.bn.state_dict()[key], value)
+    norm.eval(), ref.eval()
+    torch.testing.assert_close(norm(x, mask).permute(1, 2, 3, 0)[pair_mask],
+                               ref(x.permute(1, 2, 3, 0)[pair_mask]))
 
 
 def test_ppgn_distinguishes_graphs_1wl_cannot():
@@ -218,6 +250,5 @@ def test_block_without_concatenations_equals_the_formula(mlp_layers):
     block = PPGNBlock(5, 7, mlp_layers=mlp_layers, norm=False).double()
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
     pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
-    x = torch.randn(2, 4, 4, 5, dtype=torch.double) * pair_mask.unsqueeze(-1)
-    eye = torch.diag_embed(mask.double()).unsqueeze(-1)
-    torch.testing.assert_close(block(x, pair_mask, eye), block.reference_forward(x, pair_mask, eye))
+    x = torch.randn(5, 2, 4, 4, dtype=torch.double) * pair_mask
+    torch.testing.assert_close(block(x, mask), block.reference_forward(x, mask))
