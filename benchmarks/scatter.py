@@ -200,8 +200,12 @@ def main(argv=None) -> int:
     parser.add_argument("--features", default="16,64,256")
     parser.add_argument("--reduces", default="sum,mean,max")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=str(RESULTS / "scatter.json"))
+    parser.add_argument("--out", default=None,
+                        help="results JSON (default results/scatter.json, results/scatter_small.json with "
+                             "--small, so that a smoke run never replaces the recorded figures)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = str(RESULTS / ("scatter_small.json" if args.small else "scatter.json"))
     if args.small:
         E, N, features, repeats = 20_000, 2_000, [16], max(3, min(args.repeats, 5))
     else:
