@@ -118,7 +118,8 @@ def plot(rows: list, path: Path) -> None:
         if r["goal"] is not None:
             ax.hlines(r["goal"][1], i - 0.4, i + 0.4, colors="red", linestyles="--")
     ax.set_xticks(range(len(rows)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("test metric (mean ± std over seeds); red: target")
+    ax.set_ylabel("test metric (mean ± std over seeds)")
+    ax.set_title("Issue 5 training results (red dashes: the issue's target)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
