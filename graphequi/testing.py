@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import socket
 from typing import Callable, Iterable, Literal, Optional, Sequence
 
 import torch
@@ -36,6 +37,7 @@ __all__ = [
     "assert_compiles",
     "assert_gradcheck",
     "random_rotation",
+    "free_port",
 ]
 
 
@@ -208,3 +210,11 @@ def assert_gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-
                                     check_grad_dtypes=check_grad_dtypes)
     if gradgrad:
         assert torch.autograd.gradgradcheck(fn, tuple(prepared), eps=eps, atol=atol)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free now, for the rendezvous of a multi-process
+    (``torch.distributed``) test."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -1,7 +1,6 @@
 """PairBatchNorm after convert_sync_batchnorm: 2 gloo processes, each with half
 of the batch, give the outputs, gradients and running statistics of 1 process
 with the whole batch."""
-import socket
 
 import pytest
 import torch
@@ -9,6 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from graphequi.nn.ppgn import PairBatchNorm
+from graphequi.testing import free_port
 
 
 def _batch():
@@ -45,9 +45,7 @@ def _worker(rank: int, port: int, queue) -> None:
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 def test_synchronised_pair_batch_norm_matches_one_process():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(rank, port, queue)) for rank in range(2)]

@@ -1,7 +1,6 @@
 """torchrun with 2 processes (gloo, CPU) gives the metrics of 1 process."""
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,15 +9,10 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from graphequi.testing import free_port
 from graphequi.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

@@ -149,3 +149,27 @@ def test_ppgn_learns_triangle_counts_that_gin_cannot(tmp_path):
                      model_kwargs=dict(hidden_channels=32, num_layers=3, pool="sum", dropout=0.0)))
     assert ppgn["test_nmae_mean"] < 0.1
     assert ppgn["test_nmae_mean"] < 0.6 * gin["test_nmae_mean"]
+
+
+def test_cosine_schedule_follows_the_formula_and_resumes_exactly(tmp_path):
+    import math
+    epochs, lr, min_lr = 5, 3e-3, 1e-4
+    common = dict(epochs=epochs, scheduler="cosine", lr=lr, min_lr=min_lr, lr_patience=0)
+    train(tiny(tmp_path / "ref", **common))
+    records = read_jsonl(tmp_path / "ref" / "seed0" / "metrics.jsonl")
+    assert len(records) == epochs  # the plateau stopping rule does not cut a cosine run short
+    expected = [min_lr + (lr - min_lr) * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs)]
+    assert [r["lr"] for r in records] == pytest.approx(expected, rel=1e-9)
+
+    train(tiny(tmp_path / "split", **(common | dict(time_limit_h=1e-9))))
+    resumed = train(tiny(tmp_path / "split", **common, resume=True))
+    assert resumed["per_seed"][0]["epochs_run"] == epochs
+    assert without_time(read_jsonl(tmp_path / "split" / "seed0" / "metrics.jsonl")) == without_time(records)
+    # the schedule is a function of the epoch count, so a resume may not change it
+    with pytest.raises(ValueError, match="epochs"):
+        train(tiny(tmp_path / "split", **(common | dict(epochs=epochs + 2)), resume=True))
+
+
+def test_unknown_scheduler_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="scheduler must be"):
+        tiny(tmp_path, scheduler="linear")
