@@ -284,3 +284,78 @@ def test_jumping_knowledge_output_is_the_sum_of_per_level_linear_readouts(graphs
         model.level_heads[2].weight.normal_()
     assert not torch.allclose(model(batch).view(-1), edges + 0.5)
 
+
+
+def _renorm_reference(rows, running_mean, running_var, eps, weight, bias, r_max, d_max):
+    """Batch renormalisation written out on the gathered real rows ``[n, C]``."""
+    mean, var = rows.mean(0), rows.var(0, unbiased=False)
+    std, running_std = torch.sqrt(var + eps), torch.sqrt(running_var + eps)
+    r = (std / running_std).clamp(1 / r_max, r_max).detach()
+    d = ((mean - running_mean) / running_std).clamp(-d_max, d_max).detach()
+    return ((rows - mean) / std * r + d) * weight + bias
+
+
+@pytest.mark.parametrize("r_max, d_max", [(1e6, 1e6), (1.5, 0.2)])
+def test_pair_batch_renorm_matches_the_written_out_formula(r_max, d_max):
+    torch.manual_seed(0)
+    norm = PairBatchNorm(3, renorm=True, r_max=r_max, d_max=d_max, renorm_warmup=0).double()
+    with torch.no_grad():
+        norm.bn.weight.uniform_(0.5, 2), norm.bn.bias.uniform_(-1, 1)
+        norm.bn.running_mean.uniform_(-1, 1), norm.bn.running_var.uniform_(0.5, 3)
+    plain = PairBatchNorm(3).double()
+    plain.bn.load_state_dict(norm.bn.state_dict())
+    for step in range(3):
+        mask = torch.rand(2, 5) < 0.7
+        mask[:, 0] = True
+        pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
+        x = (torch.randn(3, 2, 5, 5, dtype=torch.double) * 3 + step).requires_grad_()
+        bn = norm.bn
+        rows = x.permute(1, 2, 3, 0)[pair_mask]
+        expected = _renorm_reference(rows, bn.running_mean.clone(), bn.running_var.clone(), bn.eps,
+                                     bn.weight, bn.bias, r_max, d_max)
+        if r_max > 1e3:  # unclipped: the training forward pass is the evaluation map
+            evaluated = norm.eval()(x, mask).permute(1, 2, 3, 0)[pair_mask]
+            torch.testing.assert_close(evaluated, expected)
+            norm.train()
+        out = norm(x, mask)
+        torch.testing.assert_close(out.permute(1, 2, 3, 0)[pair_mask], expected)
+        assert out.permute(1, 2, 3, 0)[~pair_mask].abs().max() == 0
+        g = torch.randn_like(expected)
+        grad, = torch.autograd.grad((out.permute(1, 2, 3, 0)[pair_mask] * g).sum(), x)
+        grad_ref, = torch.autograd.grad((expected * g).sum(), x)
+        torch.testing.assert_close(grad, grad_ref)
+        plain(x.detach(), mask)
+    # the running statistics are updated exactly as by plain batch norm
+    for key, value in plain.bn.state_dict().items():
+        torch.testing.assert_close(norm.bn.state_dict()[key], value)
+
+
+def test_pair_batch_renorm_starts_as_batch_norm_and_rejects_bad_bounds():
+    torch.manual_seed(0)
+    x, mask = torch.randn(3, 2, 4, 4, dtype=torch.double), torch.ones(2, 4, dtype=torch.bool)
+    with torch.no_grad():
+        x[0] += 5  # running statistics (0, 1) far from the batch ones
+    renorm = PairBatchNorm(3, renorm=True, renorm_warmup=10).double()
+    torch.testing.assert_close(renorm(x, mask), PairBatchNorm(3).double()(x, mask))  # step 0: r_max 1, d_max 0
+    assert "renorm=True" in repr(renorm)
+    with pytest.raises(ValueError, match="r_max"):
+        PairBatchNorm(3, renorm=True, r_max=0.5)
+    with pytest.raises(ValueError, match="norm must be"):
+        PPGNPlusPlus(1, norm="layer")
+
+
+def test_ppgn_with_batch_renorm_trains_the_evaluation_function_and_is_invariant(graphs):
+    model = zinc_like_model(readout="sum", norm="renorm").double().train()
+    norms = [m for m in model.modules() if isinstance(m, PairBatchNorm)]
+    assert len(norms) == model.num_layers + 1 and all(m.renorm for m in norms)  # blocks + polynomial input
+    for m in norms:
+        m.renorm_warmup, m.r_max, m.d_max = 0, 1e6, 1e6
+    assert "norm='renorm'" in repr(model) and "norm='renorm'" in repr(model.blocks[0])
+    batch = add_pair_features(Batch.from_data_list(graphs))
+    # unclipped renorm in training computes the evaluation function of the current running statistics
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    trained = model(batch)
+    model.load_state_dict(state)
+    torch.testing.assert_close(trained, model.eval()(batch))
+    assert_permutation_equivariant(lambda d: model(add_pair_features(d)), Batch.from_data_list(graphs),
+                                   output="graph", atol=1e-9, rtol=1e-9)
