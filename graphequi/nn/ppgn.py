@@ -84,41 +84,17 @@ class PairBatchNorm(torch.nn.Module):
     the inner ``bn``) the sums are all-reduced over its process group, with
     gradients, as ``SyncBatchNorm`` does.
 
-    **Batch renormalisation** (``renorm=True``; Ioffe, NeurIPS 2017). In
-    training the normalised value is
-    :math:`\frac{X - \mu_c}{\sigma_c} r_c + d_c` with the constants (no
-    gradient) :math:`r_c = \operatorname{clip}_{[1/r_{\max}, r_{\max}]}(\sigma_c / \hat\sigma_c)`
-    and :math:`d_c = \operatorname{clip}_{[-d_{\max}, d_{\max}]}((\mu_c - \hat\mu_c) / \hat\sigma_c)`,
-    where :math:`\hat\mu, \hat\sigma^2` are the running statistics. Unclipped,
-    the forward pass is the evaluation-mode map, while the gradient still
-    flows through the batch statistics. That matters under a *sum* readout:
-    there a per-entry offset between batch and running statistics is
-    multiplied by :math:`n^2`, so plain batch norm trains a noisier function
-    than the one evaluated. :math:`r_{\max}` and :math:`d_{\max}` grow
-    linearly from 1 and 0 over the first ``renorm_warmup`` training steps
-    (while the running statistics settle).
-
     Args:
         channels (int): :math:`C`.
-        renorm (bool): batch renormalisation in training (default: plain batch norm).
-        r_max (float), d_max (float): clipping bounds of :math:`r` and :math:`d`.
-        renorm_warmup (int): training steps over which the bounds grow to
-            ``r_max`` and ``d_max``.
 
     Shapes:
         - x: ``[C, B, N, N]``; mask: ``[B, N]`` (bool, real nodes)
         - output: ``[C, B, N, N]``
     """
 
-    def __init__(self, channels: int, renorm: bool = False, r_max: float = 3.0, d_max: float = 5.0,
-                 renorm_warmup: int = 100):
+    def __init__(self, channels: int):
         super().__init__()
-        if renorm and not (r_max >= 1 and d_max >= 0 and renorm_warmup >= 0):
-            raise ValueError(f"batch renorm needs r_max >= 1, d_max >= 0 and renorm_warmup >= 0, "
-                             f"got {r_max}, {d_max}, {renorm_warmup}")
         self.bn = torch.nn.BatchNorm1d(channels)
-        self.renorm, self.r_max, self.d_max = bool(renorm), float(r_max), float(d_max)
-        self.renorm_warmup = int(renorm_warmup)
 
     def reset_parameters(self) -> None:
         self.bn.reset_parameters()
@@ -141,65 +117,25 @@ class PairBatchNorm(torch.nn.Module):
             mean = stats[:-1] / count
             centred = x - mean.view(-1, 1, 1, 1)
             var = self._all_reduce(torch.mv(centred.square().reshape(C, -1), keep_flat)) / count
-            if self.renorm and self.training and bn.track_running_stats:
-                return self._renormalise(x, keep, mean, var, count)
             if self.training and bn.track_running_stats:
-                self._update_running(mean, var, count)
+                with torch.no_grad():
+                    bn.num_batches_tracked.add_(1)
+                    momentum = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
+                                else bn.momentum)
+                    bn.running_mean.lerp_(mean, momentum)
+                    bn.running_var.lerp_(var * (count / (count - 1).clamp(min=1)), momentum)
         else:
             mean, var = bn.running_mean, bn.running_var
-        return self._affine(x, keep, torch.rsqrt(var + bn.eps), mean)
-
-    def _update_running(self, mean: Tensor, var: Tensor, count: Tensor) -> None:
-        bn = self.bn
-        with torch.no_grad():
-            bn.num_batches_tracked.add_(1)
-            momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-            bn.running_mean.lerp_(mean, momentum)
-            bn.running_var.lerp_(var * (count / (count - 1).clamp(min=1)), momentum)
-
-    def _affine(self, x: Tensor, keep: Tensor, inv_std: Tensor, mean: Tensor,
-                offset: Optional[Tensor] = None) -> Tensor:
-        """``keep * (gamma * ((x - mean) * inv_std + offset) + beta)`` as one addcmul."""
-        bn = self.bn
-        scale = inv_std * bn.weight if bn.affine else inv_std
+        scale = torch.rsqrt(var + bn.eps)
+        if bn.affine:
+            scale = scale * bn.weight
         shift = -mean * scale
-        if offset is not None:
-            shift = shift + (offset * bn.weight if bn.affine else offset)
         if bn.affine:
             shift = shift + bn.bias
         return torch.addcmul(shift.view(-1, 1, 1, 1), x, scale.view(-1, 1, 1, 1)) * keep
 
-    def _renormalise(self, x: Tensor, keep: Tensor, mean: Tensor, var: Tensor, count: Tensor) -> Tensor:
-        bn = self.bn
-        ramp = min(1.0, float(bn.num_batches_tracked) / self.renorm_warmup) if self.renorm_warmup else 1.0
-        r_max, d_max = 1.0 + ramp * (self.r_max - 1.0), ramp * self.d_max
-        std = torch.sqrt(var + bn.eps)
-        with torch.no_grad():
-            running_std = torch.sqrt(bn.running_var + bn.eps)
-            r = (std / running_std).clamp(1.0 / r_max, r_max)
-            d = ((mean - bn.running_mean) / running_std).clamp(-d_max, d_max)
-        self._update_running(mean, var, count)
-        return self._affine(x, keep, r / std, mean, d)
-
     def __repr__(self) -> str:
-        extra = f", renorm=True, r_max={self.r_max:g}, d_max={self.d_max:g}" if self.renorm else ""
-        return f"{self.__class__.__name__}({self.bn.num_features}{extra})"
-
-
-NORM_MODES = ("batch", "renorm", "none")
-
-
-def _norm_mode(norm) -> str:
-    """``True``/``'batch'`` -> ``'batch'``, ``'renorm'``, ``False``/``None``/``'none'`` -> ``'none'``."""
-    mode = norm.lower() if isinstance(norm, str) else {True: "batch", False: "none", None: "none"}.get(norm)
-    if mode not in NORM_MODES:
-        raise ValueError(f"norm must be one of {NORM_MODES} (or a bool), got {norm!r}")
-    return mode
-
-
-def _pair_norm(channels: int, norm) -> Optional[PairBatchNorm]:
-    mode = _norm_mode(norm)
-    return None if mode == "none" else PairBatchNorm(channels, renorm=mode == "renorm")
+        return f"{self.__class__.__name__}({self.bn.num_features})"
 
 
 class PPGNBlock(torch.nn.Module):
@@ -226,23 +162,21 @@ class PPGNBlock(torch.nn.Module):
         in_channels (int): :math:`C`.
         out_channels (int): channels of :math:`Y` and :math:`X'`.
         mlp_layers (int): depth of :math:`m_1`, :math:`m_2`.
-        norm (bool or str): normalise :math:`X'` over real entries:
-            ``'batch'`` (or ``True``), ``'renorm'`` (batch renormalisation,
-            see :class:`PairBatchNorm`) or ``'none'`` (or ``False``).
+        norm (bool): batch-normalise :math:`X'` over real entries.
 
     Shapes:
         - x: ``[C, B, N, N]`` (zero on padded entries); mask: ``[B, N]`` (bool, real nodes)
         - output: ``[out_channels, B, N, N]``
     """
 
-    def __init__(self, in_channels: int, out_channels: int, mlp_layers: int = 2, norm=True):
+    def __init__(self, in_channels: int, out_channels: int, mlp_layers: int = 2, norm: bool = True):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         c = in_channels + 1  # + identity channel
         self.mlp1 = _mlp(2 * c, out_channels, mlp_layers)
         self.mlp2 = _mlp(c, out_channels, mlp_layers)
         self.skip = torch.nn.Linear(c + out_channels, out_channels)
-        self.norm = _pair_norm(out_channels, norm)
+        self.norm = PairBatchNorm(out_channels) if norm else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -285,11 +219,7 @@ class PPGNBlock(torch.nn.Module):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"norm={_norm_name(self.norm)!r})")
-
-
-def _norm_name(norm: Optional[PairBatchNorm]) -> str:
-    return "none" if norm is None else "renorm" if norm.renorm else "batch"
+                f"norm={self.norm is not None})")
 
 
 def dense_pair_features(data, key: str, batch: Tensor, batch_size: int, max_num_nodes: int) -> Tensor:
@@ -381,11 +311,7 @@ class PPGNPlusPlus(torch.nn.Module):
         embed_channels (int, optional): width of node/edge embeddings
             (default ``hidden_channels``).
         mlp_layers (int): depth of the MLPs inside each block.
-        norm (bool or str): masked normalisation after each block, and of the
-            polynomial input channels: ``'batch'`` (or ``True``), ``'renorm'``
-            (batch renormalisation, whose training forward pass is the
-            evaluation one; see :class:`PairBatchNorm`) or ``'none'`` (or
-            ``False``; the polynomial channels keep a batch norm).
+        norm (bool): masked batch norm after each block.
         readout (str): ``'mean'`` or ``'sum'``.
         readout_scale (float): :math:`s` of the sum readout (default 1).
         jumping_knowledge (bool): read out the input and every block, one
@@ -422,7 +348,7 @@ class PPGNPlusPlus(torch.nn.Module):
         poly_channels: int = 0,
         embed_channels: Optional[int] = None,
         mlp_layers: int = 2,
-        norm=True,
+        norm: bool = True,
         readout: str = "mean",
         readout_scale: float = 1.0,
         jumping_knowledge: bool = False,
@@ -455,9 +381,7 @@ class PPGNPlusPlus(torch.nn.Module):
         in_channels = (1 + (embed if self.node_encoder is not None else 0)
                        + (embed if self.edge_encoder is not None else 0) + self.poly_channels)
         self.in_channels = in_channels
-        self.norm = _norm_mode(norm)
-        self.poly_norm = (PairBatchNorm(self.poly_channels, renorm=self.norm == "renorm")
-                          if self.poly_channels else None)
+        self.poly_norm = PairBatchNorm(self.poly_channels) if self.poly_channels else None
         self.blocks = torch.nn.ModuleList()
         for i in range(num_layers):
             self.blocks.append(PPGNBlock(in_channels if i == 0 else hidden_channels,
@@ -557,7 +481,6 @@ class PPGNPlusPlus(torch.nn.Module):
         return (f"{self.__class__.__name__}(in_channels={self.in_channels}, "
                 f"hidden_channels={self.hidden_channels}, out_channels={self.out_channels}, "
                 f"num_layers={self.num_layers}, poly_channels={self.poly_channels}, "
-                + (f"norm={self.norm!r}, " if self.norm != "batch" else "") +
                 f"readout={self.readout!r}"
                 + (f", readout_scale={self.readout_scale:g}" if self.readout == "sum" else "")
                 + (", jumping_knowledge=True" if self.jumping_knowledge else "") + ")")
