@@ -279,16 +279,7 @@ class PPGNPlusPlus(torch.nn.Module):
               \tfrac{1}{n_b(n_b-1)}\sum_{i \ne j} X_{ij}\Big]
               \in \mathbb{R}^{2 \cdot \text{hidden}},
 
-    followed by an MLP head. With ``jumping_knowledge=True`` the readout
-    :math:`h^{(l)}_b` of the input (:math:`l = 0`) and of every block is taken
-    instead, and the output is the sum of one linear map per level,
-    :math:`\hat y_b = \sum_{l=0}^{L} W_l h^{(l)}_b + c` (the suffix of Maron et
-    al.'s PPGN). With a sum readout a count that some level holds exactly
-    (for example the triangle count, :math:`\tfrac16 \operatorname{tr} A^3`
-    after two blocks) is then a linear function of the readout, not an MLP's
-    approximation of one.
-
-    With ``readout='sum'`` the two terms are the sums
+    followed by an MLP head. With ``readout='sum'`` the two terms are the sums
     :math:`\tfrac{1}{s}\sum_i X_{ii}` and :math:`\tfrac{1}{s^2}\sum_{i\ne j} X_{ij}`
     for a fixed ``readout_scale`` :math:`s` (e.g. the mean training graph
     size): still sums, so counts that grow with the graph stay linear in the
@@ -314,10 +305,7 @@ class PPGNPlusPlus(torch.nn.Module):
         norm (bool): masked batch norm after each block.
         readout (str): ``'mean'`` or ``'sum'``.
         readout_scale (float): :math:`s` of the sum readout (default 1).
-        jumping_knowledge (bool): read out the input and every block, one
-            linear map each, summed (default: an MLP on the last block).
-        dropout (float): dropout in the head (on the readouts with
-            ``jumping_knowledge``).
+        dropout (float): dropout in the head.
         pair_key (str): attribute holding the polynomial pair values.
 
     Shapes:
@@ -351,7 +339,6 @@ class PPGNPlusPlus(torch.nn.Module):
         norm: bool = True,
         readout: str = "mean",
         readout_scale: float = 1.0,
-        jumping_knowledge: bool = False,
         dropout: float = 0.0,
         pair_key: str = "poly_pair_attr",
     ):
@@ -368,7 +355,6 @@ class PPGNPlusPlus(torch.nn.Module):
         self.poly_channels = int(poly_channels)
         self.readout = readout
         self.readout_scale = float(readout_scale)
-        self.jumping_knowledge = bool(jumping_knowledge)
         self.dropout = dropout
         self.pair_key = pair_key
         embed = hidden_channels if embed_channels is None else embed_channels
@@ -386,18 +372,11 @@ class PPGNPlusPlus(torch.nn.Module):
         for i in range(num_layers):
             self.blocks.append(PPGNBlock(in_channels if i == 0 else hidden_channels,
                                          hidden_channels, mlp_layers, norm))
-        if self.jumping_knowledge:
-            self.head = None
-            self.level_heads = torch.nn.ModuleList(
-                [torch.nn.Linear(2 * c, out_channels, bias=(level == 0))
-                 for level, c in enumerate([in_channels] + [hidden_channels] * num_layers)])
-        else:
-            self.level_heads = None
-            self.head = torch.nn.Sequential(
-                torch.nn.Linear(2 * hidden_channels, hidden_channels), torch.nn.ReLU(),
-                torch.nn.Dropout(dropout),
-                torch.nn.Linear(hidden_channels, hidden_channels // 2), torch.nn.ReLU(),
-                torch.nn.Linear(hidden_channels // 2, out_channels))
+        self.head = torch.nn.Sequential(
+            torch.nn.Linear(2 * hidden_channels, hidden_channels), torch.nn.ReLU(),
+            torch.nn.Dropout(dropout),
+            torch.nn.Linear(hidden_channels, hidden_channels // 2), torch.nn.ReLU(),
+            torch.nn.Linear(hidden_channels // 2, out_channels))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -451,8 +430,11 @@ class PPGNPlusPlus(torch.nn.Module):
             channels.append(self.poly_norm(p.permute(3, 0, 1, 2), mask))
         return torch.cat(channels), mask
 
-    def _pool(self, x: Tensor, n: Tensor) -> Tensor:
-        """``[C, B, N, N] -> [B, 2C]``: the diagonal and off-diagonal readout."""
+    def forward(self, data) -> Tensor:
+        x, mask = self.to_dense(data)
+        for block in self.blocks:
+            x = block(x, mask)
+        n = mask.sum(dim=1, keepdim=True).to(x.dtype)
         diag = x.diagonal(dim1=2, dim2=3).sum(dim=-1).t()  # [B, C]
         off = x.sum(dim=(2, 3)).t() - diag
         if self.readout == "mean":
@@ -461,26 +443,11 @@ class PPGNPlusPlus(torch.nn.Module):
         else:
             diag = diag / self.readout_scale
             off = off / self.readout_scale ** 2
-        return torch.cat([diag, off], dim=-1)
-
-    def forward(self, data) -> Tensor:
-        x, mask = self.to_dense(data)
-        n = mask.sum(dim=1, keepdim=True).to(x.dtype)
-        if not self.jumping_knowledge:
-            for block in self.blocks:
-                x = block(x, mask)
-            return self.head(self._pool(x, n))
-        out = 0
-        for level, head in enumerate(self.level_heads):
-            if level:
-                x = self.blocks[level - 1](x, mask)
-            out = out + head(F.dropout(self._pool(x, n), self.dropout, self.training))
-        return out
+        return self.head(torch.cat([diag, off], dim=-1))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(in_channels={self.in_channels}, "
                 f"hidden_channels={self.hidden_channels}, out_channels={self.out_channels}, "
                 f"num_layers={self.num_layers}, poly_channels={self.poly_channels}, "
-                f"readout={self.readout!r}"
-                + (f", readout_scale={self.readout_scale:g}" if self.readout == "sum" else "")
-                + (", jumping_knowledge=True" if self.jumping_knowledge else "") + ")")
+                f"readout={self.readout!r}" + (f", readout_scale={self.readout_scale:g})"
+                                               if self.readout == "sum" else ")"))
