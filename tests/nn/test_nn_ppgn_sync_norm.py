@@ -37,8 +37,10 @@ def _worker(rank: int, port: int, queue) -> None:
         xs = x[:, part].clone().requires_grad_()
         out = norm(xs, mask[part])
         (out * torch.arange(out.numel(), dtype=out.dtype).view(out.shape).cos()).sum().backward()
-        queue.put((rank, out.detach(), xs.grad, norm.bn.weight.grad, norm.bn.running_mean.clone(),
-                   norm.bn.running_var.clone()))
+        # numpy copies travel by value: a torch tensor would be sent as a shared-memory handle that
+        # the parent can only open while this process is alive, which races with its exit
+        queue.put((rank, *(t.detach().numpy().copy() for t in (
+            out, xs.grad, norm.bn.weight.grad, norm.bn.running_mean, norm.bn.running_var))))
     finally:
         dist.destroy_process_group()
 
@@ -51,7 +53,8 @@ def test_synchronised_pair_batch_norm_matches_one_process():
     procs = [ctx.Process(target=_worker, args=(rank, port, queue)) for rank in range(2)]
     for p in procs:
         p.start()
-    results = dict((r[0], r[1:]) for r in (queue.get(timeout=120) for _ in procs))
+    received = [queue.get(timeout=120) for _ in procs]
+    results = {r[0]: [torch.from_numpy(a) for a in r[1:]] for r in received}
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
