@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -152,7 +153,6 @@ def test_ppgn_learns_triangle_counts_that_gin_cannot(tmp_path):
 
 
 def test_cosine_schedule_follows_the_formula_and_resumes_exactly(tmp_path):
-    import math
     epochs, lr, min_lr = 5, 3e-3, 1e-4
     common = dict(epochs=epochs, scheduler="cosine", lr=lr, min_lr=min_lr, lr_patience=0)
     train(tiny(tmp_path / "ref", **common))
