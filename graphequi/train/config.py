@@ -23,6 +23,8 @@ from typing import Any, Mapping, Optional
 
 import yaml
 
+from graphequi.train.schedules import SCHEDULE_NAMES, SCHEDULES
+
 __all__ = ["TrainConfig", "add_train_arguments", "config_from_args", "parse_seeds"]
 
 
@@ -92,8 +94,8 @@ class TrainConfig:
             problems.append(f"lr must be > 0, got {self.lr}")
         if not 0 < self.lr_factor < 1:
             problems.append(f"lr_factor must be in (0, 1), got {self.lr_factor}")
-        if self.scheduler not in ("plateau", "cosine", "none"):
-            problems.append(f"scheduler must be 'plateau', 'cosine' or 'none', got {self.scheduler!r}")
+        if self.scheduler not in SCHEDULES:
+            problems.append(f"scheduler must be one of {', '.join(SCHEDULE_NAMES)}, got {self.scheduler!r}")
         if self.time_limit_h is not None and self.time_limit_h <= 0:
             problems.append(f"time_limit_h must be > 0, got {self.time_limit_h}")
         if self.threads is not None and self.threads < 1:
@@ -179,8 +181,7 @@ _FLAGS = {
     "--subset": ("subset", int, "use a fixed random subset of N graphs per split (smoke tests)"),
     "--polys": ("polys", str, "polynomial set for the poly models (default ppgn++)"),
     "--threads": ("threads", int, "torch CPU threads per process (default: torch's choice)"),
-    "--scheduler": ("scheduler", str, "plateau (decay on a validation plateau), cosine (from lr to "
-                                      "min_lr over --epochs) or none"),
+    "--scheduler": ("scheduler", str, "; ".join(f"{name}: {s.description}" for name, s in SCHEDULES.items())),
     "--time-limit-h": ("time_limit_h", float, "stop after this many hours of training (per seed)"),
 }
 

@@ -50,6 +50,7 @@ from graphequi.train.distributed import DistInfo
 from graphequi.train.metrics import loss_fn, score
 from graphequi.train.models import build_model
 from graphequi.train.sampling import BucketBatchSampler
+from graphequi.train.schedules import SCHEDULES
 from graphequi.train.tasks import Task, load_task
 
 __all__ = ["train", "run", "run_seed", "seed_everything", "hardware_description"]
@@ -181,26 +182,14 @@ def _better(value: float, best: Optional[float], higher: bool) -> bool:
 
 
 def _lr_exhausted(optimizer, cfg: TrainConfig) -> bool:
-    """The usual ZINC/PPGN stopping rule: the learning rate decayed below ``min_lr``
-    on plateaus (a cosine schedule ends at ``epochs`` instead)."""
-    return cfg.scheduler == "plateau" and optimizer.param_groups[0]["lr"] < cfg.min_lr
+    """The usual ZINC/PPGN stopping rule, for the schedules that use it: the
+    learning rate decayed below ``min_lr``."""
+    return SCHEDULES[cfg.scheduler].stops_below_min_lr and optimizer.param_groups[0]["lr"] < cfg.min_lr
 
 
 def _over_budget(state: dict, cfg: TrainConfig) -> bool:
     """The compute budget ``time_limit_h`` is spent (training time counted over resumes)."""
     return cfg.time_limit_h is not None and state["wall_time"] >= 3600 * cfg.time_limit_h
-
-
-def _scheduler(optimizer, cfg: TrainConfig, task: Task):
-    """``plateau``: halve (``lr_factor``) after ``lr_patience`` epochs without
-    validation gain; ``cosine``: from ``lr`` down to ``min_lr`` over ``epochs``
-    epochs, stepped once per epoch. (``none`` keeps a plateau scheduler that is
-    never stepped, so every checkpoint has the same keys.)"""
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr)
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max" if task.higher_is_better else "min", factor=cfg.lr_factor,
-        patience=cfg.lr_patience)
 
 
 def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(),
@@ -226,7 +215,8 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
     if info.rank:
         torch.manual_seed(seed + 7919 * info.rank)  # independent dropout streams per process
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = _scheduler(optimizer, cfg, task)
+    schedule = SCHEDULES[cfg.scheduler]
+    scheduler = schedule.build(optimizer, cfg, task.higher_is_better)
     loss_name = cfg.loss or task.loss
     state = {"epoch": 0, "best_epoch": None, "best_val": None, "best": None, "stopped": False,
              "history": [], "wall_time": 0.0}
@@ -234,8 +224,7 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
     if cfg.resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         saved = ckpt["config"]
-        # a cosine schedule is a function of the epoch count, so that count may not change
-        keys = TrainConfig.RESUME_KEYS + (("epochs",) if cfg.scheduler == "cosine" else ())
+        keys = TrainConfig.RESUME_KEYS + (("epochs",) if schedule.depends_on_epochs else ())
         mismatched = [k for k in keys if saved.get(k) != cfg.to_dict()[k]]
         if mismatched:
             raise ValueError(f"cannot resume {ckpt_path}: config differs in {', '.join(mismatched)}")
@@ -283,10 +272,7 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         # of any other epoch only feeds the learning curve
         test = _evaluate(model, test_shard, task, device, info) if improved or cfg.test_every_epoch else {}
         lr = optimizer.param_groups[0]["lr"]
-        if cfg.scheduler == "plateau":
-            scheduler.step(val[metric])
-        elif cfg.scheduler == "cosine":
-            scheduler.step()
+        schedule.step(scheduler, val[metric])
         if improved:
             state.update(best_epoch=epoch, best_val=val[metric],
                          best={"val": val, "test": test})

@@ -1,3 +1,4 @@
+import argparse
 import json
 import math
 
@@ -7,6 +8,8 @@ import torch
 
 from graphequi.cli.main import main as cli_main
 from graphequi.train import TrainConfig, train
+from graphequi.train.config import add_train_arguments
+from graphequi.train.schedules import SCHEDULE_NAMES, SCHEDULES
 
 
 def tiny(out, **kw):
@@ -173,3 +176,18 @@ def test_cosine_schedule_follows_the_formula_and_resumes_exactly(tmp_path):
 def test_unknown_scheduler_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="scheduler must be"):
         tiny(tmp_path, scheduler="linear")
+
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_every_schedule_trains_resumes_and_is_documented(tmp_path, name):
+    common = dict(epochs=3, scheduler=name, lr=2e-3, min_lr=1e-4, lr_patience=0)
+    train(tiny(tmp_path / "ref", **common))
+    train(tiny(tmp_path / "split", **(common | dict(time_limit_h=1e-9))))
+    train(tiny(tmp_path / "split", **common, resume=True))
+    records = read_jsonl(tmp_path / "ref" / "seed0" / "metrics.jsonl")
+    assert without_time(read_jsonl(tmp_path / "split" / "seed0" / "metrics.jsonl")) == without_time(records)
+    if name == "none":
+        assert {r["lr"] for r in records} == {2e-3}
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    assert f"{name}: {SCHEDULES[name].description}" in " ".join(parser.format_help().split())
