@@ -108,31 +108,37 @@ class PairBatchNorm(torch.nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         bn = self.bn
-        keep = _pair_keep(mask, x.dtype)
-        keep_flat = keep.reshape(-1)
         C = x.size(0)
-        if self.training or not bn.track_running_stats:
-            stats = self._all_reduce(torch.cat([torch.mv(x.reshape(C, -1), keep_flat), keep_flat.sum().view(1)]))
-            count = stats[-1].clamp(min=1)
-            mean = stats[:-1] / count
-            centred = x - mean.view(-1, 1, 1, 1)
-            var = self._all_reduce(torch.mv(centred.square().reshape(C, -1), keep_flat)) / count
-            if self.training and bn.track_running_stats:
-                with torch.no_grad():
-                    bn.num_batches_tracked.add_(1)
-                    momentum = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
-                                else bn.momentum)
-                    bn.running_mean.lerp_(mean, momentum)
-                    bn.running_var.lerp_(var * (count / (count - 1).clamp(min=1)), momentum)
-        else:
-            mean, var = bn.running_mean, bn.running_var
-        scale = torch.rsqrt(var + bn.eps)
-        if bn.affine:
-            scale = scale * bn.weight
-        shift = -mean * scale
-        if bn.affine:
-            shift = shift + bn.bias
-        return torch.addcmul(shift.view(-1, 1, 1, 1), x, scale.view(-1, 1, 1, 1)) * keep
+        # Under autocast x may be bfloat16; the statistics are sums in at least float32
+        # (as autocast runs torch's own batch norm), the output is in x's dtype.
+        stat_dtype = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            keep_flat = _pair_keep(mask, stat_dtype).reshape(-1)
+            if self.training or not bn.track_running_stats:
+                rows = x.reshape(C, -1).to(stat_dtype)
+                stats = self._all_reduce(torch.cat([torch.mv(rows, keep_flat), keep_flat.sum().view(1)]))
+                count = stats[-1].clamp(min=1)
+                mean = stats[:-1] / count
+                var = self._all_reduce(torch.mv((rows - mean.view(-1, 1)).square(), keep_flat)) / count
+                if self.training and bn.track_running_stats:
+                    with torch.no_grad():
+                        bn.num_batches_tracked.add_(1)
+                        momentum = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
+                                    else bn.momentum)
+                        bn.running_mean.lerp_(mean.to(bn.running_mean.dtype), momentum)
+                        bn.running_var.lerp_((var * (count / (count - 1).clamp(min=1))).to(bn.running_var.dtype),
+                                             momentum)
+            else:
+                mean, var = bn.running_mean, bn.running_var
+            scale = torch.rsqrt(var + bn.eps)
+            if bn.affine:
+                scale = scale * bn.weight
+            shift = -mean * scale
+            if bn.affine:
+                shift = shift + bn.bias
+            keep = keep_flat.to(x.dtype).view((1,) + x.shape[1:])
+            return torch.addcmul(shift.to(x.dtype).view(-1, 1, 1, 1), x,
+                                 scale.to(x.dtype).view(-1, 1, 1, 1)) * keep
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.bn.num_features})"
@@ -198,7 +204,8 @@ class PPGNBlock(torch.nn.Module):
         b = _mlp_tail(_pointwise(flat, w, bias, relu=True), self.mlp2)
         y = torch.matmul(a.view(shape), b.view(shape) * keep)
         out = _pointwise(flat, self.skip.weight[:, :c], self.skip.bias)
-        out = out.addmm_(self.skip.weight[:, c:], y.view(h, -1)).view(shape)
+        # out of place: autocast does not cast the arguments of in-place ops
+        out = torch.addmm(out, self.skip.weight[:, c:], y.view(h, -1)).view(shape)
         if self.norm is not None:
             return self.norm(out, mask)
         return out * keep

@@ -25,7 +25,11 @@ import yaml
 
 from graphequi.train.schedules import SCHEDULE_NAMES, SCHEDULES
 
-__all__ = ["TrainConfig", "add_train_arguments", "config_from_args", "parse_seeds"]
+#: ``32``: float32 throughout; ``bf16``: the forward pass under bfloat16 autocast
+#: (matrix products in bfloat16, e.g. on AMX CPUs or GPUs; weights stay float32)
+PRECISIONS = ("32", "bf16")
+
+__all__ = ["PRECISIONS", "TrainConfig", "add_train_arguments", "config_from_args", "parse_seeds"]
 
 
 def _freeze(mapping: Mapping[str, Any]) -> tuple:
@@ -69,6 +73,7 @@ class TrainConfig:
     grad_clip: Optional[float] = None
     threads: Optional[int] = None
     scheduler: str = "plateau"
+    precision: str = "32"
     bucket_by_size: bool = False
     time_limit_h: Optional[float] = None
     test_every_epoch: bool = True
@@ -81,6 +86,7 @@ class TrainConfig:
             object.__setattr__(self, "model_kwargs", _freeze(self.model_kwargs))
         seeds = parse_seeds(self.seeds) if isinstance(self.seeds, (str, int)) else tuple(int(s) for s in self.seeds)
         object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "precision", str(self.precision))  # YAML reads `precision: 32` as an int
         problems = []
         if self.epochs < 1:
             problems.append(f"epochs must be >= 1, got {self.epochs}")
@@ -96,6 +102,8 @@ class TrainConfig:
             problems.append(f"lr_factor must be in (0, 1), got {self.lr_factor}")
         if self.scheduler not in SCHEDULES:
             problems.append(f"scheduler must be one of {', '.join(SCHEDULE_NAMES)}, got {self.scheduler!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.time_limit_h is not None and self.time_limit_h <= 0:
             problems.append(f"time_limit_h must be > 0, got {self.time_limit_h}")
         if self.threads is not None and self.threads < 1:
@@ -130,7 +138,12 @@ class TrainConfig:
     # Fields that must agree for --resume to continue a run (epochs may grow).
     RESUME_KEYS = ("dataset", "model", "batch_size", "lr", "weight_decay", "lr_factor", "lr_patience",
                    "loss", "polys", "target", "fold", "subset", "model_kwargs", "scheduler",
-                   "bucket_by_size")
+                   "bucket_by_size", "precision")
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Field name -> default value (for the fields that have one)."""
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
@@ -182,6 +195,8 @@ _FLAGS = {
     "--polys": ("polys", str, "polynomial set for the poly models (default ppgn++)"),
     "--threads": ("threads", int, "torch CPU threads per process (default: torch's choice)"),
     "--scheduler": ("scheduler", str, "; ".join(f"{name}: {s.description}" for name, s in SCHEDULES.items())),
+    "--precision": ("precision", str, "32 (float32) or bf16 (bfloat16 autocast of the forward pass; "
+                                      "float32 weights, optimiser and batch-norm statistics)"),
     "--time-limit-h": ("time_limit_h", float, "stop after this many hours of training (per seed)"),
 }
 

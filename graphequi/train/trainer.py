@@ -125,13 +125,20 @@ class _Shard:
         self.loader = DataLoader([dataset[i] for i in self.positions], batch_size=batch_size, shuffle=False)
 
 
+def _autocast(cfg: TrainConfig, device: str):
+    """The forward pass's precision context (``cfg.precision``)."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
+
 @torch.no_grad()
-def _evaluate(model, shard: _Shard, task: Task, device, info: DistInfo) -> Dict[str, float]:
+def _evaluate(model, shard: _Shard, task: Task, device, info: DistInfo, cfg: TrainConfig) -> Dict[str, float]:
     model.eval()
     preds, targets = [], []
     for batch in shard.loader:
         batch = batch.to(device)
-        out = model(batch).double()
+        with _autocast(cfg, device):
+            out = model(batch)
+        out = out.double()
         if task.kind == "regression":
             out = out * task.y_std + task.y_mean
         preds.append(out.cpu())
@@ -156,7 +163,10 @@ def _train_epoch(model, loader, optimizer, task: Task, loss_name: str, cfg: Trai
     for batch in bar:
         batch = batch.to(device)
         optimizer.zero_grad(set_to_none=True)
-        out = model(batch)
+        with _autocast(cfg, device):
+            out = model(batch)
+        if out.dtype == torch.bfloat16:  # the loss in float32, as autocast computes its own losses
+            out = out.float()
         y = batch.y
         if task.kind == "regression":
             y = (y.view(out.shape).to(out.dtype) - task.y_mean) / task.y_std
@@ -225,7 +235,8 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         saved = ckpt["config"]
         keys = TrainConfig.RESUME_KEYS + (("epochs",) if schedule.depends_on_epochs else ())
-        mismatched = [k for k in keys if saved.get(k) != cfg.to_dict()[k]]
+        defaults = TrainConfig.defaults()  # keys added after the checkpoint was written
+        mismatched = [k for k in keys if saved.get(k, defaults.get(k)) != cfg.to_dict()[k]]
         if mismatched:
             raise ValueError(f"cannot resume {ckpt_path}: config differs in {', '.join(mismatched)}")
         if ckpt["world_size"] != info.world_size:
@@ -266,11 +277,11 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         sampler.set_epoch(epoch)
         train_loss = _train_epoch(train_model, train_loader, optimizer, task, loss_name, cfg, device,
                                   info, f"epoch {epoch}")
-        val = _evaluate(model, val_shard, task, device, info)
+        val = _evaluate(model, val_shard, task, device, info, cfg)
         improved = _better(val[metric], state["best_val"], task.higher_is_better)
         # the reported test figure is the one at the best validation epoch, so the test pass
         # of any other epoch only feeds the learning curve
-        test = _evaluate(model, test_shard, task, device, info) if improved or cfg.test_every_epoch else {}
+        test = _evaluate(model, test_shard, task, device, info, cfg) if improved or cfg.test_every_epoch else {}
         lr = optimizer.param_groups[0]["lr"]
         schedule.step(scheduler, val[metric])
         if improved:

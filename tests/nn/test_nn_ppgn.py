@@ -252,3 +252,32 @@ def test_block_without_concatenations_equals_the_formula(mlp_layers):
     pair_mask = mask.unsqueeze(2) & mask.unsqueeze(1)
     x = torch.randn(5, 2, 4, 4, dtype=torch.double) * pair_mask
     torch.testing.assert_close(block(x, mask), block.reference_forward(x, mask))
+
+
+def test_pair_batch_norm_under_bfloat16_autocast_keeps_float32_statistics():
+    torch.manual_seed(0)
+    norm, ref = PairBatchNorm(4).train(), PairBatchNorm(4).train()
+    mask = torch.rand(3, 6) < 0.7
+    mask[:, 0] = True
+    x = torch.randn(4, 3, 6, 6) * 2 + 5  # an offset that bfloat16 sums would blur
+    expected = ref(x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = norm(x.bfloat16(), mask)
+    assert out.dtype == torch.bfloat16
+    assert norm.bn.running_mean.dtype == torch.float32
+    # the statistics match float32's up to the rounding of x itself to bfloat16
+    torch.testing.assert_close(norm.bn.running_mean, ref.bn.running_mean, rtol=4e-3, atol=1e-3)
+    torch.testing.assert_close(norm.bn.running_var, ref.bn.running_var, rtol=2e-2, atol=1e-3)
+    torch.testing.assert_close(out.float(), expected, rtol=2e-2, atol=3e-2)
+
+
+def test_ppgn_forward_and_backward_under_bfloat16_autocast(graphs):
+    model = zinc_like_model()
+    batch = add_pair_features(Batch.from_data_list(graphs))
+    expected = model(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch)
+    torch.testing.assert_close(out.float(), expected, rtol=5e-2, atol=5e-2)
+    out.float().sum().backward()
+    assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+               for p in model.parameters() if p.grad is not None)

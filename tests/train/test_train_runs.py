@@ -191,3 +191,40 @@ def test_every_schedule_trains_resumes_and_is_documented(tmp_path, name):
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
     assert f"{name}: {SCHEDULES[name].description}" in " ".join(parser.format_help().split())
+
+
+def test_bfloat16_precision_trains_close_to_float32_and_resumes_exactly(tmp_path):
+    common = dict(epochs=4, model="ppgn++", model_kwargs=dict(hidden_channels=16, num_layers=2))
+    fp32 = train(tiny(tmp_path / "fp32", **common))
+    bf16 = train(tiny(tmp_path / "bf16", **common, precision="bf16"))
+    records = read_jsonl(tmp_path / "bf16" / "seed0" / "metrics.jsonl")
+    assert records[-1]["train_loss"] < 0.8 * records[0]["train_loss"]
+    reference = read_jsonl(tmp_path / "fp32" / "seed0" / "metrics.jsonl")
+    # a different rounding, so not the same numbers, but the same course
+    assert records[0]["train_loss"] == pytest.approx(reference[0]["train_loss"], rel=0.05)
+    assert records != reference
+    assert bf16["test_mae_mean"] == pytest.approx(fp32["test_mae_mean"], rel=0.5)
+
+    split = dict(common, precision="bf16")
+    train(tiny(tmp_path / "split", **(split | dict(time_limit_h=1e-9))))
+    train(tiny(tmp_path / "split", **split, resume=True))
+    assert without_time(read_jsonl(tmp_path / "split" / "seed0" / "metrics.jsonl")) == without_time(records)
+    with pytest.raises(ValueError, match="precision"):
+        train(tiny(tmp_path / "split", **common, resume=True))  # float32 cannot continue a bfloat16 run
+
+
+def test_precision_is_validated_and_read_from_yaml_numbers(tmp_path):
+    with pytest.raises(ValueError, match="precision must be one of 32, bf16"):
+        tiny(tmp_path, precision="fp16")
+    assert tiny(tmp_path, precision=32).precision == "32"
+
+
+def test_a_checkpoint_written_before_a_config_key_existed_still_resumes(tmp_path):
+    cfg = tiny(tmp_path, epochs=2)
+    train(tiny(tmp_path, epochs=1))
+    path = tmp_path / "seed0" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=False)
+    del ckpt["config"]["precision"]  # as written by graphequi before --precision
+    torch.save(ckpt, path)
+    summary = train(TrainConfig(**(cfg.to_dict() | dict(resume=True))))
+    assert summary["per_seed"][0]["epochs_run"] == 2
