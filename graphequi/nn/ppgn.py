@@ -60,6 +60,11 @@ def _mlp_tail(x: Tensor, mlp: torch.nn.Sequential) -> Tensor:
     return x
 
 
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for reduced-precision (autocast) tensors, else ``dtype`` (float64 stays)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def _pair_keep(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """``[1, B, N, N]``: 1 on real pairs (both nodes real), 0 on padding."""
     return (mask.unsqueeze(2) & mask.unsqueeze(1)).unsqueeze(0).to(dtype)
@@ -111,7 +116,7 @@ class PairBatchNorm(torch.nn.Module):
         C = x.size(0)
         # Under autocast x may be bfloat16; the statistics are sums in at least float32
         # (as autocast runs torch's own batch norm), the output is in x's dtype.
-        stat_dtype = torch.promote_types(x.dtype, torch.float32)
+        stat_dtype = _accumulation_dtype(x.dtype)
         with torch.autocast(x.device.type, enabled=False):
             keep_flat = _pair_keep(mask, stat_dtype).reshape(-1)
             if self.training or not bn.track_running_stats:
@@ -441,16 +446,20 @@ class PPGNPlusPlus(torch.nn.Module):
         x, mask = self.to_dense(data)
         for block in self.blocks:
             x = block(x, mask)
-        n = mask.sum(dim=1, keepdim=True).to(x.dtype)
-        diag = x.diagonal(dim1=2, dim2=3).sum(dim=-1).t()  # [B, C]
-        off = x.sum(dim=(2, 3)).t() - diag
-        if self.readout == "mean":
-            diag = diag / n
-            off = off / (n * (n - 1)).clamp(min=1)
-        else:
-            diag = diag / self.readout_scale
-            off = off / self.readout_scale ** 2
-        return self.head(torch.cat([diag, off], dim=-1))
+        # Under autocast the blocks run in bfloat16; the readout (sums of N^2 entries, then a
+        # difference) and the small head that makes the prediction stay in float32.
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.to(_accumulation_dtype(x.dtype))
+            n = mask.sum(dim=1, keepdim=True).to(x.dtype)
+            diag = x.diagonal(dim1=2, dim2=3).sum(dim=-1).t()  # [B, C]
+            off = x.sum(dim=(2, 3)).t() - diag
+            if self.readout == "mean":
+                diag = diag / n
+                off = off / (n * (n - 1)).clamp(min=1)
+            else:
+                diag = diag / self.readout_scale
+                off = off / self.readout_scale ** 2
+            return self.head(torch.cat([diag, off], dim=-1))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(in_channels={self.in_channels}, "

@@ -277,7 +277,8 @@ def test_ppgn_forward_and_backward_under_bfloat16_autocast(graphs):
     expected = model(batch)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(batch)
-    torch.testing.assert_close(out.float(), expected, rtol=5e-2, atol=5e-2)
-    out.float().sum().backward()
+    assert out.dtype == torch.float32  # readout and head are not rounded to bfloat16
+    torch.testing.assert_close(out, expected, rtol=5e-2, atol=5e-2)
+    out.sum().backward()
     assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
                for p in model.parameters() if p.grad is not None)
