@@ -27,6 +27,11 @@ scoring, so every process reports the same full-set metrics. Batch norm is
 synchronised on CUDA (``SyncBatchNorm``); on CPU (gloo) each process
 normalises over its own shard, the one source of difference from a single
 process besides floating-point summation order.
+
+**Precision.** ``precision: bf16`` runs the forward passes (training and
+evaluation) under ``torch.autocast(dtype=torch.bfloat16)``: matrix products
+in bfloat16 (AMX/AVX512-BF16 CPUs, GPUs), weights, gradients, optimiser
+state, batch-norm statistics, PPGN++'s readout and the loss in float32.
 """
 from __future__ import annotations
 
