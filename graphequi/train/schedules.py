@@ -26,6 +26,9 @@ ScheduleStep = Callable[[object, float], None]
 
 @dataclass(frozen=True)
 class Schedule:
+    """One learning-rate schedule: its ``--help`` text, factory, per-epoch step and
+    the two facts the training loop needs (see the module docstring)."""
+
     description: str
     build: ScheduleFactory
     step: ScheduleStep
