@@ -87,7 +87,9 @@ class PairBatchNorm(torch.nn.Module):
     instead of a gather and a scatter of the real rows.
     After :func:`torch.nn.SyncBatchNorm.convert_sync_batchnorm` (which swaps
     the inner ``bn``) the sums are all-reduced over its process group, with
-    gradients, as ``SyncBatchNorm`` does.
+    gradients, as ``SyncBatchNorm`` does. The inner ``bn`` holds the state, its
+    mode included: ``train()``/``eval()`` set it, and so can a tool that walks
+    ``modules()`` looking for batch norms (e.g. precise BN).
 
     Args:
         channels (int): :math:`C`.
@@ -119,13 +121,13 @@ class PairBatchNorm(torch.nn.Module):
         stat_dtype = _accumulation_dtype(x.dtype)
         with torch.autocast(x.device.type, enabled=False):
             keep_flat = _pair_keep(mask, stat_dtype).reshape(-1)
-            if self.training or not bn.track_running_stats:
+            if bn.training or not bn.track_running_stats:  # the inner bn holds mode and statistics
                 rows = x.reshape(C, -1).to(stat_dtype)
                 stats = self._all_reduce(torch.cat([torch.mv(rows, keep_flat), keep_flat.sum().view(1)]))
                 count = stats[-1].clamp(min=1)
                 mean = stats[:-1] / count
                 var = self._all_reduce(torch.mv((rows - mean.view(-1, 1)).square(), keep_flat)) / count
-                if self.training and bn.track_running_stats:
+                if bn.training and bn.track_running_stats:
                     with torch.no_grad():
                         bn.num_batches_tracked.add_(1)
                         momentum = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None

@@ -74,6 +74,7 @@ class TrainConfig:
     threads: Optional[int] = None
     scheduler: str = "plateau"
     precision: str = "32"
+    precise_bn_batches: Optional[int] = None
     bucket_by_size: bool = False
     time_limit_h: Optional[float] = None
     test_every_epoch: bool = True
@@ -104,6 +105,8 @@ class TrainConfig:
             problems.append(f"scheduler must be one of {', '.join(SCHEDULE_NAMES)}, got {self.scheduler!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precise_bn_batches is not None and self.precise_bn_batches < 1:
+            problems.append(f"precise_bn_batches must be >= 1, got {self.precise_bn_batches}")
         if self.time_limit_h is not None and self.time_limit_h <= 0:
             problems.append(f"time_limit_h must be > 0, got {self.time_limit_h}")
         if self.threads is not None and self.threads < 1:
@@ -138,7 +141,7 @@ class TrainConfig:
     # Fields that must agree for --resume to continue a run (epochs may grow).
     RESUME_KEYS = ("dataset", "model", "batch_size", "lr", "weight_decay", "lr_factor", "lr_patience",
                    "loss", "polys", "target", "fold", "subset", "model_kwargs", "scheduler",
-                   "bucket_by_size", "precision")
+                   "bucket_by_size", "precision", "precise_bn_batches")
 
     @classmethod
     def defaults(cls) -> dict:
@@ -197,6 +200,8 @@ _FLAGS = {
     "--scheduler": ("scheduler", str, "; ".join(f"{name}: {s.description}" for name, s in SCHEDULES.items())),
     "--precision": ("precision", str, "32 (float32) or bf16 (bfloat16 autocast of the forward pass; "
                                       "float32 weights, optimiser and batch-norm statistics)"),
+    "--precise-bn-batches": ("precise_bn_batches", int, "before each evaluation, re-estimate the batch-norm "
+                                                        "statistics as the plain average over N training batches"),
     "--time-limit-h": ("time_limit_h", float, "stop after this many hours of training (per seed)"),
 }
 

@@ -32,6 +32,13 @@ process besides floating-point summation order.
 evaluation) under ``torch.autocast(dtype=torch.bfloat16)``: matrix products
 in bfloat16 (AMX/AVX512-BF16 CPUs, GPUs), weights, gradients, optimiser
 state, batch-norm statistics, PPGN++'s readout and the loss in float32.
+
+**Precise BN.** ``precise_bn_batches: K`` re-estimates every batch norm's
+running statistics before each evaluation as the plain average over the
+first ``K`` batches of the epoch's training order
+(:func:`graphequi.train.precise_bn.recompute_batch_norm_statistics`); the
+moving average otherwise follows the last few batches, which under
+``bucket_by_size`` hold graphs of a few sizes only.
 """
 from __future__ import annotations
 
@@ -54,6 +61,7 @@ from graphequi.train.config import TrainConfig
 from graphequi.train.distributed import DistInfo
 from graphequi.train.metrics import loss_fn, score
 from graphequi.train.models import build_model
+from graphequi.train.precise_bn import recompute_batch_norm_statistics
 from graphequi.train.sampling import BucketBatchSampler
 from graphequi.train.schedules import SCHEDULES
 from graphequi.train.tasks import Task, load_task
@@ -282,6 +290,11 @@ def run_seed(cfg: TrainConfig, task: Task, seed: int, info: DistInfo = DistInfo(
         sampler.set_epoch(epoch)
         train_loss = _train_epoch(train_model, train_loader, optimizer, task, loss_name, cfg, device,
                                   info, f"epoch {epoch}")
+        if cfg.precise_bn_batches:
+            # the batches of this epoch's (seeded) order, so a resumed run sees the same ones
+            recompute_batch_norm_statistics(model, train_loader, cfg.precise_bn_batches,
+                                            forward=lambda m, batch: m(batch.to(device)),
+                                            context=lambda: _autocast(cfg, device))
         val = _evaluate(model, val_shard, task, device, info, cfg)
         improved = _better(val[metric], state["best_val"], task.higher_is_better)
         # the reported test figure is the one at the best validation epoch, so the test pass

@@ -228,3 +228,20 @@ def test_a_checkpoint_written_before_a_config_key_existed_still_resumes(tmp_path
     torch.save(ckpt, path)
     summary = train(TrainConfig(**(cfg.to_dict() | dict(resume=True))))
     assert summary["per_seed"][0]["epochs_run"] == 2
+
+
+def test_trainer_precise_bn_changes_only_the_evaluation_and_resumes_exactly(tmp_path):
+    common = dict(epochs=3, model="ppgn++", bucket_by_size=True, model_kwargs=dict(hidden_channels=16, num_layers=2))
+    train(tiny(tmp_path / "plain", **common))
+    train(tiny(tmp_path / "precise", **common, precise_bn_batches=4))
+    plain = read_jsonl(tmp_path / "plain" / "seed0" / "metrics.jsonl")
+    precise = read_jsonl(tmp_path / "precise" / "seed0" / "metrics.jsonl")
+    assert precise[0]["train_loss"] == plain[0]["train_loss"]  # training itself is the same
+    assert precise[0]["val_mae"] != plain[0]["val_mae"]
+
+    split = dict(common, precise_bn_batches=4)
+    train(tiny(tmp_path / "split", **(split | dict(time_limit_h=1e-9))))
+    train(tiny(tmp_path / "split", **split, resume=True))
+    assert without_time(read_jsonl(tmp_path / "split" / "seed0" / "metrics.jsonl")) == without_time(precise)
+    with pytest.raises(ValueError, match="precise_bn_batches must be >= 1"):
+        TrainConfig(dataset="zinc", model="ppgn++", precise_bn_batches=0)
