@@ -103,7 +103,7 @@ def main(argv=None) -> dict:
     for r in rows:
         print(f"{r['threads']:>7} | {r['float32_s']:>11.3f} | {r['bf16_s']:>8.3f} | {r['speedup']:>12.2f}")
     result = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "mkldnn_bf16": torch.backends.mkldnn.is_available(), "rows": rows}
+              "onednn": torch.backends.mkldnn.is_available(), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     return result
