@@ -245,3 +245,9 @@ def test_trainer_precise_bn_changes_only_the_evaluation_and_resumes_exactly(tmp_
     assert without_time(read_jsonl(tmp_path / "split" / "seed0" / "metrics.jsonl")) == without_time(precise)
     with pytest.raises(ValueError, match="precise_bn_batches must be >= 1"):
         TrainConfig(dataset="zinc", model="ppgn++", precise_bn_batches=0)
+
+
+@pytest.mark.parametrize("model", ["gin", "polygin", "polygine"])
+def test_sparse_models_train_under_bfloat16(tmp_path, model):
+    summary = train(tiny(tmp_path, model=model, epochs=1, precision="bf16"))
+    assert math.isfinite(summary["test_mae_mean"])
