@@ -25,9 +25,12 @@ import yaml
 
 from graphequi.train.schedules import SCHEDULE_NAMES, SCHEDULES
 
-#: ``32``: float32 throughout; ``bf16``: the forward pass under bfloat16 autocast
-#: (matrix products in bfloat16, e.g. on AMX CPUs or GPUs; weights stay float32)
-PRECISIONS = ("32", "bf16")
+#: name -> what it runs (validation and ``--help`` read this table)
+PRECISIONS = {
+    "32": "float32 throughout",
+    "bf16": "the forward pass under bfloat16 autocast (matrix products in bfloat16, e.g. on AMX CPUs "
+            "or GPUs; weights, optimiser and batch-norm statistics stay float32)",
+}
 
 __all__ = ["PRECISIONS", "TrainConfig", "add_train_arguments", "config_from_args", "parse_seeds"]
 
@@ -198,8 +201,7 @@ _FLAGS = {
     "--polys": ("polys", str, "polynomial set for the poly models (default ppgn++)"),
     "--threads": ("threads", int, "torch CPU threads per process (default: torch's choice)"),
     "--scheduler": ("scheduler", str, "; ".join(f"{name}: {s.description}" for name, s in SCHEDULES.items())),
-    "--precision": ("precision", str, "32 (float32) or bf16 (bfloat16 autocast of the forward pass; "
-                                      "float32 weights, optimiser and batch-norm statistics)"),
+    "--precision": ("precision", str, "; ".join(f"{name}: {text}" for name, text in PRECISIONS.items())),
     "--precise-bn-batches": ("precise_bn_batches", int, "before each evaluation, re-estimate the batch-norm "
                                                         "statistics as the plain average over N training batches"),
     "--time-limit-h": ("time_limit_h", float, "stop after this many hours of training (per seed)"),
