@@ -5,15 +5,13 @@ import csv
 import gzip
 import shutil
 
+import pandas as pd
 import pytest
 import torch
+from rdkit import Chem
 
-pytest.importorskip("ogb")
-Chem = pytest.importorskip("rdkit.Chem")
-pd = pytest.importorskip("pandas")
-
-from graphequi.datasets import DatasetFileError, OGBMolDataset, evaluator_for, get_dataset  # noqa: E402
-from graphequi.datasets.ogb_mol import (mol_from_smiles, mol_to_ogb_graph, murcko_scaffold,  # noqa: E402
+from graphequi.datasets import DatasetFileError, OGBMolDataset, evaluator_for, get_dataset
+from graphequi.datasets.ogb_mol import (mol_from_smiles, mol_to_ogb_graph, murcko_scaffold,
                                         scaffold_split)
 
 HIV_REJECTED_ROWS = (137, 987, 12882, 18293, 30784, 30785, 35728)

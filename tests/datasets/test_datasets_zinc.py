@@ -4,16 +4,15 @@ import csv
 import pickle
 import sys
 
+import networkx as nx
 import pytest
 import torch
+from rdkit import Chem
 from torch_geometric.data import Data, InMemoryDataset
 
 from graphequi.datasets import DatasetFileError, ZINC12k
 from graphequi.datasets.zinc import (OFFLINE_FILES, _split_old_pyg, load_zinc_atom_dict,
                                      zinc_cycle_penalty, zinc_smiles_to_data, zinc_target)
-
-Chem = pytest.importorskip("rdkit.Chem")
-nx = pytest.importorskip("networkx")
 
 OFFICIAL = "pyg_processed_subset_graphpebench"
 

@@ -9,9 +9,7 @@ from torch_geometric.utils import from_networkx
 from graphequi.nn import PolyGIN, PolyGINE, PPGNPlusPlus
 from graphequi.nn.ppgn import dense_pair_features
 from graphequi.testing import assert_permutation_equivariant
-
-transforms = pytest.importorskip("graphequi.transforms")
-PolynomialFeatures = transforms.PolynomialFeatures
+from graphequi.transforms import PolynomialFeatures
 
 
 def graphs():

@@ -4,6 +4,8 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from ogb import graphproppred
+from sklearn import metrics
 
 from graphequi.train import TrainConfig, add_train_arguments, config_from_args, synthetic_count_graphs
 from graphequi.train.config import parse_seeds
@@ -77,7 +79,6 @@ def test_synthetic_counts_match_networkx():
 
 
 def test_roc_auc_matches_sklearn_with_ties_and_unlabelled():
-    metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, size=(200, 3)).astype(float)
     s = np.round(rng.normal(size=(200, 3)) + y, 1)  # rounding makes ties
@@ -90,7 +91,6 @@ def test_roc_auc_matches_sklearn_with_ties_and_unlabelled():
 
 
 def test_ogb_tasks_are_scored_by_the_ogb_evaluator():
-    graphproppred = pytest.importorskip("ogb.graphproppred")
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, size=(100, 1)).astype(float)
     pred = rng.normal(size=(100, 1)) + y

@@ -5,9 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("ogb.graphproppred")
-
-from graphequi.train import TrainConfig, train  # noqa: E402
+from graphequi.train import TrainConfig, train
 
 
 def source_present(folder: str) -> bool:
