@@ -1,14 +1,20 @@
-"""Graph-level models of graphequi.
+"""Layers and graph-level models of graphequi, on graphequi's kernels.
 
+* :mod:`graphequi.nn.aggr` -- PyG aggregations (sum, mean, max, min) on
+  graphequi's scatter/segment kernels, usable as any layer's ``aggr=``.
+* :mod:`graphequi.nn.conv` -- :class:`GINConv` (fused CSR gather-reduce) and
+  :class:`GINEConv`, and the CSR adjacency they read.
 * :class:`PPGNPlusPlus` -- dense batched 2-FWL network (PPGN++, Puny et al. 2023)
   on polynomial pair channels, with padding masks.
-* :class:`PolyGIN` / :class:`PolyGINE` -- PyG GIN / GINE with polynomial node
+* :class:`PolyGIN` / :class:`PolyGINE` -- GIN / GINE with polynomial node
   (and edge) features concatenated.
 * :class:`FeatureEncoder` -- categorical-type embeddings or a linear map.
 """
+from graphequi.nn import aggr
+from graphequi.nn.conv import CSRAdjacency, GINConv, GINEConv
 from graphequi.nn.encoders import FeatureEncoder
 from graphequi.nn.poly_gin import PolyGIN, PolyGINE
 from graphequi.nn.ppgn import PPGNBlock, PPGNPlusPlus, dense_pair_features
 
-__all__ = ["PPGNPlusPlus", "PPGNBlock", "PolyGIN", "PolyGINE", "FeatureEncoder",
-           "dense_pair_features"]
+__all__ = ["aggr", "GINConv", "GINEConv", "CSRAdjacency", "PPGNPlusPlus", "PPGNBlock", "PolyGIN",
+           "PolyGINE", "FeatureEncoder", "dense_pair_features"]

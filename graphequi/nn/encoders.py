@@ -90,7 +90,10 @@ class FeatureEncoder(torch.nn.Module):
             out = x.new_zeros((x.size(0), self.out_channels), dtype=self.embeddings[0].weight.dtype)
             for j, (emb, size) in enumerate(zip(self.embeddings, self.vocab)):
                 col = x[:, j]
-                if col.numel() and (int(col.min()) < 0 or int(col.max()) >= size):
+                # a value check reads the data (a host synchronisation): eager mode only; compiled
+                # models rely on the check where the data entered (graphequi.transforms.ValidateGraph)
+                if not torch.compiler.is_compiling() and col.numel() and (
+                        int(col.min()) < 0 or int(col.max()) >= size):
                     raise ValueError(f"{self.name}: column {j} has type ids in "
                                      f"[{int(col.min())}, {int(col.max())}], outside [0, {size - 1}]")
                 out = out + emb(col)
@@ -101,7 +104,7 @@ class FeatureEncoder(torch.nn.Module):
             x = x.unsqueeze(-1)
         if x.dim() != 2 or x.size(-1) != self.in_channels:
             raise ValueError(f"{self.name}: expected shape [N, {self.in_channels}], got {list(x.shape)}")
-        if not torch.isfinite(x).all():
+        if not torch.compiler.is_compiling() and not torch.isfinite(x).all():
             raise ValueError(f"{self.name}: contains NaN or infinite values")
         return self.lin(x)
 

@@ -15,9 +15,11 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch_geometric.nn import GINConv, GINEConv, global_add_pool, global_mean_pool
 
+from graphequi import ops
+from graphequi.nn.conv import GINConv, GINEConv, as_csr_adjacency, is_csr_adjacency
 from graphequi.nn.encoders import FeatureEncoder, Vocab
+from graphequi.poly.keys import POLY_EDGE_KEY, POLY_NODE_KEY
 
 __all__ = ["PolyGIN", "PolyGINE"]
 
@@ -28,6 +30,16 @@ def _gin_mlp(in_channels: int, hidden: int, norm: bool) -> torch.nn.Sequential:
         layers.append(torch.nn.BatchNorm1d(2 * hidden))
     layers += [torch.nn.ReLU(), torch.nn.Linear(2 * hidden, hidden)]
     return torch.nn.Sequential(*layers)
+
+
+def _num_nodes(data) -> int:
+    """``data.num_nodes``, read from a tensor's size where one says it: PyG's
+    property walks the storages, which ``torch.compile`` cannot trace."""
+    for key in ("batch", "x"):
+        value = getattr(data, key, None)
+        if isinstance(value, Tensor):
+            return value.size(0)
+    return data.num_nodes
 
 
 class PolyGIN(torch.nn.Module):
@@ -56,10 +68,18 @@ class PolyGIN(torch.nn.Module):
         pool (str): ``'mean'`` or ``'sum'``.
         norm (bool): batch norm inside and after each GIN MLP.
         train_eps (bool): learn :math:`\epsilon`.
+        aggr (str): neighbourhood aggregation, ``'sum'`` (GIN), ``'mean'``,
+            ``'max'`` or ``'min'``.
+        fused (bool): GIN only: build the batch's target-major CSR adjacency
+            once per forward (a stable sort of ``edge_index`` by target) and
+            aggregate every layer with :func:`graphequi.ops.spmm`, without
+            ``[E, F]`` messages. A batch that carries ``adj_t`` (a
+            ``torch.sparse_csr``, ``EdgeIndex``, ``SparseTensor`` or
+            :class:`~graphequi.nn.conv.CSRAdjacency`) is used as it is.
 
     Shapes:
         - input: a PyG ``Batch``/``Data`` with ``edge_index`` ``[2, E]``,
-          optional ``x`` ``[N, *]``, ``poly_x`` ``[N, k]``.
+          optional ``x`` ``[N, *]``, ``poly_x`` ``[N, k]``, optional ``adj_t``.
         - output: ``[B, out_channels]``.
 
     Example:
@@ -88,6 +108,8 @@ class PolyGIN(torch.nn.Module):
         edge_vocab: Optional[Vocab] = None,
         edge_in_channels: Optional[int] = None,
         poly_edge_channels: int = 0,
+        aggr: str = "sum",
+        fused: bool = True,
     ):
         super().__init__()
         if pool not in ("mean", "sum"):
@@ -102,6 +124,7 @@ class PolyGIN(torch.nn.Module):
         self.poly_channels = int(poly_channels)
         self.poly_edge_channels = int(poly_edge_channels)
         self.dropout, self.pool = dropout, pool
+        self.aggr, self.fused = aggr, fused and not self.uses_edge_features
         self.node_encoder = (FeatureEncoder(hidden_channels, vocab=node_vocab, in_channels=node_in_channels,
                                             name="node features (data.x)")
                              if node_vocab is not None or node_in_channels is not None else None)
@@ -122,9 +145,9 @@ class PolyGIN(torch.nn.Module):
         for i in range(num_layers):
             mlp = _gin_mlp(in_channels if i == 0 else hidden_channels, hidden_channels, norm)
             if self.uses_edge_features:
-                conv = GINEConv(mlp, train_eps=train_eps, edge_dim=edge_dim)
+                conv = GINEConv(mlp, train_eps=train_eps, edge_dim=edge_dim, aggr=aggr)
             else:
-                conv = GINConv(mlp, train_eps=train_eps)
+                conv = GINConv(mlp, train_eps=train_eps, aggr=aggr)
             self.convs.append(conv)
             self.norms.append(torch.nn.BatchNorm1d(hidden_channels) if norm else torch.nn.Identity())
         self.head = torch.nn.Linear(hidden_channels, out_channels)
@@ -135,17 +158,17 @@ class PolyGIN(torch.nn.Module):
             if m is not self and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
-    def _node_input(self, data) -> Tensor:
+    def _node_input(self, data, num_nodes: int) -> Tensor:
         parts = []
         if self.node_encoder is not None:
             if getattr(data, "x", None) is None:
                 raise ValueError("the model was built with node features but `data.x` is missing")
             parts.append(self.node_encoder(data.x))
         else:
-            parts.append(torch.ones(data.num_nodes, 1, device=data.edge_index.device,
+            parts.append(torch.ones(num_nodes, 1, device=data.edge_index.device,
                                     dtype=self.head.weight.dtype))
         if self.poly_channels:
-            parts.append(self._poly(data, "poly_x", data.num_nodes, self.poly_channels, "level='node'"))
+            parts.append(self._poly(data, POLY_NODE_KEY, num_nodes, self.poly_channels, "level='node'"))
         return torch.cat(parts, dim=-1)
 
     def _poly(self, data, key: str, rows: int, channels: int, level: str) -> Tensor:
@@ -157,37 +180,46 @@ class PolyGIN(torch.nn.Module):
             p = p.unsqueeze(-1)
         if p.dim() != 2 or p.size(0) != rows or p.size(1) != channels:
             raise ValueError(f"`data.{key}` has shape {list(p.shape)}, expected [{rows}, {channels}]")
-        if not torch.isfinite(p).all():
-            raise ValueError(f"`data.{key}` contains NaN or infinite values")
         return p.to(self.head.weight.dtype)
 
     def _edge_input(self, data) -> Optional[Tensor]:
         return None
 
+    def _adjacency(self, data, edge_index: Tensor, num_nodes: int):
+        adj_t = getattr(data, "adj_t", None)
+        if adj_t is not None and is_csr_adjacency(adj_t):
+            return as_csr_adjacency(adj_t, num_nodes)
+        if self.fused:
+            return as_csr_adjacency(edge_index, num_nodes)
+        return edge_index
+
     def forward(self, data) -> Tensor:
         edge_index = data.edge_index
-        if edge_index is None or edge_index.dim() != 2 or edge_index.size(0) != 2:
+        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError("expected `edge_index` of shape [2, E]")
-        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= data.num_nodes):
-            raise ValueError(f"edge_index has node ids outside [0, {data.num_nodes - 1}]")
-        batch = getattr(data, "batch", None)
-        if batch is None:
-            batch = edge_index.new_zeros(data.num_nodes)
-        size = int(data.num_graphs) if hasattr(data, "num_graphs") else int(batch.max()) + 1
-        h = self._node_input(data)
+        if edge_index.is_floating_point():
+            raise TypeError(f"edge_index must be an integer tensor, got {edge_index.dtype}")
+        num_nodes = _num_nodes(data)
+        if not num_nodes:
+            raise ValueError(f"{type(self).__name__} got a graph with 0 nodes; a graph-level "
+                             "prediction needs at least one node per graph")
+        ptr = getattr(data, "ptr", None)
+        if ptr is None:  # a single Data
+            ptr = torch.tensor([0, num_nodes], device=edge_index.device)
+        h = self._node_input(data, num_nodes)
         e = self._edge_input(data)
+        adj = edge_index if e is not None else self._adjacency(data, edge_index, num_nodes)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            h = norm(conv(h, edge_index) if e is None else conv(h, edge_index, e))
+            h = norm(conv(h, adj) if e is None else conv(h, adj, e))
             if i < self.num_layers - 1:
                 h = torch.relu(h)
             h = torch.nn.functional.dropout(h, self.dropout, self.training)
-        pool = global_mean_pool if self.pool == "mean" else global_add_pool
-        return self.head(pool(h, batch, size))
+        return self.head(ops.segment(h, ptr, "mean" if self.pool == "mean" else "sum"))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(in_channels={self.in_channels}, "
                 f"hidden_channels={self.hidden_channels}, out_channels={self.out_channels}, "
-                f"num_layers={self.num_layers}, poly_channels={self.poly_channels}"
+                f"num_layers={self.num_layers}, poly_channels={self.poly_channels}, aggr={self.aggr!r}"
                 + (f", edge_dim={self.edge_dim}" if self.uses_edge_features else "") + ")")
 
 
@@ -225,6 +257,6 @@ class PolyGINE(PolyGIN):
                 raise ValueError(f"`data.edge_attr` has {data.edge_attr.size(0)} rows for {num_edges} edges")
             parts.append(self.edge_encoder(data.edge_attr))
         if self.poly_edge_channels:
-            parts.append(self._poly(data, "poly_edge_attr", num_edges, self.poly_edge_channels,
+            parts.append(self._poly(data, POLY_EDGE_KEY, num_edges, self.poly_edge_channels,
                                     "level='edge'"))
         return torch.cat(parts, dim=-1)

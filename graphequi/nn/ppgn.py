@@ -21,6 +21,8 @@ from torch import Tensor
 from torch_geometric.utils import to_dense_adj, to_dense_batch
 
 from graphequi.nn.encoders import FeatureEncoder, Vocab
+from graphequi.ops.checks import check_edge_index
+from graphequi.poly.keys import PAIR_INDEX_KEY, POLY_PAIR_KEY, row_major_pairs
 
 __all__ = ["PPGNPlusPlus", "PPGNBlock", "dense_pair_features"]
 
@@ -255,17 +257,14 @@ def dense_pair_features(data, key: str, batch: Tensor, batch_size: int, max_num_
         raise ValueError(f"`{key}` has {values.size(0)} rows but the graphs have "
                          f"{expected} node pairs (sum of n^2); was it written by "
                          "PolynomialFeatures(level='pair')?")
-    pair_index = getattr(data, "pair_index", None)
+    pair_index = getattr(data, PAIR_INDEX_KEY, None)
     if pair_index is not None:
         if pair_index.shape != (2, expected):
             raise ValueError(f"`pair_index` has shape {list(pair_index.shape)}, expected [2, {expected}]")
         return to_dense_adj(pair_index, batch, values, max_num_nodes=max_num_nodes, batch_size=batch_size)
-    graph = torch.repeat_interleave(torch.arange(batch_size, device=batch.device), counts * counts)
-    sq_ptr = torch.cat([counts.new_zeros(1), (counts * counts).cumsum(0)])
-    offset = torch.arange(expected, device=batch.device) - sq_ptr[graph]
-    n = counts[graph]
+    layout = row_major_pairs(counts)
     out = values.new_zeros((batch_size, max_num_nodes, max_num_nodes, values.size(-1)))
-    out[graph, offset // n, offset % n] = values
+    out[layout.graph, layout.row, layout.col] = values
     return out
 
 
@@ -354,7 +353,7 @@ class PPGNPlusPlus(torch.nn.Module):
         readout: str = "mean",
         readout_scale: float = 1.0,
         dropout: float = 0.0,
-        pair_key: str = "poly_pair_attr",
+        pair_key: str = POLY_PAIR_KEY,
     ):
         super().__init__()
         if readout not in ("mean", "sum"):
@@ -401,10 +400,9 @@ class PPGNPlusPlus(torch.nn.Module):
         padded entries) and the node mask ``[B, N]``."""
         edge_index = data.edge_index
         num_nodes = data.num_nodes
-        if edge_index is None or edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError("expected `edge_index` of shape [2, E]")
-        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
-            raise ValueError(f"edge_index has node ids outside [0, {num_nodes - 1}]")
+        # the dense layout needs the largest graph's size on the host anyway, so the index
+        # check, which also reads the data, costs no extra synchronisation here
+        check_edge_index(edge_index, num_nodes)
         batch = getattr(data, "batch", None)
         if batch is None:
             batch = edge_index.new_zeros(num_nodes)

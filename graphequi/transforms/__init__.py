@@ -2,7 +2,11 @@
 
 * :class:`PolynomialFeatures` -- equivariant polynomial features (node, edge
   or pair level) computed with the batched engine of :mod:`graphequi.poly`.
+* :class:`ValidateGraph` -- the value checks (index ranges, empty graphs,
+  NaN) that graphequi's layers leave out of ``forward``, run once where data
+  enters.
 """
 from .polynomial_features import PolynomialFeatures
+from .validate import ValidateGraph, validate_graph
 
-__all__ = ["PolynomialFeatures"]
+__all__ = ["PolynomialFeatures", "ValidateGraph", "validate_graph"]

@@ -7,16 +7,20 @@ from typing import Iterable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
+from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 from torch_geometric.utils import to_dense_adj, to_dense_batch
 
+from graphequi.ops.checks import check_edge_index
 from graphequi.poly import Multigraph, evaluate_each, select
+from graphequi.poly.keys import KEY_BY_LEVEL, PAIR_INDEX_KEY, row_major_pairs
 
 __all__ = ["PolynomialFeatures"]
 
 _LEVELS = ("node", "edge", "pair")
 
 
+@functional_transform("polynomial_features")
 class PolynomialFeatures(BaseTransform):
     r"""Add equivariant polynomial features :math:`P_H(A)` of the adjacency
     matrix :math:`A` (Puny et al., *Equivariant Polynomials for Graph Neural
@@ -73,6 +77,9 @@ class PolynomialFeatures(BaseTransform):
             graph itself, so batched and per-graph results agree.
         max_degree: degree bound for named polynomial sets.
         dtype: dtype of the computation and of the features.
+        attr_name: the attribute written; by default the level's key in
+            :mod:`graphequi.poly.keys` (``poly_x``, ``poly_edge_attr``,
+            ``poly_pair_attr``), which graphequi's models read.
 
     Example:
         >>> import torch
@@ -84,7 +91,8 @@ class PolynomialFeatures(BaseTransform):
     """
 
     def __init__(self, polys: Union[str, Sequence[Multigraph]] = "ppgn++", level: str = "node",
-                 normalize: bool = True, max_degree: int = 6, dtype: torch.dtype = torch.float32):
+                 normalize: bool = True, max_degree: int = 6, dtype: torch.dtype = torch.float32,
+                 attr_name: Optional[str] = None):
         if level not in _LEVELS:
             raise ValueError(f"level must be one of {_LEVELS}, got {level!r}")
         self.name = polys if isinstance(polys, str) else None
@@ -99,6 +107,7 @@ class PolynomialFeatures(BaseTransform):
                 raise ValueError("PolynomialFeatures uses the symmetric adjacency matrix; "
                                  f"directed multigraph {p} is not supported")
         self.level = level
+        self.attr_name = attr_name or KEY_BY_LEVEL[level]
         self.normalize = normalize
         self.max_degree = max_degree
         self.dtype = dtype
@@ -111,7 +120,7 @@ class PolynomialFeatures(BaseTransform):
     def __repr__(self) -> str:
         polys = repr(self.name) if self.name else f"<{len(self.polys)} multigraphs>"
         return (f"{self.__class__.__name__}(polys={polys}, level={self.level!r}, "
-                f"normalize={self.normalize}, num_features={self.num_features})")
+                f"normalize={self.normalize}, num_features={self.num_features}, attr_name={self.attr_name!r})")
 
     # -- core: one padded batch -------------------------------------------------
     def _columns(self, A: Tensor, mask: Tensor, flat: Tensor) -> Tensor:
@@ -146,13 +155,9 @@ class PolynomialFeatures(BaseTransform):
     def _check(self, data) -> None:
         if getattr(data, "edge_index", None) is None:
             raise ValueError("PolynomialFeatures needs data.edge_index")
-        ei = data.edge_index
-        if ei.dim() != 2 or ei.size(0) != 2 or ei.dtype != torch.long:
-            raise ValueError(f"edge_index must be a [2, E] long tensor, got {tuple(ei.shape)} {ei.dtype}")
         if data.num_nodes is None or data.num_nodes == 0:
             raise ValueError("PolynomialFeatures got a graph without nodes")
-        if ei.numel() and (ei.min() < 0 or ei.max() >= data.num_nodes):
-            raise ValueError(f"edge_index has node ids outside 0..{data.num_nodes - 1}")
+        check_edge_index(data.edge_index, data.num_nodes)
 
     def _features_for(self, data, batch: Optional[Tensor]) -> dict:
         """Compute the attributes for ``data`` whose nodes are grouped by
@@ -173,29 +178,24 @@ class PolynomialFeatures(BaseTransform):
         local = torch.arange(num_nodes, device=batch.device) - ptr[batch]
         n = A.shape[-1]
         if self.level == "node":
-            return {"poly_x": self._columns(A, mask, batch * n + local)}
+            return {self.attr_name: self._columns(A, mask, batch * n + local)}
         if self.level == "edge":
             src, dst = data.edge_index
             flat = (batch[src] * n + local[src]) * n + local[dst]
-            return {"poly_edge_attr": self._columns(A, mask, flat)}
-        # pair: all ordered pairs of every graph, row-major, graph after graph
-        graphs = torch.repeat_interleave(torch.arange(len(counts), device=batch.device), counts * counts)
-        pair_ptr = torch.cat([counts.new_zeros(1), (counts * counts).cumsum(0)])
-        within = torch.arange(len(graphs), device=batch.device) - pair_ptr[graphs]
-        size = counts[graphs]
-        rows, cols = within // size, within % size
-        return {"poly_pair_attr": self._columns(A, mask, (graphs * n + rows) * n + cols),
-                "pair_index": torch.stack([rows + ptr[graphs], cols + ptr[graphs]])}
+            return {self.attr_name: self._columns(A, mask, flat)}
+        graphs, rows, cols = row_major_pairs(counts)
+        return {self.attr_name: self._columns(A, mask, (graphs * n + rows) * n + cols),
+                PAIR_INDEX_KEY: torch.stack([rows + ptr[graphs], cols + ptr[graphs]])}
 
     # -- PyG entry points -------------------------------------------------------
     def forward(self, data):
         """Transform a :class:`Data` (one graph) or a :class:`Batch`
-        (evaluated as one padded batch); returns a shallow copy."""
+        (evaluated as one padded batch). Called through ``__call__``, which
+        hands it a shallow copy, as every PyG transform."""
         batch = data.batch if isinstance(data, Batch) else None
-        out = copy.copy(data)
         for key, value in self._features_for(data, batch).items():
-            out[key] = value
-        return out
+            data[key] = value
+        return data
 
     def apply_to_dataset(self, dataset: Iterable[Data], batch_size: int = 256,
                          progress: bool = True) -> list[Data]:
@@ -225,18 +225,21 @@ class PolynomialFeatures(BaseTransform):
                 pair_ptr = [0]
                 for lo, hi in zip(node_ptr[:-1], node_ptr[1:]):
                     pair_ptr.append(pair_ptr[-1] + (hi - lo) ** 2)
-                edge_ptr = batch._slice_dict["edge_index"].tolist()
+                edge_ptr = [0]
+                for i in idx:
+                    edge_ptr.append(edge_ptr[-1] + graphs[i].edge_index.size(1))
+                values = attrs[self.attr_name]
                 for j, i in enumerate(idx):
                     data = copy.copy(graphs[i])
                     lo, hi = node_ptr[j], node_ptr[j + 1]
                     if self.level == "node":
-                        data.poly_x = attrs["poly_x"][lo:hi]
+                        data[self.attr_name] = values[lo:hi]
                     elif self.level == "edge":
-                        data.poly_edge_attr = attrs["poly_edge_attr"][edge_ptr[j]:edge_ptr[j + 1]]
+                        data[self.attr_name] = values[edge_ptr[j]:edge_ptr[j + 1]]
                     else:
                         p_lo, p_hi = pair_ptr[j], pair_ptr[j + 1]
-                        data.poly_pair_attr = attrs["poly_pair_attr"][p_lo:p_hi]
-                        data.pair_index = attrs["pair_index"][:, p_lo:p_hi] - lo
+                        data[self.attr_name] = values[p_lo:p_hi]
+                        data[PAIR_INDEX_KEY] = attrs[PAIR_INDEX_KEY][:, p_lo:p_hi] - lo
                     results[i] = data
                 bar.update(len(idx))
         return results

@@ -1,11 +1,15 @@
 import networkx as nx
 import pytest
 import torch
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
+from torch_geometric.nn import GINConv as PyGGINConv
+from torch_geometric.nn import GINEConv as PyGGINEConv
 from torch_geometric.utils import from_networkx, to_dense_adj
 
 from graphequi.nn import PolyGIN, PolyGINE
-from graphequi.testing import assert_permutation_equivariant
+from graphequi.nn.conv import CSRAdjacency, GINConv, GINEConv
+from graphequi.testing import assert_compiles, assert_gradcheck, assert_permutation_equivariant
+from graphequi.transforms import ValidateGraph
 
 
 def triangle_features(data):
@@ -87,8 +91,8 @@ def test_poly_gin_bad_input_raises(batch):
         gin(d)
     d = batch.clone()
     d.poly_x = torch.full_like(d.poly_x, float("nan"))
-    with pytest.raises(ValueError, match="NaN"):
-        gin(d)
+    with pytest.raises(ValueError, match="poly_x contains NaN"):  # checked where data enters
+        ValidateGraph()(d)
     d = batch.clone()
     del d.poly_edge_attr
     with pytest.raises(ValueError, match="PolynomialFeatures"):
@@ -97,11 +101,90 @@ def test_poly_gin_bad_input_raises(batch):
     d.x = d.x + 4
     with pytest.raises(ValueError, match="outside"):
         gin(d)
+    for model in (gin, gine):
+        for shift in (1000, -1000):
+            d = batch.clone()
+            d.edge_index = d.edge_index + shift
+            with pytest.raises((IndexError, ValueError), match="index|dim_size"):  # by the kernels
+                model(d)
+            with pytest.raises(IndexError, match="edge_index contains"):
+                ValidateGraph()(d)
     d = batch.clone()
-    d.edge_index = d.edge_index + 1000
-    with pytest.raises(ValueError, match="edge_index"):
+    d.edge_index = d.edge_index.float()
+    with pytest.raises(TypeError, match="integer"):
         gin(d)
+    d.edge_index = batch.edge_index[0]
+    with pytest.raises(ValueError, match=r"\[2, E\]"):
+        gin(d)
+    empty = Data(x=torch.zeros(0, 1, dtype=torch.long), edge_index=torch.zeros(2, 0, dtype=torch.long),
+                 edge_attr=torch.zeros(0, dtype=torch.long), poly_x=torch.zeros(0, 1),
+                 poly_edge_attr=torch.zeros(0, 1), num_nodes=0)
+    for model in (gin, gine):
+        with pytest.raises(ValueError, match="0 nodes"):
+            model(empty)
+    with pytest.raises(ValueError, match="0 nodes"):
+        ValidateGraph()(empty)
+    with pytest.raises(ValueError, match="graph 1 of the batch has 0 nodes"):
+        ValidateGraph()(Batch.from_data_list([graph(4, 0.5, 0), empty, graph(3, 0.5, 1)]))
     with pytest.raises(ValueError, match="PolyGINE"):
         PolyGIN(1, edge_vocab=3)
     with pytest.raises(ValueError, match="needs edge features"):
         PolyGINE(1)
+
+
+@pytest.mark.parametrize("aggr", ["sum", "mean", "max", "min"])
+def test_fused_csr_path_equals_the_edge_index_path(batch, aggr):
+    torch.manual_seed(0)
+    fused = PolyGIN(2, 16, 3, node_vocab=4, poly_channels=1, aggr=aggr).double().eval()
+    plain = PolyGIN(2, 16, 3, node_vocab=4, poly_channels=1, aggr=aggr, fused=False).double().eval()
+    plain.load_state_dict(fused.state_dict())
+    batch.poly_x = batch.poly_x.double()
+    torch.testing.assert_close(fused(batch), plain(batch))
+    with_adj = batch.clone()
+    with_adj.adj_t = CSRAdjacency.from_edge_index(batch.edge_index, batch.num_nodes)
+    torch.testing.assert_close(plain(with_adj), plain(batch))  # a given adj_t is used as it is
+
+
+@pytest.mark.parametrize("aggr", ["sum", "mean", "max"])
+def test_gin_conv_equals_pyg_on_every_adjacency_form(aggr):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(10, 4, generator=gen, dtype=torch.float64)
+    edge_index = torch.randint(0, 10, (2, 30), generator=gen)
+    torch.manual_seed(0)
+    ours = GINConv(torch.nn.Linear(4, 5), train_eps=True, aggr=aggr).double()
+    torch.manual_seed(0)
+    ref = PyGGINConv(torch.nn.Linear(4, 5), train_eps=True, aggr=aggr).double()
+    expected = ref(x, edge_index)
+    from torch_geometric import EdgeIndex
+    forms = [edge_index, CSRAdjacency.from_edge_index(edge_index, 10),
+             EdgeIndex(edge_index, sparse_size=(10, 10)).sort_by("col")[0],
+             torch.sparse_coo_tensor(edge_index.flip(0), torch.ones(30, dtype=torch.float64),
+                                     (10, 10)).coalesce().to_sparse_csr()]
+    for adj in forms[:3] + ([forms[3]] if aggr == "sum" else []):  # coalescing sums duplicate edges
+        torch.testing.assert_close(ours(x, adj), expected, msg=lambda m: f"{type(adj).__name__}: {m}")
+    assert_gradcheck(lambda v: ours(v, forms[1]), x)
+
+
+def test_gine_conv_equals_pyg():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(10, 4, generator=gen, dtype=torch.float64)
+    edge_index = torch.randint(0, 10, (2, 30), generator=gen)
+    edge_attr = torch.randn(30, 3, generator=gen, dtype=torch.float64)
+    torch.manual_seed(0)
+    ours = GINEConv(torch.nn.Sequential(torch.nn.Linear(4, 5)), edge_dim=3).double()
+    torch.manual_seed(0)
+    ref = PyGGINEConv(torch.nn.Sequential(torch.nn.Linear(4, 5)), edge_dim=3).double()
+    ours.lin.load_state_dict(ref.lin.state_dict())
+    torch.testing.assert_close(ours(x, edge_index, edge_attr), ref(x, edge_index, edge_attr))
+    assert_gradcheck(lambda v, e: ours(v, edge_index, e), x, edge_attr)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_poly_gin_compiles_without_graph_breaks_for_three_batch_sizes(name):
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    compiled = torch.compile(model, fullgraph=True, dynamic=True)
+    for sizes in ([5, 8, 3], [6, 4, 7, 5, 9], [4, 4]):
+        data = Batch.from_data_list([graph(n, 0.5, s) for s, n in enumerate(sizes)])
+        assert_compiles(model, data, dynamic=True)
+        torch.testing.assert_close(compiled(data), model(data), atol=1e-5, rtol=1e-4)

@@ -202,8 +202,10 @@ def test_ppgn_bad_input_raises(graphs):
         model(broken(x=good.x.float()))
     with pytest.raises(ValueError, match="outside"):
         model(broken(x=good.x + 10))
-    with pytest.raises(ValueError, match="edge_index has node ids"):
+    with pytest.raises(IndexError, match="edge_index contains node"):
         model(broken(edge_index=good.edge_index + 100))
+    with pytest.raises(IndexError, match="edge_index contains a negative"):
+        model(broken(edge_index=good.edge_index - 100))
     with pytest.raises(ValueError, match="node pairs"):
         model(broken(poly_pair_attr=good.poly_pair_attr[:-1]))
     with pytest.raises(ValueError, match="channels"):

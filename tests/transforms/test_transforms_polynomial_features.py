@@ -149,11 +149,13 @@ def test_bad_inputs_raise():
     t = PolynomialFeatures(MIXED)
     with pytest.raises(ValueError, match="undirected"):
         t(Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2))
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(IndexError, match="out of range for 2 nodes"):
         t(Data(edge_index=torch.tensor([[0, 3], [3, 0]]), num_nodes=2))
+    with pytest.raises(IndexError, match="negative"):
+        t(Data(edge_index=torch.tensor([[0, -1], [-1, 0]]), num_nodes=2))
     with pytest.raises(ValueError, match="without nodes"):
         t(Data(edge_index=torch.zeros(2, 0, dtype=torch.long), num_nodes=0))
-    with pytest.raises(ValueError, match="long"):
+    with pytest.raises(TypeError, match="int64 or int32"):
         t(Data(edge_index=torch.zeros(2, 1), num_nodes=2))
     with pytest.raises(ValueError, match="batch_size"):
         t.apply_to_dataset([], batch_size=0)

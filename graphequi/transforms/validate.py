@@ -1,0 +1,81 @@
+r"""Validate a graph once, where it enters a pipeline."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import Tensor
+from torch_geometric.data.datapipes import functional_transform
+from torch_geometric.transforms import BaseTransform
+
+from graphequi.ops.checks import check_edge_index
+from graphequi.poly.keys import KEY_BY_LEVEL
+
+__all__ = ["ValidateGraph", "validate_graph"]
+
+
+def validate_graph(data, *, allow_empty: bool = False,
+                   finite_attrs: Iterable[str] = ("x", "edge_attr", "pos", *KEY_BY_LEVEL.values())) -> None:
+    r"""Raise a clear error unless ``data`` (a ``Data`` or ``Batch``) is well formed.
+
+    Checks that ``edge_index`` is an integer ``[2, E]`` tensor with node ids in
+    ``[0, num_nodes)``, that the graph (every graph of a batch) has nodes
+    unless ``allow_empty``, that edge-level attributes have one row per edge,
+    and that the floating attributes in ``finite_attrs`` hold no NaN or
+    infinity. These are the value checks graphequi's layers leave out of
+    ``forward`` so that it has no host synchronisation.
+
+    Args:
+        data: the graph(s).
+        allow_empty: accept graphs with 0 nodes.
+        finite_attrs: floating attributes that must be finite (when present).
+    """
+    num_nodes = data.num_nodes
+    if not allow_empty:
+        if not num_nodes:
+            raise ValueError("the graph has 0 nodes")
+        ptr = getattr(data, "ptr", None)
+        if isinstance(ptr, Tensor) and ptr.numel() > 1 and bool((ptr[1:] == ptr[:-1]).any()):
+            empty = int(torch.nonzero(ptr[1:] == ptr[:-1])[0])
+            raise ValueError(f"graph {empty} of the batch has 0 nodes")
+    edge_index = getattr(data, "edge_index", None)
+    if edge_index is None:
+        raise ValueError("the graph has no edge_index")
+    check_edge_index(edge_index, num_nodes)
+    edge_attr = getattr(data, "edge_attr", None)
+    if isinstance(edge_attr, Tensor) and edge_attr.size(0) != edge_index.size(1):
+        raise ValueError(f"edge_attr has {edge_attr.size(0)} rows for {edge_index.size(1)} edges")
+    for key in finite_attrs:
+        value = getattr(data, key, None)
+        if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"data.{key} contains NaN or infinite values")
+
+
+@functional_transform("validate_graph")
+class ValidateGraph(BaseTransform):
+    r"""A transform that runs :func:`validate_graph` and returns the graph
+    unchanged: put it first in a ``pre_transform``/``transform`` chain so that
+    bad input fails there, with a message naming the problem, instead of deep
+    inside a compiled model.
+
+    Args:
+        allow_empty: accept graphs with 0 nodes.
+
+    Example:
+        >>> import torch
+        >>> from torch_geometric.data import Data
+        >>> ValidateGraph()(Data(edge_index=torch.tensor([[0], [5]]), num_nodes=2))
+        Traceback (most recent call last):
+        ...
+        IndexError: edge_index contains node 5, out of range for 2 nodes
+    """
+
+    def __init__(self, allow_empty: bool = False):
+        self.allow_empty = allow_empty
+
+    def forward(self, data):
+        validate_graph(data, allow_empty=self.allow_empty)
+        return data
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(allow_empty={self.allow_empty})"
