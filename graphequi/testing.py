@@ -60,6 +60,10 @@ import torch
 from torch import Tensor
 from torch.utils._pytree import tree_leaves
 
+from graphequi.poly.keys import POLY_NODE_KEY
+
+#: node-level attributes that the permutation asserts move with the nodes
+NODE_ATTRS = ("x", "pos", POLY_NODE_KEY)
 OutputLevel = Literal["node", "graph", "edge", "pair"]
 
 __all__ = [
@@ -171,7 +175,7 @@ def random_edge_permutation(edge_index: Tensor, batch: Optional[Tensor] = None,
     return _shuffle_within(batch[edge_index[0]], num_graphs, generator)
 
 
-def permute_data(data, perm: Tensor, node_attrs: Iterable[str] = ("x", "pos", "poly_x")):
+def permute_data(data, perm: Tensor, node_attrs: Iterable[str] = NODE_ATTRS):
     """Relabel nodes of ``data``: new node ``i`` is old node ``perm[i]``.
 
     Node-level attributes named in ``node_attrs`` (when present) are gathered,
@@ -216,7 +220,7 @@ def _edge_attr_keys(data, node_attrs: Iterable[str],
 
 
 def permute_edges(data, perm: Tensor, edge_attrs: Optional[Iterable[str]] = None,
-                  node_attrs: Iterable[str] = ("x", "pos", "poly_x")):
+                  node_attrs: Iterable[str] = NODE_ATTRS):
     """Reorder the edges of ``data``: new edge ``j`` is old edge ``perm[j]``.
 
     The columns of ``edge_index`` and the rows of every edge-level attribute
@@ -289,7 +293,7 @@ def assert_permutation_equivariant(
     data,
     *,
     output: OutputLevel = "node",
-    node_attrs: Iterable[str] = ("x", "pos", "poly_x"),
+    node_attrs: Iterable[str] = NODE_ATTRS,
     trials: int = 3,
     atol: Optional[float] = None,
     rtol: Optional[float] = None,
