@@ -25,6 +25,7 @@ from .multigraph import Multigraph
 from .enumeration import basis
 from .planning import Plan, plan
 from .evaluation import evaluate, evaluate_each
-from .selection import ppgn_computable, select
+from .selection import PPGN_ELIMINATIONS, ppgn_computable, ppgn_elimination, select
 
-__all__ = ["Multigraph", "basis", "Plan", "plan", "evaluate", "evaluate_each", "select", "ppgn_computable"]
+__all__ = ["Multigraph", "basis", "Plan", "plan", "evaluate", "evaluate_each", "select", "ppgn_computable",
+           "ppgn_elimination", "PPGN_ELIMINATIONS"]
