@@ -2,7 +2,7 @@ r"""The search for a certificate: is a polynomial computable in a bank?
 
 :func:`certify` runs a depth-first search over the bank's moves
 (:meth:`~graphequi.expressivity.ContractionBank.moves`) from the tensor
-network of the polynomial, memoising the states from which no accepting
+network of the polynomial, memoizing the states from which no accepting
 state is reachable. The search is exhaustive: ``None`` means that no
 sequence of the bank's eliminations (and features) reaches an output.
 

@@ -23,10 +23,10 @@ Two planners share one cost model and one executor:
   already computed for an earlier polynomial costs nothing. An intermediate
   is identified by a canonical form: the sub-multigraph of contracted edges
   with its *open* nodes (marked, or touched by a not-yet-contracted edge)
-  coloured, so isomorphic intermediates of different polynomials, under
-  any labelling, are computed once and read back with their legs
-  relabelled. Polynomials are planned by increasing degree so that small
-  ones seed the table that larger ones reuse. The programme minimises
+  colored, so isomorphic intermediates of different polynomials, under
+  any labeling, are computed once and read back with their legs
+  relabeled. Polynomials are planned by increasing degree so that small
+  ones seed the table that larger ones reuse. The programme minimizes
   estimated time: steps that sum nothing are memory bound and weighted by
   ``ELEMENTWISE_WEIGHT``.
 
@@ -65,14 +65,14 @@ from typing import Optional, Sequence
 import opt_einsum
 
 from .execution import Plan, _BmmStep, _CopyStep, _ElementwiseStep, _FusedMatvecStep, _LeafStep, _Output
-from .multigraph import Multigraph, canonical_labelling
+from .multigraph import Multigraph, canonical_labeling
 
 __all__ = ["Plan", "plan", "size_bucket"]
 
 # Largest intermediate allowed, as a number of open indices (n^3 per graph).
 MAX_OPEN_INDICES = 3
 
-# The joint planner minimises estimated *time*, not FLOPs: a step that sums
+# The joint planner minimizes estimated *time*, not FLOPs: a step that sums
 # nothing (a broadcast/Hadamard product) is memory bound and runs ~20-50x
 # below matmul speed per FLOP on CPUs, so it is weighted accordingly.
 ELEMENTWISE_WEIGHT = 16
@@ -116,7 +116,7 @@ class _Poly:
 
     def sub_multigraph(self, subset: int) -> tuple[list[int], dict[int, int], tuple]:
         """The edges in ``subset`` as a multigraph on local ids 0..k-1:
-        ``(poly nodes, poly node -> local id, normalised sorted edges)``."""
+        ``(poly nodes, poly node -> local id, normalized sorted edges)``."""
         nodes = self.nodes(subset)
         local = {v: i for i, v in enumerate(nodes)}
         edges = []
@@ -144,8 +144,8 @@ class _Poly:
         poly node -> canonical label (for its open nodes)."""
         nodes, local, edges = self.sub_multigraph(subset)
         open_ = set(self.open_nodes(subset))
-        colours = tuple(0 if v in open_ else 1 for v in nodes)
-        cert, labels = canonical_labelling(len(nodes), edges, colours, self.graph.directed)
+        colors = tuple(0 if v in open_ else 1 for v in nodes)
+        cert, labels = canonical_labeling(len(nodes), edges, colors, self.graph.directed)
         return (self.graph.directed, cert), {v: labels[local[v]] for v in open_}
 
 
@@ -153,10 +153,10 @@ def _leg_symmetries_impl(num_nodes, edges, directed, legs) -> list[tuple[int, ..
     out = []
     base = None
     for perm in itertools.permutations(range(len(legs))):
-        colours = [len(legs)] * num_nodes
+        colors = [len(legs)] * num_nodes
         for i, p in enumerate(perm):
-            colours[legs[p]] = i
-        cert = canonical_labelling(num_nodes, edges, tuple(colours), directed)[0]
+            colors[legs[p]] = i
+        cert = canonical_labeling(num_nodes, edges, tuple(colors), directed)[0]
         if base is None:
             base = cert  # the identity comes first
         elif cert == base:
@@ -257,8 +257,8 @@ class _Builder:
         open_ = poly.open_nodes(subset)
         return ("independent", pi, subset), {v: v for v in open_}
 
-    # -- materialisation ------------------------------------------------------
-    def materialise(self, pi: int, subset: int, split: dict) -> list[int]:
+    # -- materialization ------------------------------------------------------
+    def materialize(self, pi: int, subset: int, split: dict) -> list[int]:
         """Make sure the intermediate for ``subset`` exists; return its legs
         as poly nodes in stored dim order."""
         poly = self.polys[pi]
@@ -271,8 +271,8 @@ class _Builder:
             legs, slot = self._leaf(poly, subset.bit_length() - 1)
         else:
             a, b = split[subset]
-            legs_a, slot_a = self.materialise(pi, a, split)
-            legs_b, slot_b = self.materialise(pi, b, split)
+            legs_a, slot_a = self.materialize(pi, a, split)
+            legs_b, slot_b = self.materialize(pi, b, split)
             hint = self.hints.get(key)
             out_hint = [inverse[c] for c in hint] if hint is not None else None
             legs, slot = self._bmm(legs_a, slot_a, legs_b, slot_b, set(poly.open_nodes(subset)),
@@ -351,7 +351,7 @@ class _Builder:
                 key, canon = self.slot_entry[slot]
                 wanted = tuple(canon[legs.index(v)] for v in order)
                 self.wanted.setdefault(key, Counter())[wanted] += 1
-            if perm is not None:  # materialise a re-laid-out copy, reusable later
+            if perm is not None:  # materialize a re-laid-out copy, reusable later
                 src = self._new_slot(len(legs))
                 self._add(_CopyStep(src, slot, (0,) + tuple(1 + i for i in perm)))
                 self.layouts.setdefault(slot, {})[perm] = src
@@ -433,7 +433,7 @@ class _Builder:
         eq = ",".join(symbols[u] + symbols[v] for u, v in poly.edges) + "->" + "".join(
             symbols[v] for v in poly.marked if v in symbols)
         shapes = [(self.n, self.n)] * m
-        # 'dp' honours the memory limit properly; 'optimal' falls back to one
+        # 'dp' honors the memory limit properly; 'optimal' falls back to one
         # giant einsum step when no pair fits, up to 60x more FLOPs here.
         optimizer = opt_einsum.DynamicProgramming(minimize="flops", search_outer=True)
         path, _ = opt_einsum.contract_path(eq, *shapes, shapes=True, optimize=optimizer,
@@ -463,7 +463,7 @@ class _Builder:
                                       len(poly.marked))
                 continue
             split = self.joint_split(pi) if self.strategy == "joint" else self.opt_einsum_split(pi)
-            legs, slot = self.materialise(pi, (1 << len(poly.edges)) - 1, split)
+            legs, slot = self.materialize(pi, (1 << len(poly.edges)) - 1, split)
             live_marks = [m for m in poly.marked if m in legs]
             outputs[pi] = _Output(slot, tuple(legs.index(m) for m in live_marks),
                                   poly.isolated_marks, poly.isolated_unmarked, len(poly.marked))
