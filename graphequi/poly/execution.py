@@ -81,20 +81,15 @@ class _Run:
 
 
 @dataclass(frozen=True)
-class _BmmStep:
-    """One pairwise contraction as a batched matmul: left (batch, rows,
-    inner) x right (batch, inner, cols) -> (batch, rows, cols), the graph
-    dimension and the batch legs merged into the bmm batch."""
+class _PairStep:
+    """A step combining slots ``left`` and ``right`` (read through the
+    permutations ``perm_left`` / ``perm_right``) into slot ``out``."""
 
     out: int
     left: int
     right: int
     perm_left: tuple[int, ...]
     perm_right: tuple[int, ...]
-    num_batch: int
-    num_rows: int
-    num_inner: int
-    num_cols: int
 
     contractions = 1
 
@@ -105,6 +100,18 @@ class _BmmStep:
     @property
     def writes(self) -> tuple[int, ...]:
         return (self.out,)
+
+
+@dataclass(frozen=True)
+class _BmmStep(_PairStep):
+    """One pairwise contraction as a batched matmul: left (batch, rows,
+    inner) x right (batch, inner, cols) -> (batch, rows, cols), the graph
+    dimension and the batch legs merged into the bmm batch."""
+
+    num_batch: int
+    num_rows: int
+    num_inner: int
+    num_cols: int
 
     def run(self, r: _Run) -> None:
         B, n = r.B, r.n
@@ -117,19 +124,16 @@ class _BmmStep:
 
 
 @dataclass(frozen=True)
-class _ElementwiseStep:
+class _ElementwiseStep(_PairStep):
     """A pairwise step that sums nothing (``outer``: a broadcast product) or
     has no free legs besides shared ones (``dot``: multiply and sum the inner
     legs). Elementwise kernels read and write any strides, so inputs are
     only permuted views and the result is written straight into the layout
     its readers want (``perm_out`` views the stored layout in the natural
-    (batch, rows, cols) order; ``perm_store`` does the reverse)."""
+    (batch, rows, cols) order; ``perm_store`` does the reverse). The left
+    operand is read as (B, batch, rows[, inner]), the right one as
+    (B, batch, cols[, inner])."""
 
-    out: int
-    left: int
-    right: int
-    perm_left: tuple[int, ...]   # -> (B, batch, rows[, inner])
-    perm_right: tuple[int, ...]  # -> (B, batch, cols[, inner])
     perm_out: tuple[int, ...]
     perm_store: tuple[int, ...]
     num_batch: int
@@ -137,16 +141,6 @@ class _ElementwiseStep:
     num_inner: int
     num_cols: int
     mode: str
-
-    contractions = 1
-
-    @property
-    def reads(self) -> tuple[int, ...]:
-        return (self.left, self.right)
-
-    @property
-    def writes(self) -> tuple[int, ...]:
-        return (self.out,)
 
     def run(self, r: _Run) -> None:
         a = r.slots[self.left].permute(self.perm_left)
