@@ -29,7 +29,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from graphequi.expressivity import (BRECConfig, ContractionBank, analyse, certify, elimination_rule,
+from graphequi.expressivity import (BRECConfig, ContractionBank, analyze, certify, elimination_rule,
                                     get_bank, rook_graph, separates, shrikhande_graph, to_data,
                                     wl_equivalent)
 from graphequi.nn import PolyGIN
@@ -66,15 +66,15 @@ def main(argv=None) -> dict:
     print("K4 in ppgn:", certify(k4, "ppgn"), "| in ppgn++(6):", certify(k4, "ppgn++(6)") is not None)
 
     # 3. The whole basis, for several architectures.
-    table = analyse(["mpnn", "subgraph", "spen", "ppgn", "ppgn++(6)"], max_degree)
+    table = analyze(["mpnn", "subgraph", "spen", "ppgn", "ppgn++(6)"], max_degree)
     print(table.format())
     table.plot(out / "expressivity.png")
     summary["ppgn_missing"] = len(table.missing("ppgn"))
 
-    # 4. Your own architecture: a 3-FWL-like bank that contracts any node with <= 3 neighbours.
-    @elimination_rule("order3", "sum out a node with at most three neighbours (order-3 tensors)")
+    # 4. Your own architecture: a 3-FWL-like bank that contracts any node with <= 3 neighbors.
+    @elimination_rule("order3", "sum out a node with at most three neighbors (order-3 tensors)")
     def order3(state, x):
-        return () if len(state.neighbours(x)) <= 3 else None
+        return () if len(state.neighbors(x)) <= 3 else None
 
     mine = ContractionBank("order-3", (order3,), max_order=3, description="3-FWL-like")
     summary["order3_covers_ppgn_missing"] = all(certify(p, mine) is not None for p in table.missing("ppgn"))

@@ -75,9 +75,10 @@ def _draw_polys(polys, path: Path, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphequi.cli.expressivity import generated_pairs, model_factory
-    from graphequi.expressivity import (BRECConfig, analyse, certify, get_bank, oracle_separation,
-                                        polynomial_family, separates, separating_polynomials)
+    from graphequi.cli.expressivity import generated_pairs
+    from graphequi.expressivity import (BRECConfig, analyze, certify, get_bank, model_factory,
+                                        oracle_separation, polynomial_family, separates,
+                                        separating_polynomials)
     from graphequi.poly import Multigraph, select
 
     quick = bool(getattr(args, "quick", False))
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     # 1. symbolic -----------------------------------------------------------------
     with timer.section(f"1. symbolic analysis: {', '.join(ARCHS)} up to degree {max_degree}"):
-        table = analyse(list(ARCHS), max_degree, progress=not getattr(args, "no_progress", False))
+        table = analyze(list(ARCHS), max_degree, progress=not getattr(args, "no_progress", False))
         print(table.format())
         table.to_json(out / "expressivity.json")
         table.plot(out / "expressivity.png")
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             checks.append(("the PPGN-missing polynomials are exactly select('ppgn++', 6) (12)",
                            set(table.missing("ppgn")) == feats and len(feats) == 12))
             checks.append(("ppgn++(6) computes every polynomial up to degree 6", not table.missing("ppgn++(6)")))
-        sets = {a: {(r.degree, r.marks, p) for r in table.rows if r.arch == a for p in r.missing} for a in ARCHS}
+        sets = {a: {(r.degree, r.marks, p) for r in table.rows if r.bank == a for p in r.missing} for a in ARCHS}
         hierarchy = (sets["ppgn"] <= sets["subgraph"] <= sets["mpnn"] and sets["ppgn"] <= sets["spen"] <= sets["mpnn"])
         checks.append(("hierarchy mpnn <= subgraph, spen <= ppgn <= ppgn++(6) (missing sets nested)",
                        hierarchy and sets["ppgn++(6)"] <= sets["ppgn"]))
@@ -128,11 +129,11 @@ def run(args: argparse.Namespace) -> int:
                    "when a sequence of them reduces its multigraph to the marked nodes; the sequence is "
                    "returned as a certificate, replayed symbolically and numerically in the tests. "
                    f"Connected simple multigraphs, degree 1..{max_degree}; cells are computable/total.", ""]
-        header = ["degree", "marks"] + list(table.archs)
-        rows = [[d, m] + [f"{table.row(a, d, m).computable}/{table.row(a, d, m).total}" for a in table.archs]
+        header = ["degree", "marks"] + list(table.banks)
+        rows = [[d, m] + [f"{table.row(a, d, m).computable}/{table.row(a, d, m).total}" for a in table.banks]
                 for d in table.degrees for m in table.marks]
-        totals = ["all", ""] + [f"**{sum(r.computable for r in table.rows if r.arch == a)}/"
-                                f"{sum(r.total for r in table.rows if r.arch == a)}**" for a in table.archs]
+        totals = ["all", ""] + [f"**{sum(r.computable for r in table.rows if r.bank == a)}/"
+                                f"{sum(r.total for r in table.rows if r.bank == a)}**" for a in table.banks]
         report += [_markdown_table(header, rows + [totals]), "", "![heatmap](expressivity.png)", "",
                    _markdown_table(["bank", "model", "source"],
                                    [[a, get_bank(a).description, get_bank(a).source] for a in ARCHS]), ""]
@@ -261,8 +262,8 @@ def run(args: argparse.Namespace) -> int:
 
     print("\n== summary")
     print(f"symbolic: " + ", ".join(
-        f"{a} {sum(r.computable for r in table.rows if r.arch == a)}/{sum(r.total for r in table.rows if r.arch == a)}"
-        for a in table.archs) + f" (degree <= {max_degree})")
+        f"{a} {sum(r.computable for r in table.rows if r.bank == a)}/{sum(r.total for r in table.rows if r.bank == a)}"
+        for a in table.banks) + f" (degree <= {max_degree})")
     print(f"oracles on {len(pairs)} generated pairs: 1-WL separates {len(oracle[1])}, 2-FWL {len(oracle[2])}")
     print("BREC: " + ", ".join(f"{m} {r.overall}" for m, r in brec.items()))
     for text, ok in checks:

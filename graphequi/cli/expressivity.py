@@ -2,10 +2,10 @@
 
 Symbolic side (always)::
 
-    graphequi expressivity --archs mpnn,ppgn,ppgn++(6),subgraph,spen --max-degree 6
+    graphequi expressivity --banks mpnn,ppgn,ppgn++(6),subgraph,spen --max-degree 6
 
 prints computable/total per degree and number of marks for each contraction
-bank (:mod:`graphequi.expressivity.computable`) and writes
+bank (:mod:`graphequi.expressivity.banks`) and writes
 ``<out>/expressivity.png`` (heatmap) and ``<out>/expressivity.json``.
 
 Empirical side (with ``--pairs``)::
@@ -24,27 +24,28 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from graphequi.datasets import default_source
+from graphequi.expressivity.models import MODELS, model_factory
 
-DEFAULT_ARCHS = "mpnn,ppgn,ppgn++(6),subgraph,spen"
-MODELS = ("gin", "polygin", "ppgn++")
+DEFAULT_BANKS = "mpnn,ppgn,ppgn++(6),subgraph,spen"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sym = parser.add_argument_group("symbolic analysis")
-    sym.add_argument("--archs", default=DEFAULT_ARCHS,
-                     help=f"comma-separated contraction banks (default {DEFAULT_ARCHS}); "
-                          "'ppgn++(k)' adds select('ppgn++', max_degree=k)")
+    sym.add_argument("--banks", "--archs", dest="banks", default=DEFAULT_BANKS,
+                     help=f"comma-separated contraction banks (default {DEFAULT_BANKS}); "
+                          "'ppgn++(k)' adds select('ppgn++', max_degree=k); --archs is a deprecated "
+                          "spelling")
     sym.add_argument("--max-degree", type=int, default=6, help="largest polynomial degree (default 6)")
     sym.add_argument("--min-degree", type=int, default=1)
     sym.add_argument("--marks", default="0,1,2", help="numbers of marks: 0 invariant, 1 node, 2 pair")
     sym.add_argument("--multigraphs", action="store_true",
-                     help="analyse all multigraphs (loops, parallel edges), not only simple ones")
+                     help="analyze all multigraphs (loops, parallel edges), not only simple ones")
     sym.add_argument("--disconnected", action="store_true", help="include disconnected multigraphs")
     sym.add_argument("--show-missing", action="store_true",
-                     help="list the polynomials each architecture cannot compute")
+                     help="list the polynomials each bank cannot compute")
     sym.add_argument("--skip-symbolic", action="store_true", help="only run the pair separation")
     emp = parser.add_argument_group("pair separation (BREC protocol)")
     emp.add_argument("--pairs", default=None,
@@ -59,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     emp.add_argument("--layers", type=int, default=4, help="model depth")
     emp.add_argument("--threads", type=int, default=1,
                      help="torch intra-op threads while training (default 1: the per-pair models are "
-                          "small, and more threads mostly add synchronisation overhead)")
+                          "small, and more threads mostly add synchronization overhead)")
     parser.add_argument("--out", default="runs/expressivity", help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -128,55 +129,26 @@ def generated_pairs(quick: bool = False) -> list:
     return pairs
 
 
-def model_factory(name: str, hidden: int = 32, layers: int = 4, output_dim: int = 16
-                  ) -> tuple[Callable[[int], "torch.nn.Module"], Optional[Callable]]:  # noqa: F821
-    """``(model_fn, transform)`` for :func:`~graphequi.expressivity.separates`.
-
-    * ``gin``: GIN (sum pooling, structure only);
-    * ``polygin``: GIN with the node-level ``ppgn++`` polynomial features;
-    * ``ppgn++``: the dense 2-FWL network PPGN++ with its pair features.
-    """
-    from graphequi.nn import PolyGIN, PPGNPlusPlus
-
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
-    if name == "gin":
-        return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, dropout=0.0,
-                                     pool="sum")), None
-    from graphequi.transforms import PolynomialFeatures
-
-    if name == "polygin":
-        transform = PolynomialFeatures("ppgn++", level="node")
-        channels = transform.num_features
-        return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, poly_channels=channels,
-                                     dropout=0.0, pool="sum")), transform
-    transform = PolynomialFeatures("ppgn++", level="pair")
-    channels = transform.num_features
-    return (lambda seed: PPGNPlusPlus(output_dim, hidden_channels=hidden, num_layers=layers,
-                                      node_in_channels=1, poly_channels=channels, readout="sum",
-                                      dropout=0.0, pair_key="poly_pair_attr")), transform
-
-
-def run_symbolic(archs: list[str], max_degree: int, marks: list[int], out: Path, *,
+def run_symbolic(banks: list[str], max_degree: int, marks: list[int], out: Path, *,
                  min_degree: int = 1, simple: bool = True, connected: bool = True,
                  progress: bool = True, show_missing: bool = False):
-    """Analyse, print and save; returns the :class:`ExpressivityTable`."""
-    from graphequi.expressivity import analyse
+    """Analyze, print and save; returns the :class:`ExpressivityTable`."""
+    from graphequi.expressivity import analyze
 
     start = time.perf_counter()
-    table = analyse(archs, max_degree, marks=marks, min_degree=min_degree, simple=simple,
+    table = analyze(banks, max_degree, marks=marks, min_degree=min_degree, simple=simple,
                     connected=connected, progress=progress)
     seconds = time.perf_counter() - start
     kind = ("simple " if simple else "") + ("connected " if connected else "")
     print(f"Computable {kind}basis polynomials (computable/total), degree {min_degree}..{max_degree}:")
     print(table.format())
-    totals = {a: (sum(r.computable for r in table.rows if r.arch == a),
-                  sum(r.total for r in table.rows if r.arch == a)) for a in table.archs}
+    totals = {b: (sum(r.computable for r in table.rows if r.bank == b),
+                  sum(r.total for r in table.rows if r.bank == b)) for b in table.banks}
     print("total: " + ", ".join(f"{a} {c}/{t}" for a, (c, t) in totals.items()) + f"  ({seconds:.1f} s)")
     if show_missing:
-        for a in table.archs:
-            for p in table.missing(a):
-                print(f"  {a} cannot compute {p!r}")
+        for b in table.banks:
+            for p in table.missing(b):
+                print(f"  {b} cannot compute {p!r}")
     out.mkdir(parents=True, exist_ok=True)
     table.to_json(out / "expressivity.json")
     table.plot(out / "expressivity.png")
@@ -221,16 +193,16 @@ def run(args: argparse.Namespace) -> int:
     marks = _int_list(args.marks, "--marks")
     if not marks or any(m not in (0, 1, 2) for m in marks):
         raise SystemExit(f"graphequi expressivity: --marks takes values in 0,1,2, got {args.marks!r}")
-    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    banks = [b.strip() for b in args.banks.split(",") if b.strip()]
     if not args.skip_symbolic:
         from graphequi.expressivity import get_bank
 
-        for a in archs:
+        for b in banks:
             try:
-                get_bank(a)
+                get_bank(b)
             except ValueError as err:
                 raise SystemExit(f"graphequi expressivity: {err}")
-        run_symbolic(archs, args.max_degree, marks, out, min_degree=args.min_degree,
+        run_symbolic(banks, args.max_degree, marks, out, min_degree=args.min_degree,
                      simple=not args.multigraphs, connected=not args.disconnected, progress=progress,
                      show_missing=args.show_missing)
     if args.pairs:

@@ -73,12 +73,12 @@ def canonical_target(name: str) -> str:
 
 
 def _patterns():
-    from graphequi.poly import Multigraph
+    from graphequi.poly import TRIANGLE, Multigraph
     return {
         "K2": Multigraph(2, [(0, 1)]),
         "P3": Multigraph(3, [(0, 1), (1, 2)]),
         "S3": Multigraph(4, [(0, 1), (0, 2), (0, 3)]),
-        "K3": Multigraph(3, [(0, 1), (1, 2), (2, 0)]),
+        "K3": TRIANGLE,  # the pattern of graphequi.poly.triangle_count
         "C4": Multigraph(4, [(0, 1), (1, 2), (2, 3), (3, 0)]),
         "T": Multigraph(4, [(0, 1), (1, 2), (2, 0), (0, 3)]),
         "D": Multigraph(4, [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3)]),

@@ -1,14 +1,18 @@
 """Expressivity analysis: exact WL oracles, hard graph pairs, loaders and the
 BREC pair-separation protocol.
 
-* :func:`wl_hash`, :func:`wl_equivalent`, :func:`wl_colors` -- colour
+* :func:`wl_hash`, :func:`wl_equivalent`, :func:`wl_colors` -- color
   refinement (``k=1``) and folklore 2-WL (``k=2``);
 * generators: :func:`csl_graph`, :func:`cfi_pair`, :func:`rook_graph`,
   :func:`shrikhande_graph`, :func:`classic_pairs`, :func:`random_regular_pair`;
 * loaders: :func:`load_brec`, :func:`load_graph6`, :func:`load_exp`,
   :func:`load_cexp`, :func:`load_csl`;
-* pair separation: :func:`separates` (BREC protocol with any PyG model),
-  :func:`oracle_separation` (exact WL verdicts per category);
+* pair separation: :func:`separates` (BREC protocol with any PyG model,
+  e.g. from :func:`model_factory`), :func:`oracle_separation` (exact WL
+  verdicts per category), :func:`separating_polynomials`;
+* symbolic side: :func:`certify` / :func:`verify` (certificates),
+  :class:`ContractionBank` / :func:`get_bank` (banks), :func:`analyze`
+  (the table);
 * :class:`GraphPair`, :func:`to_data`.
 """
 from ._graphs import GraphPair, as_simple_graph, to_data, to_networkx
@@ -76,32 +80,31 @@ __all__ = [
     "SeparationReport",
 ]
 
-# Symbolic side: contraction banks (graphequi.expressivity.computable).
-from .computable import (
-    Certificate,
-    CertificateError,
+# Symbolic side: certificates, contraction banks, the search and the table.
+from .analysis import ExpressivityRow, ExpressivityTable, analyse, analyze, polynomial_family
+from .banks import (
     ContractionBank,
     EliminationRule,
-    ExpressivityTable,
-    analyse,
     available_banks,
-    certify,
-    is_computable,
     elimination_rule,
     get_bank,
-    polynomial_family,
     register_bank,
-    separating_polynomials,
-    verify,
 )
+from .certificates import Certificate, CertificateError, State, Step, verify
+from .models import MODELS, model_factory
+from .search import certify, is_computable
+from .separation import separating_polynomials
 
 __all__ += [
+    "State",
+    "Step",
     "Certificate",
     "CertificateError",
     "ContractionBank",
     "EliminationRule",
+    "ExpressivityRow",
     "ExpressivityTable",
-    "analyse",
+    "analyze",
     "available_banks",
     "certify",
     "is_computable",
@@ -111,4 +114,6 @@ __all__ += [
     "register_bank",
     "separating_polynomials",
     "verify",
+    "MODELS",
+    "model_factory",
 ]

@@ -5,7 +5,7 @@ Every oracle in :mod:`graphequi.expressivity` treats its input as an
 *undirected simple graph*: edge directions are forgotten, parallel edges are
 merged and self-loops are dropped (CSL, for instance, stores self-loops that
 carry no structure). Node features are ignored unless a ``node_attr`` is
-named, in which case they become the initial colours.
+named, in which case they become the initial colors.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class SimpleGraph:
         num_nodes: number of nodes ``n`` (at least 1).
         edges: ``int64`` array ``[2, m]`` with each undirected edge once,
             ``edges[0] < edges[1]``, sorted lexicographically.
-        features: ``float64`` array ``[n, f]`` of initial node colours
+        features: ``float64`` array ``[n, f]`` of initial node colors
             (``f = 0`` when no node attribute is used).
     """
 
@@ -41,7 +41,7 @@ class SimpleGraph:
         return int(self.edges.shape[1])
 
     def csr(self) -> tuple[np.ndarray, np.ndarray]:
-        """Neighbour lists as ``(indptr [n+1], indices [2m])``."""
+        """Neighbor lists as ``(indptr [n+1], indices [2m])``."""
         n = self.num_nodes
         src = np.concatenate([self.edges[0], self.edges[1]])
         dst = np.concatenate([self.edges[1], self.edges[0]])
@@ -74,14 +74,14 @@ def _feature_rows(values: list, what: str) -> np.ndarray:
         rows = [np.asarray(v, dtype=np.float64).reshape(-1) for v in values]
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} must be numbers or numeric sequences to serve as "
-                        f"initial colours ({exc})") from None
+                        f"initial colors ({exc})") from None
     widths = {r.size for r in rows}
     if len(widths) > 1:
         raise ValueError(f"{what} have different lengths {sorted(widths)}")
     out = np.stack(rows) if rows else np.zeros((0, 0))
     if not np.isfinite(out).all():
         raise ValueError(f"{what} contain NaN or infinite values")
-    return out + 0.0  # -0.0 -> 0.0, so equal colours have equal bytes
+    return out + 0.0  # -0.0 -> 0.0, so equal colors have equal bytes
 
 
 def as_simple_graph(graph: Any, node_attr: Optional[str] = None) -> SimpleGraph:
@@ -91,7 +91,7 @@ def as_simple_graph(graph: Any, node_attr: Optional[str] = None) -> SimpleGraph:
         graph: a :class:`networkx.Graph` (any flavour; directions and
             multi-edges are dropped) or a :class:`torch_geometric.data.Data`
             with ``edge_index`` (and ``num_nodes`` when isolated nodes exist).
-        node_attr: optional node attribute used as initial colour: a networkx
+        node_attr: optional node attribute used as initial color: a networkx
             node attribute name, or a ``Data`` attribute holding a tensor with
             one row per node (e.g. ``"x"``). Rows are compared exactly.
 

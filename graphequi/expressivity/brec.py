@@ -4,7 +4,7 @@ the exact WL oracles over the same pair lists.
 BREC protocol (Wang & Zhang 2023; reference ``GraphPKU/BREC``,
 ``base/test_BREC.py``), per pair ``(G, H)``:
 
-1. 32 random relabellings of each graph (the first is the identity; node
+1. 32 random relabelings of each graph (the first is the identity; node
    order and edge order are shuffled), interleaved ``G_0, H_0, G_1, ...``
    and fed in batches of 16 graphs.
 2. A fresh model (``model_fn(seed)``) mapping a PyG ``Batch`` to
@@ -20,7 +20,7 @@ BREC protocol (Wang & Zhang 2023; reference ``GraphPKU/BREC``,
 
    and the pair counts as separated when ``T^2 > 72.34`` and ``T^2`` is not
    (within ``1e-6``) equal to the reliability statistic below.
-4. Reliability: one graph of the pair (chosen at random) gets 64 relabellings
+4. Reliability: one graph of the pair (chosen at random) gets 64 relabelings
    compared in consecutive pairs. Its :math:`T^2` must stay below the
    threshold, otherwise the pair's verdict is void (a *reliability failure*).
 
@@ -35,7 +35,7 @@ Two details of the reference code, kept as defaults and switchable:
   different the two graphs; BREC's comments recommend adding
   :math:`\epsilon I` with ``EPSILON_MATRIX = 1e-7`` for such models. This
   module adds it by default (``ridge=1e-7``); ``ridge=0`` is the reference
-  behaviour. With the ridge, differences below about
+  behavior. With the ridge, differences below about
   ``sqrt(72.34 * 1e-7) ~ 3e-3`` in output units are not significant.
 
 A pair is counted as separated only when it is separated *and* reliable
@@ -285,7 +285,7 @@ def hotelling_t2(x: Tensor, y: Tensor, ridge: float = 1e-7,
     return t2 * x.size(0) if statistic == "hotelling" else t2
 
 
-def _relabelled(data, gen: torch.Generator, identity: bool):
+def _relabeled(data, gen: torch.Generator, identity: bool):
     """A copy of ``data`` with nodes and edges shuffled (new node i = old perm[i])."""
     from torch_geometric.data import Data
 
@@ -332,9 +332,9 @@ def _run_pair(model_fn, pair: GraphPair, index: int, seed: int, cfg: BRECConfig,
     prepare = (lambda d: transform(d)) if transform is not None else (lambda d: d)
     test = []
     for r in range(cfg.num_relabel):
-        test += [prepare(_relabelled(base[0], gen, r == 0)), prepare(_relabelled(base[1], gen, r == 0))]
+        test += [prepare(_relabeled(base[0], gen, r == 0)), prepare(_relabeled(base[1], gen, r == 0))]
     which = int(torch.randint(2, (1,), generator=gen))
-    control = [prepare(_relabelled(base[which], gen, r == 0)) for r in range(2 * cfg.num_relabel)]
+    control = [prepare(_relabeled(base[which], gen, r == 0)) for r in range(2 * cfg.num_relabel)]
     test_batches, control_batches = _batches(test, cfg.batch_size), _batches(control, cfg.batch_size)
 
     torch.manual_seed(seed)
@@ -394,15 +394,15 @@ def separates(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], protoc
         seeds: one full run per seed; a pair counts as separated when every
             seed separates it reliably.
         config: protocol hyper-parameters (BREC's by default).
-        transform: applied to every relabelled ``Data`` (e.g. positional
-            encodings), so it sees each relabelling.
+        transform: applied to every relabeled ``Data`` (e.g. positional
+            encodings), so it sees each relabeling.
         node_attr: networkx node attribute to use as ``x``; default ones
             ``[n, 1]``.
         device: where the model runs.
         progress: show a tqdm bar.
         method: report title (default: ``"brec:<model class>"``).
 
-    Deterministic for fixed seeds (relabellings use a generator seeded by
+    Deterministic for fixed seeds (relabelings use a generator seeded by
     seed and pair index); the caller's global RNG state is restored.
     """
     if protocol != "brec":
@@ -432,7 +432,7 @@ def separates(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], protoc
 
 def oracle_separation(pairs: Sequence[Any], k: int = 1, *, node_attr: Optional[str] = None,
                       progress: bool = False) -> SeparationReport:
-    """Exact verdicts of ``k``-WL (1 = colour refinement, 2 = folklore 2-WL,
+    """Exact verdicts of ``k``-WL (1 = color refinement, 2 = folklore 2-WL,
     i.e. 3-WL) on ``pairs``, counted per category.
 
     On BREC's 400 pairs (:func:`~graphequi.expressivity.load_brec`) 3-WL is

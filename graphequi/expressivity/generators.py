@@ -87,7 +87,7 @@ def cfi_pair(base: nx.Graph, colored: bool = False) -> tuple[nx.Graph, nx.Graph]
         base: a connected networkx graph with at least one edge.
         colored: when True each node gets the attribute ``"color"``
             ``(index of its base vertex, 0 for inner / 1 for outer)``, the
-            coloured variant of the original construction. The attribute
+            colored variant of the original construction. The attribute
             ``"gadget"`` (base vertex) is always set.
 
     Returns:

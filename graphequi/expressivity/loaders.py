@@ -15,9 +15,9 @@ both supported by :func:`load_brec`:
   ``cfi`` have shape ``(k, 2)``. Entries may be ``str`` or ``bytes``. In this
   order they give pair ids Basic 0-59, Regular 60-159 (``regular`` then
   ``str``), Extension 160-259, CFI 260-359, 4-Vertex 360-379, DR 380-399;
-* the processed ``brec_v3.npy`` (flat, 32 interleaved relabellings per pair,
+* the processed ``brec_v3.npy`` (flat, 32 interleaved relabelings per pair,
   ``64 * 400`` pair entries followed by the reliability block): pair ``i`` is
-  read from entries ``64 i`` and ``64 i + 1`` (the unrelabelled originals).
+  read from entries ``64 i`` and ``64 i + 1`` (the unrelabeled originals).
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ BREC_CATEGORIES: dict[str, tuple[int, int]] = {
     "DR": (380, 400),
 }
 
-_BREC_V3_BLOCK = 64  # 32 relabellings of each graph, interleaved
+_BREC_V3_BLOCK = 64  # 32 relabelings of each graph, interleaved
 
 
 # --- graph6 ------------------------------------------------------------------------
@@ -282,10 +282,10 @@ def _read_ppgn_txt(path: Path) -> list[nx.Graph]:
             row = next_ints(f"node {v} of graph {gi}")
             if len(row) < 2 or len(row) != 2 + row[1]:
                 raise ValueError(f"{path}, line {cursor}: node row must be 'label degree nbrs...' "
-                                 f"with 'degree' neighbours, got {row}")
+                                 f"with 'degree' neighbors, got {row}")
             nbrs = row[2:]
             if any(u < 0 or u >= n for u in nbrs):
-                raise ValueError(f"{path}, line {cursor}: neighbour index outside [0, {n})")
+                raise ValueError(f"{path}, line {cursor}: neighbor index outside [0, {n})")
             g.nodes[v]["label"] = row[0]
             g.add_edges_from((v, u) for u in nbrs if u != v)
         graphs.append(g)

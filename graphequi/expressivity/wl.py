@@ -1,6 +1,6 @@
-r"""Exact Weisfeiler-Leman oracles: colour refinement (1-WL) and folklore 2-WL.
+r"""Exact Weisfeiler-Leman oracles: color refinement (1-WL) and folklore 2-WL.
 
-``k=1`` is colour refinement on nodes,
+``k=1`` is color refinement on nodes,
 
 .. math::
     c^{t+1}(v) = \big(c^t(v),\ \{\!\{ c^t(u) : u \in N(v) \}\!\}\big),
@@ -12,21 +12,21 @@ as PPGN) on ordered node pairs,
     c^{t+1}(i, j) = \big(c^t(i, j),\ \{\!\{ (c^t(i, w), c^t(w, j)) : w \in V \}\!\}\big),
 
 starting from the atomic type of :math:`(i, j)` (equal?, adjacent?, initial
-colours of :math:`i` and :math:`j`). Both iterate until the number of colour
+colors of :math:`i` and :math:`j`). Both iterate until the number of color
 classes stops growing.
 
-Determinism: colours are never hashed with Python's salted ``hash()``. After
-each round the signatures are sorted and the new colour is the rank of a
-node's (pair's) signature among the distinct signatures, so colour names are
+Determinism: colors are never hashed with Python's salted ``hash()``. After
+each round the signatures are sorted and the new color is the rank of a
+node's (pair's) signature among the distinct signatures, so color names are
 canonical. :func:`wl_equivalent` runs the refinement on both graphs in lock
 step with *one* joint ranking per round, which is the textbook comparison;
 :func:`wl_hash` digests (BLAKE2b) the sorted signature tables of every round,
 so equal hashes mean equal refinements up to digest collisions.
 
-Speed: each round summarises every multiset by a 64-bit hash with fixed
-random tables (1-WL: a sum over the neighbours, :func:`_node_multiset_hash`;
+Speed: each round summarizes every multiset by a 64-bit hash with fixed
+random tables (1-WL: a sum over the neighbors, :func:`_node_multiset_hash`;
 2-FWL: one ``uint64`` matrix product, :func:`_pair_multiset_hash`), ranks
-``(old colour, hash)`` keys with one lexsort, and then *verifies exactly*
+``(old color, hash)`` keys with one lexsort, and then *verifies exactly*
 that every node (pair) has the same sorted multiset as its class
 representative (2-FWL in chunks: ``O(n^3 log n)`` time, ``O(n^2)`` memory
 beyond one chunk). A hash collision is resolved by exact sorting of the
@@ -62,7 +62,7 @@ _TABLE_SEED = 0x6772617068657175  # fixed: hash tables must not depend on the pr
 def _pair_multiset_hash(C: np.ndarray, num_classes: int) -> np.ndarray:
     """64-bit hash of the multisets ``{(C[i,w], C[w,j]) : w}`` for all ``(i, j)``.
 
-    With fixed random tables ``r1, r2`` over the colours it is the bilinear
+    With fixed random tables ``r1, r2`` over the colors it is the bilinear
     form ``sum_w r1[C[i,w]] * r2[C[w,j]] (mod 2^64)``, i.e. one ``uint64``
     matrix product: ``h = r1[C] @ r2[C]``. Distinct multisets collide with
     probability about ``2^-55``; collisions are caught by the exact check.
@@ -74,7 +74,7 @@ def _pair_multiset_hash(C: np.ndarray, num_classes: int) -> np.ndarray:
 
 def _node_multiset_hash(rows: np.ndarray, nbr_colors: np.ndarray, num_nodes: int,
                         num_classes: int) -> np.ndarray:
-    """64-bit hash of each node's neighbour-colour multiset:
+    """64-bit hash of each node's neighbor-color multiset:
     ``sum_{u in N(v)} r[c(u)] (mod 2^64)`` with a fixed random table ``r``;
     collisions are caught by the exact check."""
     table = np.random.default_rng(_TABLE_SEED + 1).integers(
@@ -86,7 +86,7 @@ def _node_multiset_hash(rows: np.ndarray, nbr_colors: np.ndarray, num_nodes: int
 
 def _check_k(k: int) -> None:
     if k not in (1, 2):
-        raise ValueError(f"k must be 1 (colour refinement) or 2 (folklore 2-WL), got {k!r}")
+        raise ValueError(f"k must be 1 (color refinement) or 2 (folklore 2-WL), got {k!r}")
 
 
 def _rank_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -107,11 +107,11 @@ def _rank_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 
 class _Refinement:
-    """Lock-step refinement of several graphs with one joint colour ranking.
+    """Lock-step refinement of several graphs with one joint color ranking.
 
-    After ``run()``: ``colors[g]`` holds the stable colours of graph ``g``
+    After ``run()``: ``colors[g]`` holds the stable colors of graph ``g``
     (``[n]`` for k=1, ``[n*n]`` row-major pairs for k=2), ``histories[g]``
-    the colour histogram of every round and ``tables`` the sorted signature
+    the color histogram of every round and ``tables`` the sorted signature
     table (rows, counts) of every round (meaningful as a single-graph digest).
     """
 
@@ -141,7 +141,7 @@ class _Refinement:
         last = [h[-1] for h in self.histories]
         return any(not np.array_equal(last[0], h) for h in last[1:])
 
-    # -- initial colours -----------------------------------------------------
+    # -- initial colors -----------------------------------------------------
     def _initial(self) -> None:
         if self.k == 1:
             keys = np.concatenate([g.features for g in self.graphs])
@@ -161,7 +161,7 @@ class _Refinement:
 
     # -- one round -------------------------------------------------------------
     def _joint_csr(self) -> None:
-        """Neighbour lists of all graphs as one CSR over the joint node ids."""
+        """Neighbor lists of all graphs as one CSR over the joint node ids."""
         indptrs, indices, node_off, edge_off = [], [], 0, 0
         for g in self.graphs:
             indptr, idx = g.csr()
@@ -180,7 +180,7 @@ class _Refinement:
         h = _node_multiset_hash(self._rows, nbr, colors.size, self.num_classes)
         keys = np.stack([colors.astype(np.uint64), self._deg.astype(np.uint64), h], axis=1)
         _, first, inverse, _ = _rank_rows(keys)
-        # Exact check: every node's sorted neighbour colours must equal its
+        # Exact check: every node's sorted neighbor colors must equal its
         # class representative's (degrees agree, being part of the key).
         sorted_nbr = nbr[np.lexsort((nbr, self._rows))]
         others = np.flatnonzero(first[inverse] != np.arange(inverse.size))
@@ -272,18 +272,18 @@ def _prepare(graph: Any, node_attr: Optional[str]) -> SimpleGraph:
 
 
 def wl_colors(graph: Any, k: int = 1, *, node_attr: Optional[str] = None) -> Tensor:
-    """Stable WL colours of one graph.
+    """Stable WL colors of one graph.
 
     Args:
         graph: networkx graph or PyG ``Data`` (treated as undirected simple).
-        k: ``1`` for colour refinement, ``2`` for folklore 2-WL.
-        node_attr: optional node attribute used as initial colours (see
+        k: ``1`` for color refinement, ``2`` for folklore 2-WL.
+        node_attr: optional node attribute used as initial colors (see
             :func:`~graphequi.expressivity._graphs.as_simple_graph`).
 
     Returns:
         ``LongTensor`` of shape ``[n]`` (``k=1``) or ``[n, n]`` (``k=2``,
-        entry ``(i, j)`` is the colour of the ordered pair), colours numbered
-        ``0..c-1`` canonically (relabelling the graph permutes the entries).
+        entry ``(i, j)`` is the color of the ordered pair), colors numbered
+        ``0..c-1`` canonically (relabeling the graph permutes the entries).
 
     Example:
         >>> import networkx as nx
@@ -304,8 +304,8 @@ def wl_hash(graph: Any, k: int = 1, *, node_attr: Optional[str] = None) -> str:
 
     Args:
         graph: networkx graph or PyG ``Data`` (treated as undirected simple).
-        k: ``1`` (colour refinement) or ``2`` (folklore 2-WL).
-        node_attr: optional node attribute used as initial colours.
+        k: ``1`` (color refinement) or ``2`` (folklore 2-WL).
+        node_attr: optional node attribute used as initial colors.
 
     Returns:
         32 hexadecimal characters.
@@ -324,17 +324,17 @@ def wl_hash(graph: Any, k: int = 1, *, node_attr: Optional[str] = None) -> str:
 
 
 def wl_equivalent(g1: Any, g2: Any, k: int = 1, *, node_attr: Optional[str] = None) -> bool:
-    """Whether ``k``-WL (1 = colour refinement, 2 = folklore 2-WL) fails to
+    """Whether ``k``-WL (1 = color refinement, 2 = folklore 2-WL) fails to
     distinguish ``g1`` and ``g2``.
 
-    Both graphs are refined in lock step with one joint canonical colour
-    ranking per round; they are equivalent when the colour histograms agree
+    Both graphs are refined in lock step with one joint canonical color
+    ranking per round; they are equivalent when the color histograms agree
     in every round up to the stable one.
 
     Args:
         g1, g2: networkx graphs or PyG ``Data`` (treated as undirected simple).
         k: ``1`` or ``2``.
-        node_attr: optional node attribute used as initial colours (on both).
+        node_attr: optional node attribute used as initial colors (on both).
     """
     _check_k(k)
     a, b = _prepare(g1, node_attr), _prepare(g2, node_attr)

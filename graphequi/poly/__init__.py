@@ -7,6 +7,7 @@ r"""Equivariant polynomials of graphs (Puny et al., ICML 2023).
 * :func:`plan` / :func:`evaluate` / :func:`evaluate_each` -- joint
   contraction plans run as batched matmuls (``evaluate_each`` takes a mix
   of invariant, node- and pair-level polynomials).
+* :func:`triangle_count` -- :math:`\operatorname{tr}(A^3) / 6` of simple graphs;
 * :func:`select` -- named polynomial sets such as ``'ppgn++'``, chosen by
   :func:`ppgn_computable` (the PPGN elimination rule).
 
@@ -24,7 +25,8 @@ Example:
 from .multigraph import Multigraph
 from .enumeration import basis
 from .planning import Plan, plan
-from .evaluation import evaluate, evaluate_each
-from .selection import ppgn_computable, select
+from .evaluation import TRIANGLE, evaluate, evaluate_each, triangle_count
+from .selection import PPGN_ELIMINATIONS, ppgn_computable, ppgn_elimination, select
 
-__all__ = ["Multigraph", "basis", "Plan", "plan", "evaluate", "evaluate_each", "select", "ppgn_computable"]
+__all__ = ["Multigraph", "basis", "Plan", "plan", "evaluate", "evaluate_each", "select", "ppgn_computable",
+           "ppgn_elimination", "PPGN_ELIMINATIONS", "triangle_count", "TRIANGLE"]

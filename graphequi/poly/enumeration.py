@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 
 
-from .multigraph import Multigraph, canonical_labelling
+from .multigraph import Multigraph, canonical_labeling
 
 __all__ = ["basis"]
 
@@ -89,19 +89,19 @@ def basis(degree: int, marks: int = 0, *, directed: bool = False, loops: bool = 
             for child_n, child_edges, child_comp in _children(n, edges, comp, directed, loops):
                 if connected and len(set(child_comp)) - 1 > remaining:
                     continue
-                colours = [2] * child_n
+                colors = [2] * child_n
                 for i, m in enumerate(marked):
-                    colours[m] = i
-                cert, labels = canonical_labelling(child_n, child_edges, tuple(colours), directed)
+                    colors[m] = i
+                cert, labels = canonical_labeling(child_n, child_edges, tuple(colors), directed)
                 if cert in nxt:
                     continue
-                relabelled = [(labels[u], labels[v]) for u, v in child_edges]
+                relabeled = [(labels[u], labels[v]) for u, v in child_edges]
                 if not directed:
-                    relabelled = [(min(e), max(e)) for e in relabelled]
+                    relabeled = [(min(e), max(e)) for e in relabeled]
                 canon_comp = [0] * child_n
                 for v, c in enumerate(child_comp):
                     canon_comp[labels[v]] = c
-                nxt[cert] = (child_n, tuple(sorted(relabelled)), tuple(canon_comp),
+                nxt[cert] = (child_n, tuple(sorted(relabeled)), tuple(canon_comp),
                              tuple(labels[m] for m in marked))
         certs = list(nxt)
         level = list(nxt.values())

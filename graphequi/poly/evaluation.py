@@ -9,7 +9,10 @@ from torch import Tensor
 from .multigraph import Multigraph
 from .planning import plan as get_plan
 
-__all__ = ["evaluate", "evaluate_each"]
+__all__ = ["evaluate", "evaluate_each", "triangle_count", "TRIANGLE"]
+
+# K3, the invariant polynomial tr(X^3): 6 homomorphisms per triangle of a simple graph.
+TRIANGLE = Multigraph(3, [(0, 1), (1, 2), (2, 0)])
 
 # Intermediates per chunk of graphs are kept under this many bytes.
 _CHUNK_BYTES = 12 << 20
@@ -155,3 +158,23 @@ def evaluate(polys: Union[Multigraph, Sequence[Multigraph]], X: Union[Tensor, Se
         outs = [evaluate(polys, x, mask=mask, strategy=strategy) for x in X]
         return torch.cat(outs, dim=-1)
     return torch.stack(evaluate_each(polys, X, mask=mask, strategy=strategy), dim=-1)
+
+
+def triangle_count(adj: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    r"""Number of triangles of simple graphs,
+    :math:`P_{K_3}(A) / 6 = \operatorname{tr}(A^3) / 6`.
+
+    Args:
+        adj: ``(n, n)`` or ``(B, n, n)`` symmetric 0/1 adjacency matrices with
+            zero diagonal (padded batches: pass ``mask``, or zero the padding).
+        mask: ``(B, n)`` boolean mask of real nodes.
+
+    Returns:
+        ``()`` or ``(B,)`` counts in the floating dtype of ``adj``.
+
+    Example:
+        >>> import torch
+        >>> triangle_count(torch.ones(4, 4) - torch.eye(4))   # K4
+        tensor(4.)
+    """
+    return evaluate(TRIANGLE, adj, mask=mask)[..., 0] / 6

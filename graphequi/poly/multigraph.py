@@ -15,21 +15,21 @@ compares and hashes by a canonical form.
 
 Canonical form
 --------------
-:func:`canonical_labelling` is a small individualisation-refinement search
+:func:`canonical_labeling` is a small individualization-refinement search
 (the scheme of nauty, without its full automorphism pruning):
 
-1. nodes start with a colour (marks get their own colours), which is refined
-   by colour refinement (1-WL on the multigraph, with edge multiplicities,
+1. nodes start with a color (marks get their own colors), which is refined
+   by color refinement (1-WL on the multigraph, with edge multiplicities,
    loops and edge directions) until the partition is stable;
-2. while a colour class has several nodes, each node of the first smallest
-   class is *individualised* in turn and the partition refined again;
-3. every discrete partition is a labelling; the canonical one is the
-   labelling whose relabelled (sorted) edge list is smallest.
+2. while a color class has several nodes, each node of the first smallest
+   class is *individualized* in turn and the partition refined again;
+3. every discrete partition is a labeling; the canonical one is the
+   labeling whose relabeled (sorted) edge list is smallest.
 
 Two nodes of the same class whose transposition is an automorphism (twins,
 e.g. the leaves of a star or the ends of a bundle of parallel edges) lead to
 identical subtrees, so only one of them is tried. Connected components are
-canonicalised separately and concatenated in sorted order, which keeps
+canonicalized separately and concatenated in sorted order, which keeps
 matchings and other disconnected multigraphs cheap.
 """
 from __future__ import annotations
@@ -38,12 +38,14 @@ import functools
 from collections import Counter
 from typing import Iterable, Sequence
 
-__all__ = ["Multigraph", "canonical_labelling"]
+from graphequi._deprecation import renamed_function
+
+__all__ = ["Multigraph", "canonical_labeling"]
 
 Edge = tuple[int, int]
 
 
-def _normalise_edges(edges: Iterable[Sequence[int]], directed: bool) -> tuple[Edge, ...]:
+def _normalize_edges(edges: Iterable[Sequence[int]], directed: bool) -> tuple[Edge, ...]:
     out = []
     for e in edges:
         u, v = int(e[0]), int(e[1])
@@ -72,29 +74,29 @@ def _components(num_nodes: int, edges: Sequence[Edge]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _refine(colours: list[int], adjacency: list[list[tuple[int, int]]]) -> list[int]:
-    """Colour refinement to a stable partition.
+def _refine(colors: list[int], adjacency: list[list[tuple[int, int]]]) -> list[int]:
+    """Color refinement to a stable partition.
 
-    New colours are ranks of ``(old colour, sorted neighbour signature)``, so
+    New colors are ranks of ``(old color, sorted neighbor signature)``, so
     the old order stays the primary key and the result does not depend on
     node ids.
     """
-    num_colours = len(set(colours))
+    num_colors = len(set(colors))
     while True:
         signatures = [
-            (colours[v], tuple(sorted([3 * colours[u] + tag for u, tag in adjacency[v]])))
-            for v in range(len(colours))
+            (colors[v], tuple(sorted([3 * colors[u] + tag for u, tag in adjacency[v]])))
+            for v in range(len(colors))
         ]
         ranks = {s: r for r, s in enumerate(sorted(set(signatures)))}
-        colours = [ranks[s] for s in signatures]
-        if len(ranks) == num_colours:
-            return colours
-        num_colours = len(ranks)
+        colors = [ranks[s] for s in signatures]
+        if len(ranks) == num_colors:
+            return colors
+        num_colors = len(ranks)
 
 
-def _connected_labelling(num_nodes: int, edges: Sequence[Edge], colours: Sequence[int],
+def _connected_labeling(num_nodes: int, edges: Sequence[Edge], colors: Sequence[int],
                          directed: bool) -> tuple[tuple, list[int]]:
-    """Canonical certificate and labelling of one (connected) coloured multigraph."""
+    """Canonical certificate and labeling of one (connected) colored multigraph."""
     adjacency: list[list[tuple[int, int]]] = [[] for _ in range(num_nodes)]
     for u, v in edges:
         if u == v:
@@ -116,19 +118,19 @@ def _connected_labelling(num_nodes: int, edges: Sequence[Edge], colours: Sequenc
             moved[(a, b)] += c
         return moved == edge_count
 
-    # Initial ranks from the given colours (kept as the primary sort key).
-    ranks = {c: r for r, c in enumerate(sorted(set(colours)))}
-    start = _refine([ranks[c] for c in colours], adjacency)
+    # Initial ranks from the given colors (kept as the primary sort key).
+    ranks = {c: r for r, c in enumerate(sorted(set(colors)))}
+    start = _refine([ranks[c] for c in colors], adjacency)
     best: list = [None, None]
 
     def certificate(labels: list[int]) -> tuple:
-        relabelled = []
+        relabeled = []
         for u, v in edges:
             a, b = labels[u], labels[v]
             if not directed and a > b:
                 a, b = b, a
-            relabelled.append((a, b))
-        return tuple(sorted(relabelled))
+            relabeled.append((a, b))
+        return tuple(sorted(relabeled))
 
     def search(part: list[int]) -> None:
         sizes = Counter(part)
@@ -146,31 +148,31 @@ def _connected_labelling(num_nodes: int, edges: Sequence[Edge], colours: Sequenc
             if any(swapped_is_automorphism(v, w) for w in tried):
                 continue
             tried.append(v)
-            # Individualise v: it comes first inside its class.
+            # Individualize v: it comes first inside its class.
             split = [2 * c + (1 if c == target and x != v else 0) for x, c in enumerate(part)]
             search(_refine(split, adjacency))
 
     search(start)
-    colour_sequence = [None] * num_nodes
+    color_sequence = [None] * num_nodes
     for v, label in enumerate(best[1]):
-        colour_sequence[label] = colours[v]
-    return (num_nodes, tuple(colour_sequence), best[0]), best[1]
+        color_sequence[label] = colors[v]
+    return (num_nodes, tuple(color_sequence), best[0]), best[1]
 
 
 @functools.lru_cache(maxsize=200_000)
-def canonical_labelling(num_nodes: int, edges: tuple[Edge, ...], colours: tuple[int, ...],
+def canonical_labeling(num_nodes: int, edges: tuple[Edge, ...], colors: tuple[int, ...],
                         directed: bool) -> tuple[tuple, tuple[int, ...]]:
-    """Canonical certificate and labelling of a node-coloured multigraph.
+    """Canonical certificate and labeling of a node-colored multigraph.
 
     Args:
         num_nodes: number of nodes ``N`` (ids ``0..N-1``).
-        edges: normalised edge tuple (see :class:`Multigraph`).
-        colours: one sortable colour per node; isomorphisms must keep colours.
+        edges: normalized edge tuple (see :class:`Multigraph`).
+        colors: one sortable color per node; isomorphisms must keep colors.
         directed: whether ``(u, v)`` and ``(v, u)`` differ.
 
     Returns:
         ``(certificate, labels)`` where ``labels[v]`` is the canonical id of
-        node ``v``. Two coloured multigraphs are isomorphic iff their
+        node ``v``. Two colored multigraphs are isomorphic iff their
         certificates are equal.
     """
     comps = _components(num_nodes, edges)
@@ -187,21 +189,24 @@ def canonical_labelling(num_nodes: int, edges: tuple[Edge, ...], colours: tuple[
         comp_edges[ci].append((a, b))
     results = []
     for ci, comp in enumerate(comps):
-        cert, labels = _connected_labelling(len(comp), comp_edges[ci],
-                                            [colours[v] for v in comp], directed)
+        cert, labels = _connected_labeling(len(comp), comp_edges[ci],
+                                            [colors[v] for v in comp], directed)
         results.append((cert, ci, labels))
     results.sort(key=lambda r: r[0])
     labels_out = [0] * num_nodes
-    colour_seq: list = []
+    color_seq: list = []
     all_edges: list[Edge] = []
     offset = 0
     for cert, ci, labels in results:
         for j, v in enumerate(comps[ci]):
             labels_out[v] = offset + labels[j]
-        colour_seq.extend(cert[1])
+        color_seq.extend(cert[1])
         all_edges.extend((offset + a, offset + b) for a, b in cert[2])
         offset += cert[0]
-    return (num_nodes, tuple(colour_seq), tuple(all_edges)), tuple(labels_out)
+    return (num_nodes, tuple(color_seq), tuple(all_edges)), tuple(labels_out)
+
+
+canonical_labelling = renamed_function("canonical_labelling", "canonical_labeling", canonical_labeling)
 
 
 class Multigraph:
@@ -255,7 +260,7 @@ class Multigraph:
             if not 0 <= m < num_nodes:
                 raise ValueError(f"marked node {m} is outside 0..{num_nodes - 1}")
         object.__setattr__(self, "num_nodes", num_nodes)
-        object.__setattr__(self, "edges", _normalise_edges(edge_list, bool(directed)))
+        object.__setattr__(self, "edges", _normalize_edges(edge_list, bool(directed)))
         object.__setattr__(self, "marked", marked)
         object.__setattr__(self, "directed", bool(directed))
         object.__setattr__(self, "_key", None)
@@ -280,12 +285,14 @@ class Multigraph:
     def num_marks(self) -> int:
         return len(self.marked)
 
-    def node_colours(self) -> tuple[int, ...]:
-        """Colour 0/1 for the marks ``a``/``b``, 2 for every other node."""
-        colours = [2] * self.num_nodes
+    def node_colors(self) -> tuple[int, ...]:
+        """Color 0/1 for the marks ``a``/``b``, 2 for every other node."""
+        colors = [2] * self.num_nodes
         for i, m in enumerate(self.marked):
-            colours[m] = i
-        return tuple(colours)
+            colors[m] = i
+        return tuple(colors)
+
+    node_colours = renamed_function("Multigraph.node_colours", "Multigraph.node_colors", node_colors)
 
     def node_degrees(self) -> tuple[int, ...]:
         """Number of edge ends at each node (a loop counts twice)."""
@@ -313,7 +320,7 @@ class Multigraph:
     # -- canonical form -----------------------------------------------------
     def _canonical(self) -> tuple[tuple, tuple[int, ...]]:
         if self._labels is None:
-            cert, labels = canonical_labelling(self.num_nodes, self.edges, self.node_colours(),
+            cert, labels = canonical_labeling(self.num_nodes, self.edges, self.node_colors(),
                                                self.directed)
             object.__setattr__(self, "_key", (self.directed, len(self.marked), cert))
             object.__setattr__(self, "_labels", labels)
@@ -365,7 +372,7 @@ class Multigraph:
         return f"Multigraph({self.num_nodes}, {edges}{marked}{directed})"
 
     def draw(self, ax=None, *, node_size: float = 300.0):
-        """Draw with matplotlib: marks are coloured (``a`` red, ``b`` blue),
+        """Draw with matplotlib: marks are colored (``a`` red, ``b`` blue),
         parallel edges are arcs and loops small circles. Returns the axes."""
         import math
 
@@ -390,9 +397,9 @@ class Multigraph:
             ax.add_patch(FancyArrowPatch(pos[u], pos[v], connectionstyle=f"arc3,rad={rad}",
                                          arrowstyle="-|>" if self.directed else "-",
                                          mutation_scale=10, lw=1.2, shrinkA=6, shrinkB=6))
-        colours = ["tab:red", "tab:blue"]
+        colors = ["tab:red", "tab:blue"]
         for v, (x, y) in pos.items():
-            c = colours[self.marked.index(v)] if v in self.marked else "lightgray"
+            c = colors[self.marked.index(v)] if v in self.marked else "lightgray"
             ax.scatter([x], [y], s=node_size, c=c, edgecolors="black", zorder=3)
         ax.set_xlim(-1.6, 1.6)
         ax.set_ylim(-1.6, 1.6)

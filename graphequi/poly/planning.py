@@ -23,10 +23,10 @@ Two planners share one cost model and one executor:
   already computed for an earlier polynomial costs nothing. An intermediate
   is identified by a canonical form: the sub-multigraph of contracted edges
   with its *open* nodes (marked, or touched by a not-yet-contracted edge)
-  coloured, so isomorphic intermediates of different polynomials, under
-  any labelling, are computed once and read back with their legs
-  relabelled. Polynomials are planned by increasing degree so that small
-  ones seed the table that larger ones reuse. The programme minimises
+  colored, so isomorphic intermediates of different polynomials, under
+  any labeling, are computed once and read back with their legs
+  relabeled. Polynomials are planned by increasing degree so that small
+  ones seed the table that larger ones reuse. The programme minimizes
   estimated time: steps that sum nothing are memory bound and weighted by
   ``ELEMENTWISE_WEIGHT``.
 
@@ -43,10 +43,10 @@ produces it in that layout directly.
 
 Execution
 ---------
-Intermediates live in workspace buffers kept by the plan between calls: on
-CPU, the page faults of a fresh multi-megabyte allocation cost more than the
-arithmetic done in it. :func:`graphequi.poly.evaluate` splits large batches
-into chunks whose intermediates stay cache-sized.
+Plans are immutable and run their steps themselves
+(:mod:`graphequi.poly.execution`); intermediates live in per-thread
+workspace buffers reused between calls. :func:`graphequi.poly.evaluate`
+splits large batches into chunks whose intermediates stay cache-sized.
 
 FLOPs are counted per graph under opt_einsum's convention
 (``helpers.flop_count``: ``2 n^k`` for a step over ``k`` indices that sums
@@ -54,25 +54,25 @@ one, ``n^k`` for a broadcast product).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import opt_einsum
-import torch
-from torch import Tensor
 
-from .multigraph import Multigraph, canonical_labelling
+from .execution import Plan, _BmmStep, _CopyStep, _ElementwiseStep, _FusedMatvecStep, _LeafStep, _Output
+from .multigraph import Multigraph, canonical_labeling
 
 __all__ = ["Plan", "plan", "size_bucket"]
 
 # Largest intermediate allowed, as a number of open indices (n^3 per graph).
 MAX_OPEN_INDICES = 3
 
-# The joint planner minimises estimated *time*, not FLOPs: a step that sums
+# The joint planner minimizes estimated *time*, not FLOPs: a step that sums
 # nothing (a broadcast/Hadamard product) is memory bound and runs ~20-50x
 # below matmul speed per FLOP on CPUs, so it is weighted accordingly.
 ELEMENTWISE_WEIGHT = 16
@@ -116,7 +116,7 @@ class _Poly:
 
     def sub_multigraph(self, subset: int) -> tuple[list[int], dict[int, int], tuple]:
         """The edges in ``subset`` as a multigraph on local ids 0..k-1:
-        ``(poly nodes, poly node -> local id, normalised sorted edges)``."""
+        ``(poly nodes, poly node -> local id, normalized sorted edges)``."""
         nodes = self.nodes(subset)
         local = {v: i for i, v in enumerate(nodes)}
         edges = []
@@ -144,8 +144,8 @@ class _Poly:
         poly node -> canonical label (for its open nodes)."""
         nodes, local, edges = self.sub_multigraph(subset)
         open_ = set(self.open_nodes(subset))
-        colours = tuple(0 if v in open_ else 1 for v in nodes)
-        cert, labels = canonical_labelling(len(nodes), edges, colours, self.graph.directed)
+        colors = tuple(0 if v in open_ else 1 for v in nodes)
+        cert, labels = canonical_labeling(len(nodes), edges, colors, self.graph.directed)
         return (self.graph.directed, cert), {v: labels[local[v]] for v in open_}
 
 
@@ -153,10 +153,10 @@ def _leg_symmetries_impl(num_nodes, edges, directed, legs) -> list[tuple[int, ..
     out = []
     base = None
     for perm in itertools.permutations(range(len(legs))):
-        colours = [len(legs)] * num_nodes
+        colors = [len(legs)] * num_nodes
         for i, p in enumerate(perm):
-            colours[legs[p]] = i
-        cert = canonical_labelling(num_nodes, edges, tuple(colours), directed)[0]
+            colors[legs[p]] = i
+        cert = canonical_labeling(num_nodes, edges, tuple(colors), directed)[0]
         if base is None:
             base = cert  # the identity comes first
         elif cert == base:
@@ -188,91 +188,6 @@ def _layout_cost(stored: Sequence[int], batch: Sequence[int], rows: Sequence[int
     return None
 
 
-@dataclass
-class _BmmStep:
-    """One pairwise contraction as a batched matmul: left (batch, rows,
-    inner) x right (batch, inner, cols) -> (batch, rows, cols), the graph
-    dimension and the batch legs merged into the bmm batch."""
-
-    out: int
-    left: int
-    right: int
-    perm_left: tuple[int, ...]
-    perm_right: tuple[int, ...]
-    num_batch: int
-    num_rows: int
-    num_inner: int
-    num_cols: int
-
-
-@dataclass
-class _ElementwiseStep:
-    """A pairwise step that sums nothing (``outer``: a broadcast product) or
-    has no free legs besides shared ones (``dot``: multiply and sum the inner
-    legs). Elementwise kernels read and write any strides, so inputs are
-    only permuted views and the result is written straight into the layout
-    its readers want (``perm_out`` views the stored layout in the natural
-    (batch, rows, cols) order; ``perm_store`` does the reverse)."""
-
-    out: int
-    left: int
-    right: int
-    perm_left: tuple[int, ...]   # -> (B, batch, rows[, inner])
-    perm_right: tuple[int, ...]  # -> (B, batch, cols[, inner])
-    perm_out: tuple[int, ...]
-    perm_store: tuple[int, ...]
-    num_batch: int
-    num_rows: int
-    num_inner: int
-    num_cols: int
-    mode: str
-
-
-@dataclass
-class _FusedMatvecStep:
-    """Several matrix-vector steps that read the same (large) left operand,
-    run as one bmm against their right-hand vectors side by side: the left
-    operand is read once instead of once per vector."""
-
-    outs: tuple[int, ...]
-    left: int
-    rights: tuple[int, ...]
-    perm_left: tuple[int, ...]
-    perms_right: tuple[tuple[int, ...], ...]
-    num_batch: int
-    num_rows: int
-    num_inner: int
-
-
-@dataclass
-class _CopyStep:
-    """Re-lay a slot out in memory (when no consumer can read it as a view)."""
-
-    out: int
-    src: int
-    perm: tuple[int, ...]
-
-
-@dataclass
-class _LeafStep:
-    out: int
-    kind: str  # "diag", "rowsum", "colsum", "trace", "total"
-
-
-def _reads(step) -> tuple[int, ...]:
-    if isinstance(step, (_BmmStep, _ElementwiseStep)):
-        return (step.left, step.right)
-    if isinstance(step, _FusedMatvecStep):
-        return (step.left,) + step.rights
-    if isinstance(step, _CopyStep):
-        return (step.src,)
-    return (0,)  # a leaf reads X
-
-
-def _writes(step) -> tuple[int, ...]:
-    return step.outs if isinstance(step, _FusedMatvecStep) else (step.out,)
-
-
 def _fuse_matvecs(steps: list) -> list:
     """Merge bmm steps with the same left operand and a single output column
     into one :class:`_FusedMatvecStep`, placed at the last of them; a step
@@ -280,7 +195,7 @@ def _fuse_matvecs(steps: list) -> list:
     groups: dict[tuple, list[int]] = {}
     readers: dict[int, list[int]] = {}
     for pos, st in enumerate(steps):
-        for slot in _reads(st):
+        for slot in st.reads:
             readers.setdefault(slot, []).append(pos)
         if isinstance(st, _BmmStep) and st.num_cols == 0:
             key = (st.left, st.perm_left, st.num_batch, st.num_rows, st.num_inner)
@@ -302,224 +217,6 @@ def _fuse_matvecs(steps: list) -> list:
     return [replaced.get(pos, st) for pos, st in enumerate(steps) if pos not in removed]
 
 
-@dataclass
-class _Output:
-    slot: int                      # -1 for the constant 1 (no edges)
-    perm: tuple[int, ...]          # slot legs -> order of the non-isolated marks
-    isolated_marks: tuple[int, ...]
-    isolated_unmarked: int
-    num_marks: int
-
-
-@dataclass
-class Plan:
-    """A compiled contraction plan for a fixed tuple of polynomials.
-
-    Call it with ``X`` of shape ``(B, n, n)`` (contiguous, padded nodes
-    already zeroed) and the node ``mask`` ``(B, n)`` to get one tensor per
-    polynomial, ``(B,)``, ``(B, n)`` or ``(B, n, n)`` by its number of marks
-    (mixed mark counts are fine here). Use :func:`graphequi.poly.evaluate` or
-    :func:`graphequi.poly.evaluate_each` for validation and masking.
-
-    Attributes:
-        polys: the polynomials, in output order.
-        n: the size the plan was optimised for (a size bucket).
-        strategy: ``"joint"`` or ``"independent"``.
-        flops: FLOPs per graph of this plan at size ``n``.
-        flops_independent: FLOPs per graph when every polynomial is contracted
-            on its own along its ``opt_einsum`` path (no sharing).
-        num_steps: number of pairwise contraction steps (batched matmuls and
-            elementwise products; a fused matrix-vector step counts once per
-            vector).
-        num_copies: number of explicit re-layout steps.
-
-    :meth:`count_flops` gives the FLOPs at any other ``n``;
-    :meth:`clear_workspace` releases the buffers kept between calls.
-    """
-
-    polys: tuple[Multigraph, ...]
-    n: int
-    strategy: str
-    flops: int = 0
-    flops_independent: int = 0
-    steps: list = field(default_factory=list)  # _LeafStep/_BmmStep/_ElementwiseStep/_FusedMatvecStep/_CopyStep
-    flop_terms: list = field(default_factory=list)  # (factor, exponent): factor * n**exponent
-    outputs: list = field(default_factory=list)
-    slot_legs: list = field(default_factory=list)  # number of legs of each slot
-    free_after: dict = field(default_factory=dict)  # op position -> slots to drop
-    _workspace: dict = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def num_steps(self) -> int:
-        """Number of pairwise contraction steps (batched matmuls and
-        elementwise products)."""
-        return sum(len(st.outs) if isinstance(st, _FusedMatvecStep) else 1
-                   for st in self.steps if isinstance(st, (_BmmStep, _ElementwiseStep, _FusedMatvecStep)))
-
-    @property
-    def num_copies(self) -> int:
-        return sum(isinstance(st, _CopyStep) for st in self.steps)
-
-    def count_flops(self, n: int) -> int:
-        """FLOPs per graph of this plan's steps at size ``n``."""
-        return sum(factor * n ** exponent for factor, exponent in self.flop_terms)
-
-    def peak_elements(self, n: int) -> int:
-        """Largest number of live elements per graph during execution."""
-        live: dict[int, int] = {0: n * n}
-        peak = n * n
-        outputs = {o.slot for o in self.outputs}
-        for pos, step in enumerate(self.steps):
-            for out in _writes(step):
-                live[out] = n ** self.slot_legs[out]
-            peak = max(peak, sum(live.values()))
-            for s in self.free_after.get(pos, ()):
-                if s not in outputs:
-                    live.pop(s, None)
-        return peak
-
-    def __repr__(self) -> str:
-        return (f"Plan(num_polys={len(self.polys)}, n={self.n}, strategy={self.strategy!r}, "
-                f"steps={self.num_steps}, flops={self.flops:.3g}, "
-                f"flops_independent={self.flops_independent:.3g})")
-
-    def clear_workspace(self) -> None:
-        """Drop the buffers kept between calls (see :meth:`__call__`)."""
-        self._workspace.clear()
-
-    def __call__(self, X: Tensor, mask: Optional[Tensor] = None) -> list[Tensor]:
-        """Run the plan. Intermediates are written into buffers that the plan
-        keeps between calls: a fresh multi-megabyte allocation costs more in
-        page faults than the arithmetic done in it. Outputs are never
-        workspace buffers. With autograd on, plain (allocating) ops are used."""
-        B, n, _ = X.shape
-        slots: list[Optional[Tensor]] = [None] * len(self.slot_legs)
-        slots[0] = X
-        keep = {o.slot for o in self.outputs}
-        pooled = not (torch.is_grad_enabled() and X.requires_grad)
-        pool = self._workspace.setdefault((X.dtype, X.device), {}) if pooled else {}
-        owned: dict[int, Tensor] = {}  # slot -> workspace buffer it lives in
-
-        def buffer(slot: int, numel: int) -> Optional[Tensor]:
-            if not pooled or slot in keep:
-                return None
-            free = pool.get(numel)
-            buf = free.pop() if free else torch.empty(numel, dtype=X.dtype, device=X.device)
-            owned[slot] = buf
-            return buf
-
-        def scratch(numel: int) -> Tensor:
-            free = pool.get(numel)
-            return free.pop() if free else torch.empty(numel, dtype=X.dtype, device=X.device)
-
-        for pos, st in enumerate(self.steps):
-            if isinstance(st, _BmmStep):
-                nb, rows, inner, cols = B * n ** st.num_batch, n ** st.num_rows, n ** st.num_inner, n ** st.num_cols
-                left = slots[st.left].permute(st.perm_left)
-                right = slots[st.right].permute(st.perm_right)
-                buf = buffer(st.out, nb * rows * cols)
-                a, b = left.reshape(nb, rows, inner), right.reshape(nb, inner, cols)
-                val = torch.bmm(a, b) if buf is None else torch.bmm(a, b, out=buf.view(nb, rows, cols))
-                slots[st.out] = val.view((B,) + (n,) * (st.num_batch + st.num_rows + st.num_cols))
-            elif isinstance(st, _ElementwiseStep):
-                a = slots[st.left].permute(st.perm_left)
-                b = slots[st.right].permute(st.perm_right)
-                legs = st.num_batch + st.num_rows + st.num_cols
-                shape = (B,) + (n,) * legs
-                buf = buffer(st.out, B * n ** legs)
-                if st.mode == "outer":
-                    a = a.reshape(a.shape + (1,) * st.num_cols)
-                    b = b.reshape(b.shape[:1 + st.num_batch] + (1,) * st.num_rows + b.shape[1 + st.num_batch:])
-                    if buf is None:
-                        slots[st.out] = (a * b).permute(st.perm_store).contiguous()
-                    else:
-                        torch.mul(a, b, out=buf.view(shape).permute(st.perm_out))
-                        slots[st.out] = buf.view(shape)
-                else:
-                    dims = tuple(range(1 + st.num_batch, 1 + st.num_batch + st.num_inner))
-                    if not pooled:
-                        slots[st.out] = (a * b).sum(dims).permute(st.perm_store).contiguous()
-                    else:
-                        tmp = scratch(a.numel())
-                        prod = torch.mul(a, b, out=tmp.view(a.shape))
-                        if buf is None:
-                            slots[st.out] = prod.sum(dims).permute(st.perm_store).contiguous()
-                        else:
-                            torch.sum(prod, dims, out=buf.view(shape).permute(st.perm_out))
-                            slots[st.out] = buf.view(shape)
-                        pool.setdefault(tmp.numel(), []).append(tmp)
-            elif isinstance(st, _FusedMatvecStep):
-                nb, rows, inner = B * n ** st.num_batch, n ** st.num_rows, n ** st.num_inner
-                m = len(st.outs)
-                left = slots[st.left].permute(st.perm_left).reshape(nb, rows, inner)
-                rights = [slots[r].permute(p).reshape(nb, inner) for r, p in zip(st.rights, st.perms_right)]
-                if pooled:
-                    vectors, prod = scratch(nb * inner * m), scratch(nb * rows * m)
-                    torch.stack(rights, dim=2, out=vectors.view(nb, inner, m))
-                    torch.bmm(left, vectors.view(nb, inner, m), out=prod.view(nb, rows, m))
-                    columns = prod.view(nb, rows, m)
-                else:
-                    columns = torch.bmm(left, torch.stack(rights, dim=2))
-                shape = (B,) + (n,) * (st.num_batch + st.num_rows)
-                for j, out in enumerate(st.outs):
-                    buf = buffer(out, nb * rows)
-                    col = columns[:, :, j]
-                    slots[out] = (col.contiguous() if buf is None else buf.view(nb, rows).copy_(col)).view(shape)
-                if pooled:
-                    pool.setdefault(vectors.numel(), []).append(vectors)
-                    pool.setdefault(prod.numel(), []).append(prod)
-            elif isinstance(st, _CopyStep):
-                src = slots[st.src].permute(st.perm)
-                buf = buffer(st.out, src.numel())
-                slots[st.out] = src.contiguous() if buf is None else buf.view(src.shape).copy_(src)
-            else:
-                if st.kind == "diag":
-                    val = torch.diagonal(X, dim1=1, dim2=2).contiguous()
-                elif st.kind == "rowsum":
-                    val = X.sum(2)
-                elif st.kind == "colsum":
-                    val = X.sum(1)
-                elif st.kind == "trace":
-                    val = torch.diagonal(X, dim1=1, dim2=2).sum(1)
-                else:
-                    val = X.sum((1, 2))
-                slots[st.out] = val
-            for s in self.free_after.get(pos, ()):
-                if s not in keep:
-                    slots[s] = None
-                    buf = owned.pop(s, None)
-                    if buf is not None:
-                        pool.setdefault(buf.numel(), []).append(buf)
-        for buf in owned.values():
-            pool.setdefault(buf.numel(), []).append(buf)
-        if mask is None:
-            mask = X.new_ones(B, n)
-        else:
-            mask = mask.to(X.dtype)
-        count = mask.sum(1)
-        results = []
-        for o in self.outputs:
-            if o.slot < 0:
-                val = X.new_ones(B)
-            else:
-                val = slots[o.slot].permute((0,) + tuple(1 + p for p in o.perm))
-            if o.isolated_unmarked:
-                val = val * count.view((B,) + (1,) * (val.dim() - 1)) ** o.isolated_unmarked
-            # An isolated mark is a broadcast axis that reads the node mask.
-            for position in sorted(o.isolated_marks):
-                val = val.unsqueeze(1 + position)
-            for position in o.isolated_marks:
-                val = val * _mask_view(mask, position, o.num_marks)
-            results.append(val.expand((B,) + (n,) * o.num_marks))
-        return results
-
-
-def _mask_view(mask: Tensor, position: int, num_marks: int) -> Tensor:
-    shape = [mask.shape[0]] + [1] * num_marks
-    shape[1 + position] = mask.shape[1]
-    return mask.view(shape)
-
-
 class _Builder:
     """Builds a :class:`Plan`. ``hints`` maps an intermediate's key to the leg
     order (canonical labels) its consumers want row-major; a first build
@@ -531,8 +228,10 @@ class _Builder:
         self.polys = [_Poly.of(p) for p in polys]
         self.n = n
         self.strategy = strategy
-        self.result = Plan(tuple(polys), n, strategy)
-        self.result.slot_legs.append(2)  # slot 0 is X with legs (row, col)
+        self.graphs = tuple(polys)
+        self.steps: list = []
+        self.flop_terms: list[tuple[int, int]] = []  # (factor, exponent): factor * n**exponent
+        self.slot_legs: list[int] = [2]  # slot 0 is X with legs (row, col)
         # table: key -> (slot, legs as canonical labels in dim order)
         self.table: dict = {}
         # slot -> {permutation of its legs: slot holding that contiguous layout}
@@ -543,13 +242,13 @@ class _Builder:
 
     # -- bookkeeping ----------------------------------------------------------
     def _new_slot(self, legs: int) -> int:
-        self.result.slot_legs.append(legs)
-        return len(self.result.slot_legs) - 1
+        self.slot_legs.append(legs)
+        return len(self.slot_legs) - 1
 
     def _add(self, step, flops: tuple[int, int] = (0, 0)) -> None:
-        self.result.steps.append(step)
+        self.steps.append(step)
         if flops[0]:
-            self.result.flop_terms.append(flops)
+            self.flop_terms.append(flops)
 
     def _key(self, pi: int, subset: int):
         poly = self.polys[pi]
@@ -558,8 +257,8 @@ class _Builder:
         open_ = poly.open_nodes(subset)
         return ("independent", pi, subset), {v: v for v in open_}
 
-    # -- materialisation ------------------------------------------------------
-    def materialise(self, pi: int, subset: int, split: dict) -> list[int]:
+    # -- materialization ------------------------------------------------------
+    def materialize(self, pi: int, subset: int, split: dict) -> list[int]:
         """Make sure the intermediate for ``subset`` exists; return its legs
         as poly nodes in stored dim order."""
         poly = self.polys[pi]
@@ -572,8 +271,8 @@ class _Builder:
             legs, slot = self._leaf(poly, subset.bit_length() - 1)
         else:
             a, b = split[subset]
-            legs_a, slot_a = self.materialise(pi, a, split)
-            legs_b, slot_b = self.materialise(pi, b, split)
+            legs_a, slot_a = self.materialize(pi, a, split)
+            legs_b, slot_b = self.materialize(pi, b, split)
             hint = self.hints.get(key)
             out_hint = [inverse[c] for c in hint] if hint is not None else None
             legs, slot = self._bmm(legs_a, slot_a, legs_b, slot_b, set(poly.open_nodes(subset)),
@@ -652,7 +351,7 @@ class _Builder:
                 key, canon = self.slot_entry[slot]
                 wanted = tuple(canon[legs.index(v)] for v in order)
                 self.wanted.setdefault(key, Counter())[wanted] += 1
-            if perm is not None:  # materialise a re-laid-out copy, reusable later
+            if perm is not None:  # materialize a re-laid-out copy, reusable later
                 src = self._new_slot(len(legs))
                 self._add(_CopyStep(src, slot, (0,) + tuple(1 + i for i in perm)))
                 self.layouts.setdefault(slot, {})[perm] = src
@@ -734,7 +433,7 @@ class _Builder:
         eq = ",".join(symbols[u] + symbols[v] for u, v in poly.edges) + "->" + "".join(
             symbols[v] for v in poly.marked if v in symbols)
         shapes = [(self.n, self.n)] * m
-        # 'dp' honours the memory limit properly; 'optimal' falls back to one
+        # 'dp' honors the memory limit properly; 'optimal' falls back to one
         # giant einsum step when no pair fits, up to 60x more FLOPs here.
         optimizer = opt_einsum.DynamicProgramming(minimize="flops", search_outer=True)
         path, _ = opt_einsum.contract_path(eq, *shapes, shapes=True, optimize=optimizer,
@@ -764,26 +463,26 @@ class _Builder:
                                       len(poly.marked))
                 continue
             split = self.joint_split(pi) if self.strategy == "joint" else self.opt_einsum_split(pi)
-            legs, slot = self.materialise(pi, (1 << len(poly.edges)) - 1, split)
+            legs, slot = self.materialize(pi, (1 << len(poly.edges)) - 1, split)
             live_marks = [m for m in poly.marked if m in legs]
             outputs[pi] = _Output(slot, tuple(legs.index(m) for m in live_marks),
                                   poly.isolated_marks, poly.isolated_unmarked, len(poly.marked))
-        self.result.outputs = [outputs[i] for i in range(len(self.polys))]
-        self.result.steps = _fuse_matvecs(self.result.steps)
+        steps = tuple(_fuse_matvecs(self.steps))
         # Free every slot right after its last reader.
         last_read: dict[int, int] = {}
-        for pos, st in enumerate(self.result.steps):
-            for slot in _reads(st):
+        for pos, st in enumerate(steps):
+            for slot in st.reads:
                 last_read[slot] = pos
+        free_after: dict[int, list[int]] = {}
         for slot, pos in last_read.items():
             if slot != 0:
-                self.result.free_after.setdefault(pos, []).append(slot)
-        self.result.flops = self.result.count_flops(self.n)
-        return self.result
-
-
-def _independent_flops(polys: tuple[Multigraph, ...], n: int) -> int:
-    return _build(polys, n, "independent").flops
+                free_after.setdefault(pos, []).append(slot)
+        flops = sum(factor * self.n ** exponent for factor, exponent in self.flop_terms)
+        return Plan(self.graphs, self.n, self.strategy, flops=flops, steps=steps,
+                    flop_terms=tuple(self.flop_terms),
+                    outputs=tuple(outputs[i] for i in range(len(self.polys))),
+                    slot_legs=tuple(self.slot_legs),
+                    free_after={pos: tuple(slots) for pos, slots in free_after.items()})
 
 
 @functools.lru_cache(maxsize=256)
@@ -793,7 +492,9 @@ def _build(polys: tuple[Multigraph, ...], n: int, strategy: str) -> Plan:
     first = _Builder(polys, n, strategy)
     first.build()
     hints = {key: orders.most_common(1)[0][0] for key, orders in first.wanted.items()}
-    return _Builder(polys, n, strategy, hints).build()
+    built = _Builder(polys, n, strategy, hints).build()
+    independent = built.flops if strategy == "independent" else _build(polys, n, "independent").flops
+    return dataclasses.replace(built, flops_independent=independent)
 
 
 def plan(polys: Sequence[Multigraph], n: int, *, strategy: str = "joint") -> Plan:
@@ -821,8 +522,4 @@ def plan(polys: Sequence[Multigraph], n: int, *, strategy: str = "joint") -> Pla
         raise ValueError("plan needs at least one polynomial")
     if strategy not in ("joint", "independent"):
         raise ValueError(f"strategy must be 'joint' or 'independent', got {strategy!r}")
-    bucket = size_bucket(n)
-    result = _build(polys, bucket, strategy)
-    if not result.flops_independent:
-        result.flops_independent = _independent_flops(polys, bucket)
-    return result
+    return _build(polys, size_bucket(n), strategy)

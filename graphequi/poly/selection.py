@@ -9,16 +9,16 @@ whether a model can compute :math:`P_H` by searching for a sequence of
 tensor contractions the model can perform. For PPGN, whose operations are
 sums over one index, matrix products :math:`(XY)_{uv} = \sum_w X_{uw}
 Y_{wv}` and Hadamard products, this comes down to the *elimination rule*
-stated in this project's issue 3:
+(the paper's PPGN bank, Sec. 4):
 
-    repeatedly delete an unmarked node with at most one neighbour, or an
-    unmarked node with exactly two neighbours after joining those two
-    neighbours by an edge.
+    repeatedly delete an unmarked node with at most one neighbor, or an
+    unmarked node with exactly two neighbors after joining those two
+    neighbors by an edge.
 
 :math:`P_H` counts as PPGN-computable iff this removes every unmarked node.
 Deleting a degree-1 node is a sum over one index; deleting a degree-2 node
 is a matrix product followed by a Hadamard product with whatever already
-joins the two neighbours. That is why neighbours are counted without
+joins the two neighbors. That is why neighbors are counted without
 multiplicity here. For unmarked graphs the rule removes everything exactly
 when the treewidth is at most 2, i.e. there is no :math:`K_4` minor (this is
 tested).
@@ -30,17 +30,34 @@ matrix with an empty diagonal, where loops vanish and parallel edges
 collapse. Up to degree 6 the rule selects 12 polynomials. One has degree 5:
 the diamond :math:`K_4 - e`, marked on the two ends of its missing edge. The
 other 11 have degree 6: :math:`K_4` with 0, 1 and 2 marks, and 8 more
-pair-level ones on 5 nodes. That matches the count (1 + 11) given in the
-issue.
+pair-level ones on 5 nodes (1 + 11, as in Puny et al. 2023).
 """
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 from .enumeration import basis
 from .multigraph import Multigraph
 
-__all__ = ["select", "ppgn_computable"]
+__all__ = ["select", "ppgn_computable", "ppgn_elimination", "PPGN_ELIMINATIONS"]
+
+# The contraction that sums out an unmarked node with 0, 1 or 2 distinct
+# neighbors: global readout, row sum, matrix product (then a Hadamard product
+# with whatever joins the two neighbors). The ``'ppgn'`` contraction bank of
+# graphequi.expressivity is built from this table.
+PPGN_ELIMINATIONS = ("readout", "row_sum", "matmul")
+
+
+def ppgn_elimination(num_neighbors: int) -> Optional[str]:
+    """The PPGN contraction summing out an unmarked node with
+    ``num_neighbors`` distinct neighbors, or ``None`` when PPGN has none.
+
+    Example:
+        >>> ppgn_elimination(2), ppgn_elimination(3)
+        ('matmul', None)
+    """
+    return PPGN_ELIMINATIONS[num_neighbors] if num_neighbors < len(PPGN_ELIMINATIONS) else None
 
 
 def ppgn_computable(graph: Multigraph) -> bool:
@@ -51,27 +68,27 @@ def ppgn_computable(graph: Multigraph) -> bool:
         >>> ppgn_computable(k4), ppgn_computable(Multigraph(3, [(0, 1), (1, 2), (2, 0)]))
         (False, True)
     """
-    neighbours: dict[int, set[int]] = {v: set() for v in range(graph.num_nodes)}
+    neighbors: dict[int, set[int]] = {v: set() for v in range(graph.num_nodes)}
     for u, v in graph.edges:
         if u != v:
-            neighbours[u].add(v)
-            neighbours[v].add(u)
+            neighbors[u].add(v)
+            neighbors[v].add(u)
     marked = set(graph.marked)
     progress = True
     while progress:
         progress = False
-        for v in sorted(neighbours):
-            if v in marked or len(neighbours[v]) > 2:
+        for v in sorted(neighbors):
+            if v in marked or ppgn_elimination(len(neighbors[v])) is None:
                 continue
-            near = neighbours.pop(v)
+            near = neighbors.pop(v)
             for u in near:
-                neighbours[u].discard(v)
+                neighbors[u].discard(v)
             if len(near) == 2:
                 a, b = near
-                neighbours[a].add(b)
-                neighbours[b].add(a)
+                neighbors[a].add(b)
+                neighbors[b].add(a)
             progress = True
-    return set(neighbours) <= marked
+    return set(neighbors) <= marked
 
 
 @functools.lru_cache(maxsize=None)

@@ -20,4 +20,4 @@ def test_demo_quick(tmp_path, capsys):
     assert "[ok]" in capsys.readouterr().out
     # the symbolic table in the JSON agrees with the paper's figures up to degree 4
     rows = json.loads((out / "expressivity.json").read_text())["rows"]
-    assert all(r["computable"] == r["total"] for r in rows if r["arch"] == "ppgn")
+    assert all(r["computable"] == r["total"] for r in rows if r["bank"] == "ppgn")

@@ -7,19 +7,19 @@ import networkx as nx
 import pytest
 
 from graphequi.cli.main import main
-from graphequi.expressivity import analyse
+from graphequi.expressivity import analyze
 
 
 def test_symbolic_table_png_json(tmp_path, capsys):
     out = tmp_path / "expr"
-    assert main(["expressivity", "--archs", "mpnn,ppgn,ppgn++(6),subgraph,spen", "--max-degree", "3",
+    assert main(["expressivity", "--banks", "mpnn,ppgn,ppgn++(6),subgraph,spen", "--max-degree", "3",
                  "--out", str(out), "--no-progress", "--show-missing"]) == 0
     text = capsys.readouterr().out
     assert "ppgn++(6)" in text and "cannot compute" in text
     rows = json.loads((out / "expressivity.json").read_text())["rows"]
-    reference = analyse(["mpnn", "ppgn", "ppgn++(6)", "subgraph", "spen"], 3)
-    assert [(r["arch"], r["degree"], r["marks"], r["computable"], r["total"]) for r in rows] == \
-        [(r.arch, r.degree, r.marks, r.computable, r.total) for r in reference.rows]
+    reference = analyze(["mpnn", "ppgn", "ppgn++(6)", "subgraph", "spen"], 3)
+    assert [(r["bank"], r["degree"], r["marks"], r["computable"], r["total"]) for r in rows] == \
+        [(r.bank, r.degree, r.marks, r.computable, r.total) for r in reference.rows]
     # the printed table is the same one
     assert reference.format() in text
     assert (out / "expressivity.png").stat().st_size > 1000
@@ -27,6 +27,7 @@ def test_symbolic_table_png_json(tmp_path, capsys):
 
 def test_marks_and_multigraph_options(tmp_path):
     out = tmp_path / "m"
+    # --archs: the deprecated spelling of --banks still works
     assert main(["expressivity", "--archs", "ppgn", "--max-degree", "2", "--marks", "1", "--multigraphs",
                  "--out", str(out), "--no-progress"]) == 0
     rows = json.loads((out / "expressivity.json").read_text())["rows"]
@@ -35,7 +36,7 @@ def test_marks_and_multigraph_options(tmp_path):
 
 
 @pytest.mark.parametrize("argv,match", [
-    (["--archs", "gat9000"], "unknown architecture"),
+    (["--banks", "gat9000"], "unknown bank"),
     (["--marks", "3"], "--marks"),
     (["--max-degree", "0"], "min-degree"),
     (["--skip-symbolic", "--pairs", "nope"], "unknown --pairs"),
@@ -77,3 +78,10 @@ def test_feature_models_run(tmp_path, model):
                  "--hidden", "4", "--layers", "1", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "pairs_summary.json").read_text())
     assert summary[f"brec:{model}"]["total"] == 1
+
+
+def test_cli_uses_the_library_model_factory():
+    from graphequi.cli import expressivity as cli
+    from graphequi.expressivity import model_factory
+
+    assert cli.model_factory is model_factory

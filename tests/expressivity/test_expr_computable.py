@@ -1,5 +1,5 @@
 """Contraction banks (graphequi.expressivity.computable): counts from the
-paper, independent characterisations, replayed certificates, and the
+paper, independent characterizations, replayed certificates, and the
 soundness / non-triviality cross-checks against the WL oracles."""
 from __future__ import annotations
 
@@ -36,10 +36,10 @@ def to_nx(poly: Multigraph) -> nx.Graph:
 
 
 # ---------------------------------------------------------------------------
-# Counts and characterisations
+# Counts and characterizations
 # ---------------------------------------------------------------------------
 def test_ppgn_misses_1_at_degree_5_and_11_at_degree_6():
-    table = C.analyse(["ppgn"], max_degree=6)
+    table = C.analyze(["ppgn"], max_degree=6)
     missing = {d: len(table.missing("ppgn", d)) for d in range(1, 7)}
     assert missing == {1: 0, 2: 0, 3: 0, 4: 0, 5: 1, 6: 11}
     # the degree-5 one is the diamond K4 - e marked on the ends of its missing edge
@@ -59,7 +59,7 @@ def test_ppgn_missing_equals_select_and_ppgn_plus_plus_computes_all():
 def _elimination_width_ok(poly: Multigraph, width: int) -> bool:
     """Brute force over all elimination orders of the unmarked nodes (networkx
     graph with fill-in edges): is there one where every eliminated node has at
-    most ``width`` neighbours?"""
+    most ``width`` neighbors?"""
     base = to_nx(poly)
     free = [v for v in base if v not in poly.marked]
     for order in itertools.permutations(free):
@@ -115,7 +115,7 @@ def test_bank_hierarchy():
 
 
 def test_table_format_json_plot(tmp_path):
-    table = C.analyse(["mpnn", "ppgn"], max_degree=3)
+    table = C.analyze(["mpnn", "ppgn"], max_degree=3)
     text = table.format()
     assert "mpnn" in text and "5/10" in text  # pair-level degree 3: mpnn 5 of 10
     assert table.row("ppgn", 3, 2).computable == table.row("ppgn", 3, 2).total == 10
@@ -131,7 +131,7 @@ def test_table_format_json_plot(tmp_path):
 # Certificates
 # ---------------------------------------------------------------------------
 def _independent_step_check(bank: str, cert: C.Certificate) -> None:
-    """Re-derive the elimination semantics with plain sets: neighbour sets
+    """Re-derive the elimination semantics with plain sets: neighbor sets
     with fill-in, and which pairs are still joined by input edges."""
     poly = cert.poly
     nbrs = {v: set() for v in range(poly.num_nodes)}
@@ -226,7 +226,7 @@ def test_feature_certificates_use_features_and_replay():
     C.verify(cert)
     with pytest.raises(C.CertificateError):
         C.verify(cert, "ppgn")  # the same steps are not PPGN steps
-    X = np.ones((5, 5)) - np.eye(5)  # K5: 5*4*3*2 = 120 labelled K4 homomorphisms
+    X = np.ones((5, 5)) - np.eye(5)  # K5: 5*4*3*2 = 120 labeled K4 homomorphisms
     assert cert.evaluate(X) == pytest.approx(120.0)
 
 
@@ -237,7 +237,7 @@ def test_tampered_certificates_are_rejected():
     with pytest.raises(C.CertificateError):
         C.verify(C.Certificate(cert.poly, cert.bank, cert.steps[1:]))  # skipped a step
     with pytest.raises(C.CertificateError):
-        C.verify(cert, "mpnn")  # a 2-neighbour elimination is no message
+        C.verify(cert, "mpnn")  # a 2-neighbor elimination is no message
     first = cert.steps[0]
     wrong_scope = C.Step(first.action, first.rule, first.node, (0,), first.detail)
     with pytest.raises(C.CertificateError):
@@ -247,7 +247,7 @@ def test_tampered_certificates_are_rejected():
 def test_user_defined_bank():
     @C.elimination_rule("three_way", "a 3-tensor contraction (3-FWL-like)")
     def three_way(state, x):
-        return () if len(state.neighbours(x)) <= 3 else None
+        return () if len(state.neighbors(x)) <= 3 else None
 
     bank = C.ContractionBank("order3", (three_way,), max_order=3)
     k4 = Multigraph(4, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)], marked=(0, 1))
@@ -259,6 +259,65 @@ def test_user_defined_bank():
     C.register_bank("order3-test")(lambda: bank)
     assert C.get_bank("order3-test") is bank
     assert "order3-test" in C.available_banks()
+
+
+def test_register_bank_is_found_whatever_the_case():
+    bank = C.ContractionBank("MyBank", (C.elimination_rule("leaf")(lambda s, x: ()),), max_order=1)
+    C.register_bank("MyBank")(lambda: bank)
+    assert C.get_bank("MyBank") is bank
+    assert C.get_bank(" mybank ") is bank
+    assert "mybank" in C.available_banks()
+    with pytest.raises(ValueError, match="non-empty"):
+        C.register_bank("  ")
+
+
+def test_ppgn_plus_plus_bank_is_ppgn_plus_features():
+    ppgn, plus = C.get_bank("ppgn"), C.get_bank("PPGN++(5)")
+    assert plus.name == "ppgn++(5)"
+    assert (plus.rules, plus.max_order, plus.rooted, plus.output) == \
+        (ppgn.rules, ppgn.max_order, ppgn.rooted, ppgn.output)
+    assert plus.features == select("ppgn++", max_degree=5)
+    assert "features of degree <= 5" in plus.description and "PPGN++" in plus.source
+    assert C.get_bank("ppgn++") is C.get_bank("ppgn++(6)")
+
+
+def test_ppgn_bank_is_built_from_the_selection_rule():
+    from graphequi.poly.selection import PPGN_ELIMINATIONS, ppgn_computable
+
+    assert tuple(r.name for r in C.get_bank("ppgn").rules) == PPGN_ELIMINATIONS
+    for p in family(5):
+        assert (C.certify(p, "ppgn") is not None) == ppgn_computable(p), p
+
+
+def test_verify_needs_the_root_step_of_a_rooted_bank():
+    tri = Multigraph(3, [(0, 1), (1, 2), (2, 0)])
+    cert = C.certify(tri, "subgraph")
+    assert cert.steps[0].action == "root"
+    C.verify(cert)
+    with pytest.raises(C.CertificateError, match="root step"):
+        C.verify(C.Certificate(cert.poly, cert.bank, cert.steps[1:]))
+
+
+def test_compat_names_and_deprecated_aliases():
+    import graphequi.expressivity as E
+    from graphequi.expressivity import analysis, banks, certificates, search, separation
+
+    assert C.certify is search.certify is E.certify
+    assert C.verify is certificates.verify and C.get_bank is banks.get_bank
+    assert C.separating_polynomials is separation.separating_polynomials is E.separating_polynomials
+    assert C.ExpressivityTable is analysis.ExpressivityTable
+    with pytest.warns(DeprecationWarning, match="analyze"):
+        old = C.analyse(["mpnn"], 2, marks=(0,))
+    with pytest.warns(DeprecationWarning, match="banks"):
+        by_keyword = E.analyze(archs=["mpnn"], max_degree=2, marks=(0,))
+    assert old == by_keyword == E.analyze(["mpnn"], 2, marks=(0,))
+    with pytest.warns(DeprecationWarning):
+        assert old.archs == old.banks == ["mpnn"]
+    with pytest.warns(DeprecationWarning):
+        assert old.rows[0].arch == "mpnn"
+    state = C.State.of(Multigraph(3, [(0, 1), (1, 2)]))
+    with pytest.warns(DeprecationWarning, match="neighbors"):
+        assert state.neighbours(1) == state.neighbors(1) == {0, 2}
 
 
 def test_max_order_is_enforced():
@@ -279,12 +338,12 @@ def test_bad_input():
         C.ContractionBank("bad", (rule, rule))
     with pytest.raises(ValueError, match="max_order"):
         C.ContractionBank("bad", (rule,), max_order=-1)
-    with pytest.raises(ValueError, match="unknown architecture"):
+    with pytest.raises(ValueError, match="unknown bank"):
         C.get_bank("gat9000")
     with pytest.raises(TypeError):
         C.certify([(0, 1)], "ppgn")
     with pytest.raises(ValueError, match="max_degree"):
-        C.analyse(["ppgn"], max_degree=0)
+        C.analyze(["ppgn"], max_degree=0)
     cert = C.certify(Multigraph(2, [(0, 1)], marked=(0,)), "mpnn")
     with pytest.raises(ValueError, match="shape"):
         cert.evaluate(np.zeros((3, 4)))
@@ -306,7 +365,7 @@ def _exp_pairs(limit: int):
 
 
 def _pool(k: int):
-    """Non-isomorphic pairs that k-WL (k=1: colour refinement, k=2: 2-FWL)
+    """Non-isomorphic pairs that k-WL (k=1: color refinement, k=2: 2-FWL)
     cannot separate."""
     if k == 1:
         pairs = [tuple(p) for p in classic_pairs()]

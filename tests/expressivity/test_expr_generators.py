@@ -68,7 +68,7 @@ def test_cfi_twist_matters_only_up_to_isomorphism():
     base = nx.cycle_graph(4)
     g, h = cfi_pair(base)
     assert not nx.is_isomorphic(g, h)
-    # Relabelling the base gives an isomorphic construction.
+    # Relabeling the base gives an isomorphic construction.
     g2, h2 = cfi_pair(nx.relabel_nodes(base, {0: 2, 1: 3, 2: 0, 3: 1}))
     assert nx.is_isomorphic(g, g2) and nx.is_isomorphic(h, h2)
     gc, _ = cfi_pair(base, colored=True)

@@ -175,7 +175,7 @@ def test_load_exp_format_round_trip(tmp_path):
 
 @pytest.mark.parametrize("text, match", [
     ("2\n3 0\n0 1 1\n1 1 0\n", "ends early"),
-    ("1\n2 0\n0 2 1\n1 1 0\n", "'degree' neighbours"),
+    ("1\n2 0\n0 2 1\n1 1 0\n", "'degree' neighbors"),
     ("1\n2 0\n0 1 7\n1 1 0\n", "outside"),
     ("1\n2 x\n", "expected integers"),
     ("1\n2 0\n0 1 1\n1 1 0\n", "odd number of graphs"),

@@ -106,7 +106,7 @@ def test_csl_1wl_fails_2fwl_separates_different_skips():
     for (s, g), (t, h) in itertools.combinations(graphs.items(), 2):
         assert wl_equivalent(g, h, k=1), (s, t)
         assert not wl_equivalent(g, h, k=2), (s, t)
-    # Same skip, relabelled: equivalent at both levels.
+    # Same skip, relabeled: equivalent at both levels.
     assert wl_equivalent(graphs[5], _relabel(graphs[5], 0), k=2)
 
 
@@ -130,7 +130,7 @@ def test_cfi_separated_exactly_when_k_reaches_treewidth(name, base, treewidth):
         assert _ref_equivalent(g, h, 2) == (treewidth > 2)
 
 
-def test_cfi_colored_variant_uses_node_colours():
+def test_cfi_colored_variant_uses_node_colors():
     g, h = cfi_pair(nx.cycle_graph(4), colored=True)
     assert wl_equivalent(g, h, k=1, node_attr="color")
     assert not wl_equivalent(g, h, k=2, node_attr="color")
@@ -184,7 +184,7 @@ def test_hash_collision_fallback_is_exact(monkeypatch):
     for (g, h), (equiv, colors) in zip(cases, expected):
         assert wl_equivalent(g, h, k=2) == equiv
         got = wl_colors(g, k=2).reshape(-1)
-        # Colour names depend on the hash values; the partition must not.
+        # Color names depend on the hash values; the partition must not.
         joint = torch.unique(torch.stack([got, colors.reshape(-1)]), dim=1).size(1)
         assert joint == got.unique().numel() == colors.unique().numel()
 
@@ -202,7 +202,7 @@ def test_1wl_hash_collision_fallback_is_exact(monkeypatch):
         assert [wl_equivalent(g, h, k=1) for h in graphs] == equivalences
 
 
-# --- invariance, inputs, colours -----------------------------------------------------------
+# --- invariance, inputs, colors -----------------------------------------------------------
 
 @pytest.mark.parametrize("k", [1, 2])
 def test_hash_invariant_and_data_agrees_with_networkx(k):
@@ -219,23 +219,23 @@ def test_hash_invariant_and_data_agrees_with_networkx(k):
 
 
 @pytest.mark.parametrize("k, output", [(1, "node"), (2, "pair")])
-def test_colours_are_canonical_and_equivariant(k, output):
+def test_colors_are_canonical_and_equivariant(k, output):
     data = to_data(nx.gnm_random_graph(10, 16, seed=7))
     assert_permutation_equivariant(lambda d: wl_colors(d, k=k).float(), data, output=output)
 
 
-def test_2fwl_colours_refine_1wl_and_diagonal():
+def test_2fwl_colors_refine_1wl_and_diagonal():
     g = nx.gnm_random_graph(9, 14, seed=2)
     c1, c2 = wl_colors(g, 1), wl_colors(g, 2)
     diag = c2.diagonal()
-    # Nodes with equal 2-FWL diagonal colour have equal 1-WL colour.
+    # Nodes with equal 2-FWL diagonal color have equal 1-WL color.
     for i, j in itertools.combinations(range(9), 2):
         if diag[i] == diag[j]:
             assert c1[i] == c1[j]
     assert set(diag.tolist()).isdisjoint(set(c2[~torch.eye(9, dtype=torch.bool)].tolist()))
 
 
-def test_node_attributes_as_initial_colours():
+def test_node_attributes_as_initial_colors():
     g, h = nx.cycle_graph(6), nx.cycle_graph(6)
     nx.set_node_attributes(g, {v: int(v == 0) for v in g}, "label")
     nx.set_node_attributes(h, {v: int(v == 3) for v in h}, "label")

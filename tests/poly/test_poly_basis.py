@@ -28,16 +28,16 @@ def brute_force_classes(degree, marks, directed, loops=True):
     num_nodes = marks + 2 * degree
     pairs = [(u, v) for u in range(num_nodes) for v in range(num_nodes)
              if (directed or u <= v) and (loops or u != v)]
-    labelled = set()
+    labeled = set()
     for multiset in itertools.combinations_with_replacement(pairs, degree):
         used = sorted({x for e in multiset for x in e} - set(range(marks)))
         relabel = {v: v for v in range(marks)}
         relabel.update({v: marks + i for i, v in enumerate(used)})
         edges = tuple(sorted((relabel[u], relabel[v]) for u, v in multiset))
-        labelled.add((marks + len(used), edges))
+        labeled.add((marks + len(used), edges))
     node_match = categorical_node_match("mark", -1)
     classes = {}  # cheap invariant -> list of representatives
-    for n, edges in labelled:
+    for n, edges in labeled:
         g = _nx_graph(n, edges, tuple(range(marks)), directed)
         inv = (n, tuple(sorted(d for _, d in g.degree())),
                tuple(sorted(g.degree(m) for m in range(marks))), sum(u == v for u, v in edges))
@@ -86,7 +86,7 @@ def test_connected_filter():
     assert set(conn) == {g for g in full if g.is_connected()}
 
 
-def test_random_relabellings_are_equal():
+def test_random_relabelings_are_equal():
     rng = random.Random(0)
     for g in basis(4, 2, directed=True)[::37]:
         perm = list(range(g.num_nodes))
@@ -158,7 +158,7 @@ def test_draw_returns_axes():
 
 @pytest.mark.parametrize("directed", [False, True])
 def test_canonical_equality_matches_networkx_on_random_pairs(directed):
-    # Pairs that are relabellings, relabellings with one edge moved, or unrelated.
+    # Pairs that are relabelings, relabelings with one edge moved, or unrelated.
     rng = random.Random(7 + directed)
     node_match = categorical_node_match("mark", -1)
     agree = {True: 0, False: 0}
@@ -183,3 +183,14 @@ def test_canonical_equality_matches_networkx_on_random_pairs(directed):
         assert ours == theirs, (e1, e2, marks)
         agree[ours] += 1
     assert agree[True] > 0 and agree[False] > 0
+
+
+def test_deprecated_british_spellings_warn_and_forward():
+    from graphequi.poly import multigraph
+
+    g = Multigraph(3, [(0, 1), (1, 2)], marked=(0,))
+    with pytest.warns(DeprecationWarning, match="node_colors"):
+        assert g.node_colours() == g.node_colors() == (0, 2, 2)
+    args = (3, g.edges, g.node_colors(), False)
+    with pytest.warns(DeprecationWarning, match="canonical_labeling"):
+        assert multigraph.canonical_labelling(*args) == multigraph.canonical_labeling(*args)

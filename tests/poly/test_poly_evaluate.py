@@ -8,7 +8,7 @@ import torch
 from torch_geometric.data import Batch
 from torch_geometric.utils import from_networkx, to_dense_adj, to_dense_batch
 
-from graphequi.poly import Multigraph, basis, evaluate
+from graphequi.poly import TRIANGLE, Multigraph, basis, evaluate, triangle_count
 from graphequi.testing import assert_permutation_equivariant
 
 
@@ -90,15 +90,19 @@ def test_non_basis_multigraphs_with_isolated_nodes():
     assert (got[4:] == 0).all()
 
 
-def test_triangles_equal_trace_a3_over_6():
-    triangle = Multigraph(3, [(0, 1), (1, 2), (2, 0)])
-    for seed in range(3):
-        G = nx.gnp_random_graph(12, 0.4, seed=seed)
-        A = torch.tensor(nx.to_numpy_array(G))
-        # P_triangle counts homomorphisms: 6 per triangle on a simple graph.
-        got = evaluate([triangle], A)[0]
-        assert torch.isclose(got, torch.trace(A @ A @ A)) and torch.isclose(
-            got / 6, torch.tensor(sum(nx.triangles(G).values()) / 3, dtype=torch.float64))
+def test_triangle_count_matches_trace_and_networkx():
+    graphs = [nx.gnp_random_graph(12, 0.4, seed=seed) for seed in range(3)]
+    A = torch.stack([torch.tensor(nx.to_numpy_array(G)) for G in graphs])
+    expected = torch.tensor([sum(nx.triangles(G).values()) / 3 for G in graphs], dtype=torch.float64)
+    assert torch.equal(triangle_count(A), expected)
+    # P_triangle counts homomorphisms: 6 per triangle, tr(A^3) on a simple graph
+    assert torch.equal(evaluate([TRIANGLE], A)[:, 0], torch.einsum("bij,bjk,bki->b", A, A, A))
+    padded = torch.zeros(3, 15, 15, dtype=torch.float64)
+    padded[:, :12, :12] = A
+    mask = torch.zeros(3, 15, dtype=torch.bool)
+    mask[:, :12] = True
+    assert torch.equal(triangle_count(padded, mask=mask), expected)
+    assert triangle_count(A[0]).shape == ()
 
 
 def test_four_cycles_match_networkx():

@@ -58,7 +58,7 @@ def test_rule_matches_treewidth_for_invariant_simple_graphs():
         assert ppgn_computable(g) == (not has_k4_minor), g
 
 
-def test_select_invariant_to_relabelling():
+def test_select_invariant_to_relabeling():
     rng = random.Random(1)
     for g in select("ppgn++", 6):
         perm = list(range(g.num_nodes))
