@@ -9,6 +9,12 @@ every backward must materialise).
     python benchmarks/scatter.py                 # E=1e6, N=1e5, F in 16/64/256
     python benchmarks/scatter.py --small         # seconds; used by smoke tests
 
+Also an spmm case (``--spmm``, on by default): the fused CSR gather-reduce
+``graphequi.ops.spmm`` against ``torch.sparse.mm`` on a sparse CSR adjacency
+(what PyG's ``spmm`` runs without torch_sparse), ``torch_scatter`` gather +
+``segment_csr`` when importable, and gather + ``graphequi.ops.segment``;
+forward+backward with respect to ``x``, F=64.
+
 Prints a markdown table of medians and ratios, checks the targets of the
 foundation issue, and writes ``benchmarks/results/scatter.json``.
 """
@@ -188,6 +194,63 @@ def markdown(rows) -> str:
     return "\n".join(lines)
 
 
+SPARSE_MM_REDUCE = {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}
+
+
+def spmm_candidates(csr, A, reduce: str) -> dict:
+    """name -> callable(x) -> out, for out[i] = reduce_{j -> i} x[j]."""
+    ptr, col = csr.ptr, csr.col
+    found = {
+        "graphequi.spmm": lambda x: csr.spmm(x, reduce),
+        "torch.sparse.mm": lambda x: torch.sparse.mm(A, x, SPARSE_MM_REDUCE[reduce]) if reduce != "sum"
+        else torch.sparse.mm(A, x),
+        "gather+graphequi.segment": lambda x: gops.segment(x.index_select(0, col), ptr, reduce),
+    }
+    if torch_scatter is not None:
+        found["gather+torch_scatter.segment_csr"] = lambda x: torch_scatter.segment_csr(
+            x.index_select(0, col), ptr, reduce=reduce)
+    return found
+
+
+def run_spmm(E: int, N: int, F: int, reduces, repeats: int, seed: int = 0):
+    """Forward+backward (grad w.r.t. x) of the fused gather-reduce and its anchors."""
+    gen = torch.Generator().manual_seed(seed)
+    edge_index = torch.randint(0, N, (2, E), generator=gen)
+    csr = gops.to_csr(edge_index, num_nodes=N)  # over targets, transpose cached
+    A = torch.sparse_csr_tensor(csr.ptr, csr.col, torch.ones(E), (N, N))
+    x = torch.randn(N, F, generator=gen)
+    grad_out = torch.randn(N, F, generator=gen)
+    rows = []
+    for reduce in reduces:
+        benches = {}
+        for name, fn in spmm_candidates(csr, A, reduce).items():
+            try:  # an anchor without this reduction (or its backward) is left out
+                forward_backward(fn, x, grad_out)()
+            except (RuntimeError, NotImplementedError) as exc:
+                print(f"spmm {reduce}: {name} skipped ({str(exc).splitlines()[0][:80]})", flush=True)
+                continue
+            benches[name] = forward_backward(fn, x, grad_out)
+        timings = interleaved_medians(benches, repeats)
+        rows.append(dict(F=F, reduce=reduce, mode="fwd+bwd", ms=timings))
+        print(f"spmm F={F} {reduce:>4} fwd+bwd: " + ", ".join(f"{k}={v:.1f}ms" for k, v in timings.items()),
+              flush=True)
+    return rows
+
+
+def spmm_markdown(rows) -> str:
+    lines = ["| F | reduce | mode | graphequi.spmm ms | best anchor | anchor ms | speedup | target |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        ours = row["ms"]["graphequi.spmm"]
+        others = {k: v for k, v in row["ms"].items() if k != "graphequi.spmm"}
+        anchor = min(others, key=others.get) if others else None
+        anchor_ms = others[anchor] if anchor else float("nan")
+        status = ("PASS" if anchor_ms / ours >= 1.5 else "MISS") if row["reduce"] == "sum" else ""
+        lines.append(f"| {row['F']} | {row['reduce']} | {row['mode']} | {ours:.1f} | {anchor} | {anchor_ms:.1f} | "
+                     f"{anchor_ms / ours:.2f}x | {status} |")
+    return "\n".join(lines)
+
+
 def machine() -> dict:
     return dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
                 torch=torch.__version__, threads=torch.get_num_threads(), backend=gops.backend(),
@@ -200,6 +263,8 @@ def main(argv=None) -> int:
     parser.add_argument("--features", default="16,64,256")
     parser.add_argument("--reduces", default="sum,mean,max")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--spmm", default="auto", choices=("auto", "only", "no"),
+                        help="the spmm case: with the scatter table (auto), alone (only) or not at all (no)")
     parser.add_argument("--out", default=None,
                         help="results JSON (default results/scatter.json, results/scatter_small.json with "
                              "--small, so that a smoke run never replaces the recorded figures)")
@@ -213,18 +278,26 @@ def main(argv=None) -> int:
     reduces = args.reduces.split(",")
     print(f"scatter benchmark: E={E:,} N={N:,} F={features} reduces={reduces} repeats={repeats} "
           f"backend={gops.backend()} torch_scatter={'yes' if torch_scatter else 'no'}")
-    rows = run(E, N, features, reduces, repeats)
-    scaling = parallel_scaling(E, N, features[min(1, len(features) - 1)], repeats)
-    table = markdown(rows)
-    print()
-    print(table)
+    rows, scaling, spmm_rows = [], {}, []
+    if args.spmm != "only":
+        rows = run(E, N, features, reduces, repeats)
+        scaling = parallel_scaling(E, N, features[min(1, len(features) - 1)], repeats)
+    if args.spmm != "no":
+        spmm_rows = run_spmm(E, N, 16 if args.small else 64, reduces, repeats)
     verdicts = [judge(r) for r in rows]
-    checked = [v for v in verdicts if "ok" in v]
-    print(f"\ntargets met: {sum(v['ok'] for v in checked)}/{len(checked)}")
+    if rows:
+        print()
+        print(markdown(rows))
+        checked = [v for v in verdicts if "ok" in v]
+        print(f"\ntargets met: {sum(v['ok'] for v in checked)}/{len(checked)}")
+    if spmm_rows:
+        print("\nspmm (target: sum >= 1.5x the best anchor)\n")
+        print(spmm_markdown(spmm_rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(E=E, N=N, repeats=repeats, machine=machine(), argv=sys.argv, parallel_scaling=scaling,
-                                   rows=[dict(r, verdict=v) for r, v in zip(rows, verdicts)]), indent=1))
+                                   rows=[dict(r, verdict=v) for r, v in zip(rows, verdicts)],
+                                   spmm=spmm_rows), indent=1))
     print(f"wrote {out}")
     return 0
 

@@ -39,9 +39,9 @@ inline void check_index_matches(const at::Tensor& src, const at::Tensor& index) 
                     "), got ", index.numel());
 }
 
-inline void check_mean_dtype(const at::Tensor& src, Reduce r) {
+inline void check_mean_dtype(const at::Tensor& src, Reduce r, const char* name = "src") {
   TORCH_CHECK_TYPE(r != Reduce::Mean || at::isFloatingType(src.scalar_type()),
-                   "reduce='mean' needs floating-point src, got ", src.scalar_type());
+                   "reduce='mean' needs floating-point ", name, ", got ", src.scalar_type());
 }
 
 inline void check_arg(const c10::optional<at::Tensor>& arg, const at::Tensor& grad, Reduce r) {
@@ -50,6 +50,26 @@ inline void check_arg(const c10::optional<at::Tensor>& arg, const at::Tensor& gr
     TORCH_CHECK_TYPE(arg->scalar_type() == at::kLong, "arg must be int64, got ", arg->scalar_type());
     TORCH_CHECK_VALUE(arg->sizes() == grad.sizes(), "arg must have the shape of grad ", grad.sizes(),
                       ", got ", arg->sizes());
+  }
+}
+
+// spmm's CSR (ptr [G + 1], col [E], same index dtype), x [N, F] and the
+// optional per-edge value [E] of x's dtype. Shapes and dtypes only: no sync.
+inline void check_spmm_inputs(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& x,
+                              const c10::optional<at::Tensor>& value) {
+  check_index_tensor(ptr, "ptr");
+  check_index_tensor(col, "col");
+  TORCH_CHECK_TYPE(ptr.scalar_type() == col.scalar_type(), "ptr and col must have the same dtype, got ",
+                   ptr.scalar_type(), " and ", col.scalar_type());
+  TORCH_CHECK_VALUE(ptr.numel() >= 1, "ptr must have at least one entry");
+  TORCH_CHECK_VALUE(x.dim() == 2, "x must be a 2-D [N, F] tensor, got ", x.dim(), " dims");
+  TORCH_CHECK_TYPE(!x.is_complex() && x.scalar_type() != at::kBool,
+                   "x must be a real floating or integer tensor, got ", x.scalar_type());
+  if (value.has_value()) {
+    TORCH_CHECK_VALUE(value->dim() == 1 && value->numel() == col.numel(), "value must be 1-D with one entry per edge (",
+                      col.numel(), "), got shape ", value->sizes());
+    TORCH_CHECK_TYPE(value->scalar_type() == x.scalar_type(), "value must have the dtype of x (", x.scalar_type(),
+                     "), got ", value->scalar_type());
   }
 }
 

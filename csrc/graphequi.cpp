@@ -8,8 +8,15 @@
 // (B = product of dims before the reduced dim, F = product of dims after it),
 // `index` is 1-D of length E, `ptr` is 1-D of length G + 1 (CSR offsets),
 // `arg` holds the winning row of each (b, g, f) or -1 for an empty group.
+//
+// spmm ops: a CSR matrix (ptr [G + 1], col [E], optional value [E]) times
+// x [N, F]; out [G, F], arg [G, F] holds the winning edge k or -1 for an empty
+// row. csc_* is the optional precomputed transpose (colptr [N + 1], row [E],
+// perm [E]) used by the backward; `validate = false` skips the index checks.
 #include <Python.h>
 #include <torch/library.h>
+
+#include "cpu/isa.h"
 
 TORCH_LIBRARY(graphequi, m) {
   m.def("segment(Tensor src, Tensor ptr, str reduce) -> Tensor");
@@ -18,13 +25,54 @@ TORCH_LIBRARY(graphequi, m) {
   m.def("scatter_arg(Tensor src, Tensor index, SymInt dim_size, str reduce) -> (Tensor, Tensor)");
   m.def("gather_csr(Tensor grad, Tensor ptr, Tensor? arg, SymInt num_rows, str reduce) -> Tensor");
   m.def("gather_coo(Tensor grad, Tensor index, Tensor? arg, str reduce) -> Tensor");
+  m.def("spmm(Tensor ptr, Tensor col, Tensor x, Tensor? value, Tensor? csc_ptr, Tensor? csc_row, "
+        "Tensor? csc_perm, str reduce, bool validate) -> Tensor");
+  m.def("spmm_arg(Tensor ptr, Tensor col, Tensor x, Tensor? value, str reduce, bool validate) -> (Tensor, Tensor)");
+  m.def("spmm_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) -> Tensor");
+  m.def("csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)");
 }
 
-// `import graphequi._C` only has to load this library so the static
-// registrations above run; the module itself exposes nothing.
+// `import graphequi._C` loads this library so the static registrations above
+// run. The module itself only exposes the CPU instruction-set switch, which is
+// process state rather than an op (graphequi.ops._backend wraps it).
+namespace {
+
+PyObject* py_set_cpu_isa(PyObject* /*self*/, PyObject* args) {
+  const char* isa = nullptr;
+  if (!PyArg_ParseTuple(args, "s", &isa)) return nullptr;
+  try {
+    graphequi::set_cpu_isa(isa);
+  } catch (const c10::Error& e) {
+    PyErr_SetString(PyExc_ValueError, e.what_without_backtrace());
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* py_cpu_isa(PyObject* /*self*/, PyObject* /*args*/) {
+  return PyUnicode_FromString(graphequi::cpu_isa().c_str());
+}
+
+PyObject* py_cpu_isa_is_avx2(PyObject* /*self*/, PyObject* /*args*/) {
+  try {
+    return PyBool_FromLong(graphequi::cpu_isa_is_avx2());
+  } catch (const c10::Error& e) {
+    PyErr_SetString(PyExc_ValueError, e.what_without_backtrace());
+    return nullptr;
+  }
+}
+
+PyMethodDef methods[] = {
+    {"set_cpu_isa", py_set_cpu_isa, METH_VARARGS, "Choose the CPU kernels: 'auto', 'avx2' or 'baseline'."},
+    {"cpu_isa", py_cpu_isa, METH_NOARGS, "The current CPU instruction-set choice."},
+    {"cpu_isa_is_avx2", py_cpu_isa_is_avx2, METH_NOARGS, "Whether the AVX2 kernels run now."},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace
+
 extern "C" {
 PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   return PyModule_Create(&module_def);
 }
 }

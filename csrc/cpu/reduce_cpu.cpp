@@ -24,9 +24,12 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <atomic>
+#include <mutex>
 #include <vector>
 
 #include "../checks.h"
+#include "isa.h"
 
 #ifdef __linux__
 #include <sys/mman.h>
@@ -61,13 +64,14 @@ at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options)
 
 // ---------------------------------------------------------------- validation
 
+// `rows` names what ptr[-1] must equal in the message.
 template <typename index_t>
-void validate_ptr(const at::Tensor& ptr_t, int64_t E) {
+void validate_ptr(const at::Tensor& ptr_t, int64_t E, const char* rows = "src.size(dim)") {
   const index_t* ptr = ptr_t.data_ptr<index_t>();
   const int64_t n = ptr_t.numel();
   TORCH_CHECK_VALUE(n >= 1, "ptr must have at least one entry");
   TORCH_CHECK_VALUE(ptr[0] == 0, "ptr must start at 0, got ", static_cast<int64_t>(ptr[0]));
-  TORCH_CHECK_VALUE(static_cast<int64_t>(ptr[n - 1]) == E, "ptr[-1] must equal src.size(dim) = ", E,
+  TORCH_CHECK_VALUE(static_cast<int64_t>(ptr[n - 1]) == E, "ptr[-1] must equal ", rows, " = ", E,
                     ", got ", static_cast<int64_t>(ptr[n - 1]));
   for (int64_t i = 1; i < n; ++i) {
     TORCH_CHECK_VALUE(ptr[i] >= ptr[i - 1], "ptr must be non-decreasing, but ptr[", i, "] = ",
@@ -108,12 +112,13 @@ IndexStats index_stats(const index_t* index, int64_t E) {
 }
 
 template <typename index_t>
-bool validate_index(const at::Tensor& index_t_, int64_t G) {
+bool validate_index(const at::Tensor& index_t_, int64_t G, const char* name = "index",
+                    const char* bound = "dim_size") {
   const int64_t E = index_t_.numel();
   if (E == 0) return true;
   auto s = index_stats(index_t_.data_ptr<index_t>(), E);
-  TORCH_CHECK_INDEX(s.min >= 0, "index contains a negative entry (", s.min, ")");
-  TORCH_CHECK_INDEX(s.max < G, "index contains ", s.max, ", out of range for dim_size ", G);
+  TORCH_CHECK_INDEX(s.min >= 0, name, " contains a negative entry (", s.min, ")");
+  TORCH_CHECK_INDEX(s.max < G, name, " contains ", s.max, ", out of range for ", bound, " ", G);
   return s.sorted;
 }
 
@@ -191,17 +196,44 @@ namespace isa_avx2 {
 #define GRAPHEQUI_AVX2_KERNELS 0
 #endif
 
-bool use_avx2() {
+bool valid_isa(const std::string& isa) { return isa == "auto" || isa == "avx2" || isa == "baseline"; }
+
+// The instruction-set choice: GRAPHEQUI_CPU_ISA, read once (the hot path must
+// not call getenv), until set_cpu_isa replaces it. An invalid environment
+// value is kept and reported by every kernel call, so it cannot go unnoticed.
+std::mutex isa_mutex;
+std::string& isa_choice() {
+  static std::string choice = [] {
+    const char* env = std::getenv("GRAPHEQUI_CPU_ISA");
+    return std::string(env == nullptr ? "auto" : env);
+  }();
+  return choice;
+}
+// 1: AVX2 kernels, 0: baseline, -1: invalid choice, -2: not read yet.
+std::atomic<int> isa_state{-2};
+
+int compute_isa_state(const std::string& isa) {
+  if (!valid_isa(isa)) return -1;
 #if GRAPHEQUI_AVX2_KERNELS
   static const bool supported = __builtin_cpu_supports("avx2");
-  const char* choice = std::getenv("GRAPHEQUI_CPU_ISA");  // read per call so tests can switch
-  const std::string isa = choice == nullptr ? "auto" : choice;
-  TORCH_CHECK_VALUE(isa == "auto" || isa == "avx2" || isa == "baseline",
-                    "GRAPHEQUI_CPU_ISA must be 'auto', 'avx2' or 'baseline', got '", isa, "'");
-  return supported && isa != "baseline";
+  return supported && isa != "baseline" ? 1 : 0;
 #else
-  return false;
+  return 0;
 #endif
+}
+
+bool use_avx2() {
+  int state = isa_state.load(std::memory_order_relaxed);
+  if (state == -2) {
+    std::lock_guard<std::mutex> lock(isa_mutex);
+    state = compute_isa_state(isa_choice());
+    isa_state.store(state);
+  }
+  if (state == -1) {
+    std::lock_guard<std::mutex> lock(isa_mutex);
+    TORCH_CHECK_VALUE(false, "GRAPHEQUI_CPU_ISA must be 'auto', 'avx2' or 'baseline', got '", isa_choice(), "'");
+  }
+  return state == 1;
 }
 
 // Calls fn(Kernels{}) with the kernels of the instruction set to use for scalar_t.
@@ -401,15 +433,185 @@ at::Tensor gather_coo_cpu(const at::Tensor& grad_in, const at::Tensor& index_in,
   return out;
 }
 
+
+// ---------------------------------------------------------------------- spmm
+
+// Value checks of a CSR that read its indices; skipped on the trusted path
+// (validate = false).
+void validate_csr(const at::Tensor& ptr, const at::Tensor& col, int64_t num_cols) {
+  AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "spmm_cpu_check", [&] {
+    validate_ptr<index_t>(ptr, col.numel(), "col.numel()");
+    validate_index<index_t>(col, num_cols, "col", "x.size(0) =");
+  });
+}
+
+at::Tensor spmm_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& x_in,
+                    const c10::optional<at::Tensor>& value_in, const c10::optional<at::Tensor>& /*csc_ptr*/,
+                    const c10::optional<at::Tensor>& /*csc_row*/, const c10::optional<at::Tensor>& /*csc_perm*/,
+                    c10::string_view reduce, bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  check_spmm_inputs(ptr_in, col_in, x_in, value_in);
+  check_mean_dtype(x_in, r, "x");
+  auto ptr = ptr_in.contiguous();
+  auto col = col_in.contiguous();
+  auto x = x_in.contiguous();
+  at::Tensor value = value_in.has_value() ? value_in->contiguous() : at::Tensor();
+  if (validate) validate_csr(ptr, col, x.size(0));
+  const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
+  auto out = empty_output({G, F}, x.options());
+  GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_cpu", [&] {
+    AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "spmm_cpu_idx", [&] {
+      const scalar_t* v = value.defined() ? value.data_ptr<scalar_t>() : nullptr;
+      with_reduce(r, [&](auto R) {
+        with_isa<scalar_t>([&](auto k) {
+          using K = decltype(k);
+          auto fn = v != nullptr ? K::template spmm_value<decltype(R)::value, true, scalar_t, index_t>
+                                 : K::template spmm_value<decltype(R)::value, false, scalar_t, index_t>;
+          fn(ptr.data_ptr<index_t>(), col.data_ptr<index_t>(), x.data_ptr<scalar_t>(), v, out.data_ptr<scalar_t>(),
+             G, E, F);
+        });
+      });
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> spmm_arg_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in,
+                                                const at::Tensor& x_in, const c10::optional<at::Tensor>& value_in,
+                                                c10::string_view reduce, bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), true);
+  check_spmm_inputs(ptr_in, col_in, x_in, value_in);
+  auto ptr = ptr_in.contiguous();
+  auto col = col_in.contiguous();
+  auto x = x_in.contiguous();
+  at::Tensor value = value_in.has_value() ? value_in->contiguous() : at::Tensor();
+  if (validate) validate_csr(ptr, col, x.size(0));
+  const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
+  auto out = empty_output({G, F}, x.options());
+  auto arg = empty_output({G, F}, x.options().dtype(at::kLong));
+  GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_arg_cpu", [&] {
+    AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "spmm_arg_cpu_idx", [&] {
+      using lane_t = lane_of<at::opmath_type<scalar_t>>;
+      const scalar_t* v = value.defined() ? value.data_ptr<scalar_t>() : nullptr;
+      // Relative edge ids fit the narrow lane unless one row is huge.
+      const bool narrow = E < std::numeric_limits<lane_t>::max();
+      with_isa<scalar_t>([&](auto k) {
+        using K = decltype(k);
+        auto pick = [&](auto is_max) {
+          constexpr bool kMax = decltype(is_max)::value;
+          if (v != nullptr) return narrow ? K::template spmm_arg<kMax, true, scalar_t, index_t, lane_t>
+                                          : K::template spmm_arg<kMax, true, scalar_t, index_t, int64_t>;
+          return narrow ? K::template spmm_arg<kMax, false, scalar_t, index_t, lane_t>
+                        : K::template spmm_arg<kMax, false, scalar_t, index_t, int64_t>;
+        };
+        auto fn = r == Reduce::Max ? pick(std::true_type()) : pick(std::false_type());
+        fn(ptr.data_ptr<index_t>(), col.data_ptr<index_t>(), x.data_ptr<scalar_t>(), v, out.data_ptr<scalar_t>(),
+           arg.data_ptr<int64_t>(), G, E, F);
+      });
+    });
+  });
+  return {out, arg};
+}
+
+at::Tensor spmm_value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& grad_in,
+                               const at::Tensor& x_in, c10::string_view reduce, bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  TORCH_CHECK_VALUE(r == Reduce::Sum || r == Reduce::Mean, "spmm_value_grad takes reduce 'sum' or 'mean', got '",
+                    std::string(reduce), "'");
+  check_spmm_inputs(ptr_in, col_in, x_in, c10::nullopt);
+  TORCH_CHECK_VALUE(grad_in.dim() == 2 && grad_in.size(0) == ptr_in.numel() - 1 && grad_in.size(1) == x_in.size(1),
+                    "grad must be [", ptr_in.numel() - 1, ", ", x_in.size(1), "], got ", grad_in.sizes());
+  TORCH_CHECK_TYPE(grad_in.scalar_type() == x_in.scalar_type(), "grad must have the dtype of x");
+  auto ptr = ptr_in.contiguous();
+  auto col = col_in.contiguous();
+  auto x = x_in.contiguous();
+  auto grad = grad_in.contiguous();
+  if (validate) validate_csr(ptr, col, x.size(0));
+  const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
+  auto out = at::empty({E}, x.options());
+  GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_value_grad_cpu", [&] {
+    AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "spmm_value_grad_cpu_idx", [&] {
+      with_isa<scalar_t>([&](auto k) {
+        decltype(k)::template spmm_value_grad<scalar_t, index_t>(ptr.data_ptr<index_t>(), col.data_ptr<index_t>(),
+                                                                 grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                                                 out.data_ptr<scalar_t>(), G, E, F, r == Reduce::Mean);
+      });
+    });
+  });
+  return out;
+}
+
+// The transpose (CSC) of a CSR: colptr [num_cols + 1], row [E] and perm [E]
+// with edge perm[p] of the CSR at position p of the CSC. A stable counting
+// sort, so the edges of one column keep their CSR order.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in,
+                                                                 int64_t num_cols, bool validate) {
+  check_index_tensor(ptr_in, "ptr");
+  check_index_tensor(col_in, "col");
+  TORCH_CHECK_TYPE(ptr_in.scalar_type() == col_in.scalar_type(), "ptr and col must have the same dtype, got ",
+                   ptr_in.scalar_type(), " and ", col_in.scalar_type());
+  TORCH_CHECK_VALUE(ptr_in.numel() >= 1, "ptr must have at least one entry");
+  TORCH_CHECK_VALUE(num_cols >= 0, "num_cols must be non-negative, got ", num_cols);
+  auto ptr = ptr_in.contiguous();
+  auto col = col_in.contiguous();
+  const int64_t G = ptr.numel() - 1, E = col.numel();
+  // The counting sort writes through col and the row fill through ptr, so
+  // both are checked even on the trusted path: on the CPU this costs no sync,
+  // only a pass over the indices, small next to the sort.
+  (void)validate;
+  AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "csr_transpose_cpu_check", [&] {
+    validate_ptr<index_t>(ptr, E, "col.numel()");
+    validate_index<index_t>(col, num_cols, "col", "num_cols");
+  });
+  at::Tensor colptr, row, perm;
+  AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "csr_transpose_cpu", [&] {
+    auto sorted = counting_sort<index_t>(col, num_cols);
+    colptr = sorted.first.to(col.scalar_type());
+    perm = sorted.second;
+    std::vector<index_t> row_of(E);
+    const index_t* p = ptr.data_ptr<index_t>();
+    at::parallel_for(0, G, 4096, [&](int64_t b, int64_t e) {
+      for (int64_t g = b; g < e; ++g)
+        for (int64_t k = p[g]; k < p[g + 1]; ++k) row_of[k] = static_cast<index_t>(g);
+    });
+    row = at::empty({E}, col.options());
+    index_t* rw = row.data_ptr<index_t>();
+    const int64_t* q = perm.data_ptr<int64_t>();
+    at::parallel_for(0, E, 16384, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) rw[i] = row_of[q[i]];
+    });
+  });
+  return {colptr, row, perm};
+}
+
 }  // namespace
 
+void set_cpu_isa(const std::string& isa) {
+  TORCH_CHECK_VALUE(valid_isa(isa), "the CPU instruction set must be 'auto', 'avx2' or 'baseline', got '", isa, "'");
+  std::lock_guard<std::mutex> lock(isa_mutex);
+  isa_choice() = isa;
+  isa_state.store(compute_isa_state(isa));
+}
+
+std::string cpu_isa() {
+  std::lock_guard<std::mutex> lock(isa_mutex);
+  return isa_choice();
+}
+
+bool cpu_isa_is_avx2() { return use_avx2(); }
+
 TORCH_LIBRARY_IMPL(graphequi, CPU, m) {
+
   m.impl("segment", &segment_cpu);
   m.impl("segment_arg", &segment_arg_cpu);
   m.impl("scatter", &scatter_cpu);
   m.impl("scatter_arg", &scatter_arg_cpu);
   m.impl("gather_csr", &gather_csr_cpu);
   m.impl("gather_coo", &gather_coo_cpu);
+  m.impl("spmm", &spmm_cpu);
+  m.impl("spmm_arg", &spmm_arg_cpu);
+  m.impl("spmm_value_grad", &spmm_value_grad_cpu);
+  m.impl("csr_transpose", &csr_transpose_cpu);
 }
 
 }  // namespace graphequi

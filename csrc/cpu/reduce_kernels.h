@@ -288,6 +288,149 @@ void gather_coo_kernel(const scalar_t* grad, const index_t* index, const int64_t
     }
   });
 }
+
+// --------------------------------------------------------------------- spmm
+// out[i] = reduce_{k in [ptr[i], ptr[i+1])} value[k] * x[col[k]]: the rows of x
+// are gathered and reduced in one pass, so no [E, F] message tensor exists.
+// kWeighted = false stands for value = 1 and skips the multiply, so unweighted
+// results match segment over gathered rows exactly.
+
+template <bool kWeighted, typename scalar_t, typename acc_t>
+inline void load_scaled(const scalar_t* __restrict row, acc_t w, acc_t* __restrict acc, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) {
+    acc_t v = static_cast<acc_t>(row[f]);
+    if constexpr (kWeighted) v = v * w;
+    acc[f] = v;
+  }
+}
+
+template <Reduce R, bool kWeighted, typename scalar_t, typename acc_t>
+inline void combine_scaled(const scalar_t* __restrict row, acc_t w, acc_t* __restrict acc, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) {
+    acc_t v = static_cast<acc_t>(row[f]);
+    if constexpr (kWeighted) v = v * w;
+    if constexpr (R == Reduce::Sum || R == Reduce::Mean) {
+      acc[f] += v;
+    } else {
+      const acc_t b = acc[f];
+      bool take = R == Reduce::Max ? (v > b) : (v < b);
+      if constexpr (!std::is_integral_v<acc_t>) take = take | ((v != v) & (b == b));
+      acc[f] = take ? v : b;
+    }
+  }
+}
+
+// As update_row, on value-scaled rows.
+template <bool kMax, bool kWeighted, typename scalar_t, typename cmp_t, typename lane_t>
+inline void update_scaled(const scalar_t* __restrict row, cmp_t w, cmp_t* __restrict best, lane_t* __restrict row_id,
+                          lane_t e, int64_t F) {
+  for (int64_t f = 0; f < F; ++f) {
+    cmp_t v = static_cast<cmp_t>(row[f]);
+    if constexpr (kWeighted) v = v * w;
+    const cmp_t b = best[f];
+    bool take = kMax ? (v > b) : (v < b);
+    if constexpr (!std::is_integral_v<cmp_t>) take = take | ((v != v) & (b == b));
+    best[f] = take ? v : b;
+    row_id[f] = take ? e : row_id[f];
+  }
+}
+
+// x rows are reached through col, which defeats the hardware prefetcher.
+template <typename scalar_t, typename index_t>
+inline const scalar_t* x_row(const scalar_t* x, const index_t* col, int64_t e, int64_t E, int64_t F) {
+  constexpr int64_t kAhead = 8;
+  if (e + kAhead < E)
+    prefetch_row<0>(x + static_cast<int64_t>(col[e + kAhead]) * F, F * static_cast<int64_t>(sizeof(scalar_t)));
+  return x + static_cast<int64_t>(col[e]) * F;
+}
+
+template <Reduce R, bool kWeighted, typename scalar_t, typename index_t>
+void spmm_value_kernel(const index_t* ptr, const index_t* col, const scalar_t* x, const scalar_t* value,
+                       scalar_t* out, int64_t G, int64_t E, int64_t F) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr bool kInPlace = std::is_same_v<acc_t, scalar_t>;
+  parallel_over_groups(ptr, G, E, F, [&](int64_t gb, int64_t ge) {
+    std::vector<acc_t> buffer(kInPlace ? 0 : F);
+    for (int64_t g = gb; g < ge; ++g) {
+      const int64_t lo = ptr[g], hi = ptr[g + 1];
+      scalar_t* o = out + g * F;
+      acc_t* acc;
+      if constexpr (kInPlace) acc = o;
+      else acc = buffer.data();
+      for (int64_t e = lo; e < hi; ++e) {
+        const acc_t w = kWeighted ? static_cast<acc_t>(value[e]) : acc_t(1);
+        const scalar_t* row = x_row(x, col, e, E, F);
+        if (e == lo) load_scaled<kWeighted>(row, w, acc, F);
+        else combine_scaled<R, kWeighted>(row, w, acc, F);
+      }
+      store_row(acc, o, F, hi - lo, R == Reduce::Mean);
+    }
+  });
+}
+
+template <bool kMax, bool kWeighted, typename scalar_t, typename index_t, typename lane_t>
+void spmm_arg_kernel(const index_t* ptr, const index_t* col, const scalar_t* x, const scalar_t* value,
+                     scalar_t* out, int64_t* arg, int64_t G, int64_t E, int64_t F) {
+  using cmp_t = at::opmath_type<scalar_t>;
+  parallel_over_groups(ptr, G, E, F, [&](int64_t gb, int64_t ge) {
+    std::vector<cmp_t> best(F);
+    std::vector<lane_t> rel(F);  // winning edge relative to the row start
+    for (int64_t g = gb; g < ge; ++g) {
+      scalar_t* o = out + g * F;
+      int64_t* a = arg + g * F;
+      const int64_t lo = ptr[g], hi = ptr[g + 1];
+      if (hi == lo) {
+        for (int64_t f = 0; f < F; ++f) { o[f] = scalar_t(0); a[f] = -1; }
+        continue;
+      }
+      load_scaled<kWeighted>(x_row(x, col, lo, E, F), kWeighted ? static_cast<cmp_t>(value[lo]) : cmp_t(1),
+                             best.data(), F);
+      std::fill(rel.begin(), rel.end(), lane_t(0));
+      for (int64_t e = lo + 1; e < hi; ++e)
+        update_scaled<kMax, kWeighted>(x_row(x, col, e, E, F), kWeighted ? static_cast<cmp_t>(value[e]) : cmp_t(1),
+                                       best.data(), rel.data(), lane_t(e - lo), F);
+      for (int64_t f = 0; f < F; ++f) {
+        o[f] = static_cast<scalar_t>(best[f]);
+        a[f] = lo + rel[f];
+      }
+    }
+  });
+}
+
+// <a, b> with kLanes independent partial sums (they vectorise without
+// reassociating), added up in a fixed order: the same bits in every ISA copy.
+template <typename scalar_t, typename acc_t>
+inline acc_t dot_row(const scalar_t* __restrict a, const scalar_t* __restrict b, int64_t F) {
+  constexpr int64_t kLanes = 8;
+  acc_t part[kLanes] = {};
+  int64_t f = 0;
+  for (; f + kLanes <= F; f += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) part[l] += static_cast<acc_t>(a[f + l]) * static_cast<acc_t>(b[f + l]);
+  for (int64_t l = 0; f < F; ++f, ++l) part[l] += static_cast<acc_t>(a[f]) * static_cast<acc_t>(b[f]);
+  acc_t total = acc_t(0);
+  for (int64_t l = 0; l < kLanes; ++l) total += part[l];
+  return total;
+}
+
+// Gradient of spmm sum/mean w.r.t. value: out[k] = <grad[row(k)], x[col[k]]>
+// (divided by the row's degree for mean). Writes every out[k] once.
+template <typename scalar_t, typename index_t>
+void spmm_value_grad_kernel(const index_t* ptr, const index_t* col, const scalar_t* grad, const scalar_t* x,
+                            scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
+  using acc_t = at::opmath_type<scalar_t>;
+  parallel_over_groups(ptr, G, E, F, [&](int64_t gb, int64_t ge) {
+    for (int64_t g = gb; g < ge; ++g) {
+      const int64_t lo = ptr[g], hi = ptr[g + 1];
+      const scalar_t* gr = grad + g * F;
+      const acc_t scale = (mean && hi > lo) ? acc_t(1) / acc_t(hi - lo) : acc_t(1);
+      for (int64_t e = lo; e < hi; ++e) {
+        const acc_t d = dot_row<scalar_t, acc_t>(gr, x_row(x, col, e, E, F), F);
+        out[e] = static_cast<scalar_t>(mean ? d * scale : d);
+      }
+    }
+  });
+}
+
 // The kernels of this instruction set, as one type the glue can pick at run time.
 struct Kernels {
   template <Reduce R, typename scalar_t, typename index_t>
@@ -314,5 +457,20 @@ struct Kernels {
   static void gather_coo(const scalar_t* grad, const index_t* index, const int64_t* arg, scalar_t* out, int64_t B,
                          int64_t E, int64_t G, int64_t F, Reduce r) {
     gather_coo_kernel<scalar_t, index_t>(grad, index, arg, out, B, E, G, F, r);
+  }
+  template <Reduce R, bool kWeighted, typename scalar_t, typename index_t>
+  static void spmm_value(const index_t* ptr, const index_t* col, const scalar_t* x, const scalar_t* value,
+                         scalar_t* out, int64_t G, int64_t E, int64_t F) {
+    spmm_value_kernel<R, kWeighted, scalar_t, index_t>(ptr, col, x, value, out, G, E, F);
+  }
+  template <bool kMax, bool kWeighted, typename scalar_t, typename index_t, typename lane_t>
+  static void spmm_arg(const index_t* ptr, const index_t* col, const scalar_t* x, const scalar_t* value,
+                       scalar_t* out, int64_t* arg, int64_t G, int64_t E, int64_t F) {
+    spmm_arg_kernel<kMax, kWeighted, scalar_t, index_t, lane_t>(ptr, col, x, value, out, arg, G, E, F);
+  }
+  template <typename scalar_t, typename index_t>
+  static void spmm_value_grad(const index_t* ptr, const index_t* col, const scalar_t* grad, const scalar_t* x,
+                              scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
+    spmm_value_grad_kernel<scalar_t, index_t>(ptr, col, grad, x, out, G, E, F, mean);
   }
 };

@@ -43,6 +43,18 @@ template <typename T, typename I>
 cudaError_t gather_coo(const T* grad, const I* index, const int64_t* arg, const int64_t* count, T* out, int64_t B,
                        int64_t E, int64_t G, int64_t F, ReduceKind reduce, cudaStream_t stream);
 
+// CSR gather-reduce: out [G, F] = reduce over k in [ptr[g], ptr[g+1]) of
+// value[k] * x[col[k]] (value may be null: 1). For min/max, arg [G, F] (may
+// be null) receives the winning edge (lowest on ties, NaN wins) or -1.
+template <typename T, typename I>
+cudaError_t spmm(const I* ptr, const I* col, const T* x, const T* value, T* out, int64_t* arg, int64_t G, int64_t F,
+                 ReduceKind reduce, cudaStream_t stream);
+
+// Gradient of spmm sum/mean w.r.t. value: out [E], out[k] = <grad[row(k)], x[col[k]]>.
+template <typename T, typename I>
+cudaError_t spmm_value_grad(const I* ptr, const I* col, const T* grad, const T* x, T* out, int64_t G, int64_t F,
+                            bool mean, cudaStream_t stream);
+
 // Group sizes of an index: count[index[e]] += 1 (count zeroed by the caller).
 template <typename I>
 cudaError_t count_index(const I* index, int64_t* count, int64_t E, cudaStream_t stream);

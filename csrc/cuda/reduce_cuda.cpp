@@ -45,7 +45,7 @@ void check_same_device(const at::Tensor& a, const at::Tensor& b, const char* nam
 }
 
 // One host sync for all value checks of ptr.
-void validate_ptr(const at::Tensor& ptr, int64_t E) {
+void validate_ptr(const at::Tensor& ptr, int64_t E, const char* rows = "src.size(dim)") {
   TORCH_CHECK_VALUE(ptr.numel() >= 1, "ptr must have at least one entry");
   auto p = ptr.to(at::kLong);
   auto decreasing = p.numel() > 1 ? (p.slice(0, 1) < p.slice(0, 0, -1)).any().to(at::kLong).reshape({1})
@@ -53,20 +53,20 @@ void validate_ptr(const at::Tensor& ptr, int64_t E) {
   auto stats = at::cat({p.slice(0, 0, 1), p.slice(0, -1), decreasing}).cpu();
   const int64_t* s = stats.data_ptr<int64_t>();
   TORCH_CHECK_VALUE(s[0] == 0, "ptr must start at 0, got ", s[0]);
-  TORCH_CHECK_VALUE(s[1] == E, "ptr[-1] must equal src.size(dim) = ", E, ", got ", s[1]);
+  TORCH_CHECK_VALUE(s[1] == E, "ptr[-1] must equal ", rows, " = ", E, ", got ", s[1]);
   TORCH_CHECK_VALUE(s[2] == 0, "ptr must be non-decreasing");
 }
 
 // Range check plus sortedness, in one host sync. Returns whether sorted.
-bool validate_index(const at::Tensor& index, int64_t G) {
+bool validate_index(const at::Tensor& index, int64_t G, const char* name = "index", const char* bound = "dim_size") {
   if (index.numel() == 0) return true;
   auto i = index.to(at::kLong);
   auto unsorted = i.numel() > 1 ? (i.slice(0, 1) < i.slice(0, 0, -1)).any().to(at::kLong).reshape({1})
                                 : at::zeros({1}, i.options());
   auto stats = at::cat({i.min().reshape({1}), i.max().reshape({1}), unsorted}).cpu();
   const int64_t* s = stats.data_ptr<int64_t>();
-  TORCH_CHECK_INDEX(s[0] >= 0, "index contains a negative entry (", s[0], ")");
-  TORCH_CHECK_INDEX(s[1] < G, "index contains ", s[1], ", out of range for dim_size ", G);
+  TORCH_CHECK_INDEX(s[0] >= 0, name, " contains a negative entry (", s[0], ")");
+  TORCH_CHECK_INDEX(s[1] < G, name, " contains ", s[1], ", out of range for ", bound, " ", G);
   return s[2] == 0;
 }
 
@@ -249,6 +249,116 @@ at::Tensor gather_coo_cuda(const at::Tensor& grad_in, const at::Tensor& index_in
   return out;
 }
 
+
+// ---------------------------------------------------------------------- spmm
+
+struct SpmmInputs {
+  at::Tensor ptr, col, x, value;
+};
+
+// Shape/dtype checks (always), then the index checks (one host sync each)
+// unless the caller vouches for the CSR (validate = false).
+SpmmInputs prepare_spmm(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& x_in,
+                        const c10::optional<at::Tensor>& value_in, bool validate) {
+  check_spmm_inputs(ptr_in, col_in, x_in, value_in);
+  check_same_device(x_in, ptr_in, "ptr");
+  check_same_device(x_in, col_in, "col");
+  if (value_in.has_value()) check_same_device(x_in, *value_in, "value");
+  SpmmInputs in{ptr_in.contiguous(), col_in.contiguous(), x_in.contiguous(),
+                value_in.has_value() ? value_in->contiguous() : at::Tensor()};
+  if (validate) {
+    validate_ptr(in.ptr, in.col.numel(), "col.numel()");
+    validate_index(in.col, in.x.size(0), "col", "x.size(0) =");
+  }
+  return in;
+}
+
+std::tuple<at::Tensor, at::Tensor> spmm_launch(const SpmmInputs& in, Reduce r, bool with_arg) {
+  const int64_t G = in.ptr.numel() - 1, F = in.x.size(1);
+  auto out = at::empty({G, F}, in.x.options());
+  auto arg = with_arg ? at::empty({G, F}, in.x.options().dtype(at::kLong)) : at::Tensor();
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  GRAPHEQUI_CUDA_DISPATCH(in.x.scalar_type(), "spmm_cuda", [&] {
+    AT_DISPATCH_INDEX_TYPES(in.ptr.scalar_type(), "spmm_cuda_idx", [&] {
+      C10_CUDA_CHECK(cuda::spmm(in.ptr.data_ptr<index_t>(), in.col.data_ptr<index_t>(), cptr<scalar_t>(in.x),
+                                in.value.defined() ? cptr<scalar_t>(in.value) : nullptr, mptr<scalar_t>(out),
+                                with_arg ? arg.data_ptr<int64_t>() : nullptr, G, F, kind_of(r), stream));
+    });
+  });
+  return {out, arg};
+}
+
+at::Tensor spmm_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& x,
+                     const c10::optional<at::Tensor>& value, const c10::optional<at::Tensor>& /*csc_ptr*/,
+                     const c10::optional<at::Tensor>& /*csc_row*/, const c10::optional<at::Tensor>& /*csc_perm*/,
+                     c10::string_view reduce, bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  check_mean_dtype(x, r, "x");
+  const c10::cuda::CUDAGuard guard(x.device());
+  return std::get<0>(spmm_launch(prepare_spmm(ptr, col, x, value, validate), r, false));
+}
+
+std::tuple<at::Tensor, at::Tensor> spmm_arg_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& x,
+                                                 const c10::optional<at::Tensor>& value, c10::string_view reduce,
+                                                 bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), true);
+  const c10::cuda::CUDAGuard guard(x.device());
+  return spmm_launch(prepare_spmm(ptr, col, x, value, validate), r, true);
+}
+
+at::Tensor spmm_value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad_in,
+                                const at::Tensor& x, c10::string_view reduce, bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  TORCH_CHECK_VALUE(r == Reduce::Sum || r == Reduce::Mean, "spmm_value_grad takes reduce 'sum' or 'mean', got '",
+                    std::string(reduce), "'");
+  TORCH_CHECK_VALUE(grad_in.dim() == 2 && grad_in.size(0) == ptr.numel() - 1 && grad_in.size(1) == x.size(1),
+                    "grad must be [", ptr.numel() - 1, ", ", x.size(1), "], got ", grad_in.sizes());
+  TORCH_CHECK_TYPE(grad_in.scalar_type() == x.scalar_type(), "grad must have the dtype of x");
+  check_same_device(x, grad_in, "grad");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto in = prepare_spmm(ptr, col, x, c10::nullopt, validate);
+  auto grad = grad_in.contiguous();
+  const int64_t G = in.ptr.numel() - 1, F = in.x.size(1);
+  auto out = at::empty({in.col.numel()}, in.x.options());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  GRAPHEQUI_CUDA_DISPATCH(in.x.scalar_type(), "spmm_value_grad_cuda", [&] {
+    AT_DISPATCH_INDEX_TYPES(in.ptr.scalar_type(), "spmm_value_grad_cuda_idx", [&] {
+      C10_CUDA_CHECK(cuda::spmm_value_grad(in.ptr.data_ptr<index_t>(), in.col.data_ptr<index_t>(),
+                                           cptr<scalar_t>(grad), cptr<scalar_t>(in.x), mptr<scalar_t>(out), G, F,
+                                           r == Reduce::Mean, stream));
+    });
+  });
+  return out;
+}
+
+// Stable sort of col (edges of one column keep their CSR order); without
+// validation nothing here syncs with the host.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose_cuda(const at::Tensor& ptr_in, const at::Tensor& col_in,
+                                                                  int64_t num_cols, bool validate) {
+  check_index_tensor(ptr_in, "ptr");
+  check_index_tensor(col_in, "col");
+  TORCH_CHECK_TYPE(ptr_in.scalar_type() == col_in.scalar_type(), "ptr and col must have the same dtype, got ",
+                   ptr_in.scalar_type(), " and ", col_in.scalar_type());
+  TORCH_CHECK_VALUE(ptr_in.numel() >= 1, "ptr must have at least one entry");
+  TORCH_CHECK_VALUE(num_cols >= 0, "num_cols must be non-negative, got ", num_cols);
+  check_same_device(ptr_in, col_in, "col");
+  const c10::cuda::CUDAGuard guard(ptr_in.device());
+  auto ptr = ptr_in.contiguous();
+  auto col = col_in.contiguous();
+  const int64_t E = col.numel();
+  if (validate) {
+    validate_ptr(ptr, E, "col.numel()");
+    validate_index(col, num_cols, "col", "num_cols");
+  }
+  auto sorted = at::sort(col, /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  auto perm = std::get<1>(sorted);
+  auto colptr = ptr_of_sorted(std::get<0>(sorted), num_cols).to(col.scalar_type());
+  auto counts = (ptr.slice(0, 1) - ptr.slice(0, 0, -1)).to(at::kLong);
+  auto row_of = at::repeat_interleave(at::arange(ptr.numel() - 1, col.options()), counts, /*dim=*/0,
+                                      /*output_size=*/E);
+  return {colptr, row_of.index_select(0, perm), perm};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(graphequi, CUDA, m) {
@@ -258,6 +368,10 @@ TORCH_LIBRARY_IMPL(graphequi, CUDA, m) {
   m.impl("scatter_arg", &scatter_arg_cuda);
   m.impl("gather_csr", &gather_csr_cuda);
   m.impl("gather_coo", &gather_coo_cuda);
+  m.impl("spmm", &spmm_cuda);
+  m.impl("spmm_arg", &spmm_arg_cuda);
+  m.impl("spmm_value_grad", &spmm_value_grad_cuda);
+  m.impl("csr_transpose", &csr_transpose_cuda);
 }
 
 }  // namespace graphequi

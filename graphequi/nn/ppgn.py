@@ -21,6 +21,7 @@ from torch import Tensor
 from torch_geometric.utils import to_dense_adj, to_dense_batch
 
 from graphequi.nn.encoders import FeatureEncoder, Vocab
+from graphequi.ops._registry import accumulation_dtype
 from graphequi.ops.checks import check_edge_index
 from graphequi.poly.keys import PAIR_INDEX_KEY, POLY_PAIR_KEY, row_major_pairs
 
@@ -60,11 +61,6 @@ def _mlp_tail(x: Tensor, mlp: torch.nn.Sequential) -> Tensor:
     for layer in list(mlp)[2::2]:
         x = _pointwise(x, layer.weight, layer.bias, relu=True)
     return x
-
-
-def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float32 for reduced-precision (autocast) tensors, else ``dtype`` (float64 stays)."""
-    return torch.promote_types(dtype, torch.float32)
 
 
 def _pair_keep(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -120,7 +116,7 @@ class PairBatchNorm(torch.nn.Module):
         C = x.size(0)
         # Under autocast x may be bfloat16; the statistics are sums in at least float32
         # (as autocast runs torch's own batch norm), the output is in x's dtype.
-        stat_dtype = _accumulation_dtype(x.dtype)
+        stat_dtype = accumulation_dtype(x.dtype)
         with torch.autocast(x.device.type, enabled=False):
             keep_flat = _pair_keep(mask, stat_dtype).reshape(-1)
             if bn.training or not bn.track_running_stats:  # the inner bn holds mode and statistics
@@ -449,7 +445,7 @@ class PPGNPlusPlus(torch.nn.Module):
         # Under autocast the blocks run in bfloat16; the readout (sums of N^2 entries, then a
         # difference) and the small head that makes the prediction stay in float32.
         with torch.autocast(x.device.type, enabled=False):
-            x = x.to(_accumulation_dtype(x.dtype))
+            x = x.to(accumulation_dtype(x.dtype))
             n = mask.sum(dim=1, keepdim=True).to(x.dtype)
             diag = x.diagonal(dim1=2, dim2=3).sum(dim=-1).t()  # [B, C]
             off = x.sum(dim=(2, 3)).t() - diag

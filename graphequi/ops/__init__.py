@@ -1,4 +1,5 @@
-"""Scatter and segment reductions: the aggregation engine of graphequi.
+"""Scatter and segment reductions and the fused CSR gather-reduce (``spmm``):
+the aggregation engine of graphequi.
 
 C++ kernels (``csrc/cpu``, parallel with ``at::parallel_for``) and CUDA kernels
 (``csrc/cuda``) registered as ``torch.ops.graphequi.*``, with fake kernels and
@@ -9,6 +10,7 @@ without compiled kernels, or everything when ``GRAPHEQUI_BACKEND=torch``.
 from graphequi.ops._backend import backend, cpp_devices, use_backend
 from graphequi.ops.ptr import index_to_ptr, ptr_to_index
 from graphequi.ops.reduce import SegmentArgResult, scatter, scatter_arg, segment, segment_arg
+from graphequi.ops.spmm import CSR, spmm, to_csr
 
 __all__ = [
     "scatter",
@@ -16,6 +18,9 @@ __all__ = [
     "segment",
     "segment_arg",
     "SegmentArgResult",
+    "spmm",
+    "to_csr",
+    "CSR",
     "index_to_ptr",
     "ptr_to_index",
     "backend",

@@ -78,6 +78,51 @@ def use_backend(name: str) -> Iterator[None]:
         _state["backend"] = previous
 
 
+def cpu_isa() -> str:
+    """The CPU kernels' instruction-set choice: ``'auto'``, ``'avx2'`` or ``'baseline'``.
+
+    Initially ``GRAPHEQUI_CPU_ISA`` (read once, at the first kernel call), or
+    ``'auto'``: the widest copy the CPU supports.
+    """
+    _require_cpp("the CPU instruction-set choice")
+    import graphequi._C as ext
+
+    return ext.cpu_isa()
+
+
+def set_cpu_isa(name: str) -> str:
+    """Choose the copy of the C++ CPU kernels that runs (returns the previous
+    choice): ``'baseline'`` (x86-64 SSE2), ``'avx2'`` or ``'auto'``. Both
+    copies give bit-identical results; the tests compare them this way.
+
+    Raises:
+        ValueError: for any other name.
+    """
+    _require_cpp("the CPU instruction-set choice")
+    import graphequi._C as ext
+
+    previous = ext.cpu_isa()
+    ext.set_cpu_isa(name)
+    return previous
+
+
+def cpu_supports_avx2() -> bool:
+    """Whether the AVX2 kernel copy exists in this build and the CPU runs it."""
+    _require_cpp("the CPU instruction-set choice")
+    import graphequi._C as ext
+
+    previous = set_cpu_isa("auto")
+    try:
+        return ext.cpu_isa_is_avx2()
+    finally:
+        ext.set_cpu_isa(previous)
+
+
+def _require_cpp(what: str) -> None:
+    if CPP_OPS is None:
+        raise RuntimeError(f"{what} needs the C++ backend, which is not available: {_load_error}")
+
+
 def ops_for(device: torch.device):
     """The op table that serves tensors on ``device`` under the active backend."""
     if _state["backend"] == "cpp" and device.type in _CPP_DEVICES:

@@ -11,6 +11,13 @@ behaviour; only the kernels differ.
 Layout contract (see ``csrc/graphequi.cpp``): ``src``/``grad`` are ``[B, E, F]``,
 ``index`` is ``[E]``, ``ptr`` is ``[G + 1]``, ``arg`` is ``[B, G, F]`` with the
 winning row per entry or ``-1`` for an empty group.
+
+spmm ops (``spmm``, ``spmm_arg``, ``spmm_value_grad``, ``csr_transpose``): a
+CSR matrix ``ptr [G + 1]``, ``col [E]``, optional ``value [E]`` times
+``x [N, F]``; ``arg [G, F]`` holds the winning *edge* ``k`` (or ``-1``). The
+optional ``csc_*`` inputs of ``spmm`` are the transpose its backward needs
+(``colptr [N + 1]``, ``row [E]``, ``perm [E]``: CSC position ``p`` holds CSR
+edge ``perm[p]``); ``validate=False`` skips the index checks that read values.
 """
 from __future__ import annotations
 
@@ -20,6 +27,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from graphequi.ops.ptr import ptr_to_index
+
 SCHEMAS = {
     "segment": "segment(Tensor src, Tensor ptr, str reduce) -> Tensor",
     "segment_arg": "segment_arg(Tensor src, Tensor ptr, str reduce) -> (Tensor, Tensor)",
@@ -27,6 +36,12 @@ SCHEMAS = {
     "scatter_arg": "scatter_arg(Tensor src, Tensor index, SymInt dim_size, str reduce) -> (Tensor, Tensor)",
     "gather_csr": "gather_csr(Tensor grad, Tensor ptr, Tensor? arg, SymInt num_rows, str reduce) -> Tensor",
     "gather_coo": "gather_coo(Tensor grad, Tensor index, Tensor? arg, str reduce) -> Tensor",
+    "spmm": ("spmm(Tensor ptr, Tensor col, Tensor x, Tensor? value, Tensor? csc_ptr, Tensor? csc_row, "
+             "Tensor? csc_perm, str reduce, bool validate) -> Tensor"),
+    "spmm_arg": ("spmm_arg(Tensor ptr, Tensor col, Tensor x, Tensor? value, str reduce, bool validate) "
+                 "-> (Tensor, Tensor)"),
+    "spmm_value_grad": "spmm_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) -> Tensor",
+    "csr_transpose": "csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)",
 }
 
 TORCH_NAMESPACE = "graphequi_torch"
@@ -38,49 +53,51 @@ _ARG_LIKE = ("min", "max")
 # They validate values eagerly (they never run under tracing: the compiler sees
 # the fake kernels), with the same error types and messages as the C++ ones.
 
-def _check_reduce(reduce: str, allowed) -> None:
+def check_reduce(reduce: str, allowed) -> None:
+    """The one reduce check of graphequi.ops (public wrappers and kernels)."""
     if reduce not in allowed:
-        raise ValueError(f"reduce must be one of {allowed} for this op, got {reduce!r}")
+        raise ValueError(f"reduce must be one of {allowed}, got {reduce!r}")
 
 
-def _check_ptr(ptr: Tensor, num_rows: int) -> None:
+def _check_ptr(ptr: Tensor, num_rows: int, rows: str = "src.size(dim)") -> None:
     if ptr.numel() < 1:
         raise ValueError("ptr must have at least one entry")
     if int(ptr[0]) != 0:
         raise ValueError(f"ptr must start at 0, got {int(ptr[0])}")
     if int(ptr[-1]) != num_rows:
-        raise ValueError(f"ptr[-1] must equal src.size(dim) = {num_rows}, got {int(ptr[-1])}")
+        raise ValueError(f"ptr[-1] must equal {rows} = {num_rows}, got {int(ptr[-1])}")
     if ptr.numel() > 1 and bool((ptr[1:] < ptr[:-1]).any()):
         raise ValueError("ptr must be non-decreasing")
 
 
-def _check_index_range(index: Tensor, dim_size: int) -> None:
+def _check_index_range(index: Tensor, dim_size: int, name: str = "index", bound: str = "dim_size") -> None:
     if index.numel() == 0:
         return
     lo, hi = int(index.min()), int(index.max())
     if lo < 0:
-        raise IndexError(f"index contains a negative entry ({lo})")
+        raise IndexError(f"{name} contains a negative entry ({lo})")
     if hi >= dim_size:
-        raise IndexError(f"index contains {hi}, out of range for dim_size {dim_size}")
+        raise IndexError(f"{name} contains {hi}, out of range for {bound} {dim_size}")
 
 
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype reductions accumulate in: float32 for float16/bfloat16, else ``dtype``."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _ptr_to_index_eager(ptr: Tensor, num_rows: int) -> Tensor:
-    counts = ptr[1:] - ptr[:-1]
-    return torch.repeat_interleave(torch.arange(counts.numel(), device=ptr.device), counts,
-                                   output_size=num_rows)
+def _rows_of(ptr: Tensor, num_rows: int) -> Tensor:
+    """Group id of every row of a ptr that the caller already validated."""
+    return ptr_to_index(ptr, num_rows, validate=False).long()
 
 
-def _torch_scatter(src: Tensor, index: Tensor, dim_size: int, reduce: str) -> Tensor:
-    _check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
+def _torch_scatter(src: Tensor, index: Tensor, dim_size: int, reduce: str, check: bool = True) -> Tensor:
+    check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
     if reduce in _ARG_LIKE:
-        return _torch_scatter_arg(src, index, dim_size, reduce)[0]
-    _check_index_range(index, dim_size)
+        return _torch_scatter_arg(src, index, dim_size, reduce, check)[0]
+    if check:
+        _check_index_range(index, dim_size)
     B, _, F = src.shape
-    acc = _acc_dtype(src.dtype)
+    acc = accumulation_dtype(src.dtype)
     out = torch.zeros(B, dim_size, F, dtype=acc, device=src.device)
     out.index_add_(1, index.long(), src.to(acc))
     if reduce == "mean":
@@ -89,9 +106,10 @@ def _torch_scatter(src: Tensor, index: Tensor, dim_size: int, reduce: str) -> Te
     return out.to(src.dtype)
 
 
-def _torch_scatter_arg(src: Tensor, index: Tensor, dim_size: int, reduce: str):
-    _check_reduce(reduce, _ARG_LIKE)
-    _check_index_range(index, dim_size)
+def _torch_scatter_arg(src: Tensor, index: Tensor, dim_size: int, reduce: str, check: bool = True):
+    check_reduce(reduce, _ARG_LIKE)
+    if check:
+        _check_index_range(index, dim_size)
     B, E, F = src.shape
     idx = index.long().view(1, E, 1).expand(B, E, F)
     out = torch.zeros(B, dim_size, F, dtype=src.dtype, device=src.device)
@@ -109,25 +127,25 @@ def _torch_scatter_arg(src: Tensor, index: Tensor, dim_size: int, reduce: str):
 
 
 def _torch_segment(src: Tensor, ptr: Tensor, reduce: str) -> Tensor:
-    _check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
+    check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
     _check_ptr(ptr, src.size(1))
-    return _torch_scatter(src, _ptr_to_index_eager(ptr, src.size(1)), ptr.numel() - 1, reduce)
+    return _torch_scatter(src, _rows_of(ptr, src.size(1)), ptr.numel() - 1, reduce)
 
 
 def _torch_segment_arg(src: Tensor, ptr: Tensor, reduce: str):
-    _check_reduce(reduce, _ARG_LIKE)
+    check_reduce(reduce, _ARG_LIKE)
     _check_ptr(ptr, src.size(1))
-    return _torch_scatter_arg(src, _ptr_to_index_eager(ptr, src.size(1)), ptr.numel() - 1, reduce)
+    return _torch_scatter_arg(src, _rows_of(ptr, src.size(1)), ptr.numel() - 1, reduce)
 
 
 def _torch_gather_coo(grad: Tensor, index: Tensor, arg: Optional[Tensor], reduce: str) -> Tensor:
-    _check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
+    check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
     G = grad.size(1)
     _check_index_range(index, G)
     index = index.long()
     out = grad.index_select(1, index)
     if reduce == "mean":
-        acc = _acc_dtype(grad.dtype)
+        acc = accumulation_dtype(grad.dtype)
         inv = 1.0 / torch.bincount(index, minlength=G).clamp(min=1).to(acc)
         out = (out.to(acc) * inv[index].view(1, -1, 1)).to(grad.dtype)
     elif reduce in _ARG_LIKE:
@@ -142,7 +160,71 @@ def _torch_gather_csr(grad: Tensor, ptr: Tensor, arg: Optional[Tensor], num_rows
     _check_ptr(ptr, num_rows)
     if ptr.numel() != grad.size(1) + 1:
         raise ValueError(f"ptr must have grad.size(1) + 1 = {grad.size(1) + 1} entries, got {ptr.numel()}")
-    return _torch_gather_coo(grad, _ptr_to_index_eager(ptr, num_rows), arg, reduce)
+    return _torch_gather_coo(grad, _rows_of(ptr, num_rows), arg, reduce)
+
+
+def _torch_check_spmm(ptr: Tensor, col: Tensor, x: Tensor, value: Optional[Tensor], validate: bool) -> None:
+    # Shape/dtype checks live in the public wrapper (graphequi.ops.spmm); the
+    # kernel repeats only the value checks, as the C++ kernels do.
+    if x.dim() != 2:
+        raise ValueError(f"x must be a 2-D [N, F] tensor, got {x.dim()} dims")
+    if value is not None and (value.dim() != 1 or value.numel() != col.numel()):
+        raise ValueError(f"value must be 1-D with one entry per edge ({col.numel()}), got shape {tuple(value.shape)}")
+    if validate:
+        _check_ptr(ptr, col.numel(), "col.numel()")
+        _check_index_range(col, x.size(0), "col", "x.size(0) =")
+
+
+def _torch_messages(ptr: Tensor, col: Tensor, x: Tensor, value: Optional[Tensor]) -> tuple:
+    """Gathered (and weighted) rows ``[1, E, F]`` and their row ids: the
+    fallback materialises the messages, the compiled kernels do not."""
+    acc = accumulation_dtype(x.dtype)
+    msgs = x.index_select(0, col.long())
+    if value is not None:
+        # products stay in the accumulation dtype, as in the C++ kernels
+        msgs = msgs.to(acc) * value.to(acc).unsqueeze(1)
+    return msgs.unsqueeze(0), _rows_of(ptr, col.numel())
+
+
+def _torch_spmm(ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce: str, validate: bool) -> Tensor:
+    check_reduce(reduce, _SUM_LIKE + _ARG_LIKE)
+    _torch_check_spmm(ptr, col, x, value, validate)
+    if reduce in _ARG_LIKE:
+        return _torch_spmm_arg(ptr, col, x, value, reduce, validate)[0]
+    msgs, rows = _torch_messages(ptr, col, x, value)
+    return _torch_scatter(msgs, rows, ptr.numel() - 1, reduce, check=False)[0].to(x.dtype)
+
+
+def _torch_spmm_arg(ptr, col, x, value, reduce: str, validate: bool):
+    check_reduce(reduce, _ARG_LIKE)
+    _torch_check_spmm(ptr, col, x, value, validate)
+    msgs, rows = _torch_messages(ptr, col, x, value)
+    out, arg = _torch_scatter_arg(msgs, rows, ptr.numel() - 1, reduce, check=False)
+    return out[0].to(x.dtype), arg[0]
+
+
+def _torch_spmm_value_grad(ptr, col, grad, x, reduce: str, validate: bool) -> Tensor:
+    check_reduce(reduce, _SUM_LIKE)
+    _torch_check_spmm(ptr, col, x, None, validate)
+    acc = accumulation_dtype(x.dtype)
+    rows = _rows_of(ptr, col.numel())
+    out = (grad.index_select(0, rows).to(acc) * x.index_select(0, col.long()).to(acc)).sum(1)
+    if reduce == "mean":
+        out = out / (ptr[1:] - ptr[:-1]).to(acc).index_select(0, rows)
+    return out.to(x.dtype)
+
+
+def _torch_csr_transpose(ptr: Tensor, col: Tensor, num_cols: int, validate: bool):
+    # Always checked, as in the C++ kernel: the searchsorted below would
+    # silently drop out-of-range entries.
+    del validate
+    _check_ptr(ptr, col.numel(), "col.numel()")
+    _check_index_range(col, num_cols, "col", "num_cols")
+    sorted_col, perm = torch.sort(col, stable=True)
+    boundaries = torch.arange(num_cols + 1, device=col.device, dtype=col.dtype)
+    colptr = torch.searchsorted(sorted_col, boundaries).to(col.dtype)
+    row = _rows_of(ptr, col.numel()).index_select(0, perm).to(col.dtype)
+    return colptr, row, perm
 
 
 _TORCH_KERNELS = {
@@ -152,6 +234,10 @@ _TORCH_KERNELS = {
     "scatter_arg": _torch_scatter_arg,
     "gather_csr": _torch_gather_csr,
     "gather_coo": _torch_gather_coo,
+    "spmm": _torch_spmm,
+    "spmm_arg": _torch_spmm_arg,
+    "spmm_value_grad": _torch_spmm_value_grad,
+    "csr_transpose": _torch_csr_transpose,
 }
 
 
@@ -183,6 +269,23 @@ def _fake_gather_coo(grad, index, arg, reduce):
     return grad.new_empty(grad.size(0), index.size(0), grad.size(2))
 
 
+def _fake_spmm(ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce, validate):
+    return x.new_empty(ptr.size(0) - 1, x.size(1))
+
+
+def _fake_spmm_arg(ptr, col, x, value, reduce, validate):
+    out = x.new_empty(ptr.size(0) - 1, x.size(1))
+    return out, out.new_empty(out.shape, dtype=torch.long)
+
+
+def _fake_spmm_value_grad(ptr, col, grad, x, reduce, validate):
+    return x.new_empty(col.size(0))
+
+
+def _fake_csr_transpose(ptr, col, num_cols, validate):
+    return col.new_empty(num_cols + 1), col.new_empty(col.size(0)), col.new_empty(col.size(0), dtype=torch.long)
+
+
 _FAKE_KERNELS = {
     "segment": _fake_segment,
     "segment_arg": _fake_segment_arg,
@@ -190,6 +293,10 @@ _FAKE_KERNELS = {
     "scatter_arg": _fake_scatter_arg,
     "gather_csr": _fake_gather_csr,
     "gather_coo": _fake_gather_coo,
+    "spmm": _fake_spmm,
+    "spmm_arg": _fake_spmm_arg,
+    "spmm_value_grad": _fake_spmm_value_grad,
+    "csr_transpose": _fake_csr_transpose,
 }
 
 
@@ -199,6 +306,28 @@ def _gather_winner(grad_grad: Tensor, arg: Tensor) -> Tensor:
     """Adjoint of the min/max gathers: each group reads its winning row."""
     picked = torch.gather(grad_grad, 1, arg.clamp(min=0))
     return torch.where(arg >= 0, picked, torch.zeros_like(picked))
+
+
+def _spmm_winner_grads(col: Tensor, x: Tensor, value: Optional[Tensor], arg: Tensor, grad: Tensor,
+                       need_x: bool, need_value: bool) -> tuple:
+    """Gradients of spmm min/max: output entry ``(i, f)`` won by edge
+    ``k = arg[i, f]`` sends ``value[k] * grad[i, f]`` to ``x[col[k], f]`` and
+    ``grad[i, f] * x[col[k], f]`` to ``value[k]``. Everything is ``[G, F]``."""
+    won = arg >= 0
+    edge = arg.clamp(min=0)
+    grad = torch.where(won, grad, torch.zeros_like(grad))
+    source = col.long().index_select(0, edge.flatten()).view_as(edge)
+    grad_x = grad_value = None
+    if need_x:
+        contrib = grad if value is None else grad * value.index_select(0, edge.flatten()).view_as(edge)
+        F = x.size(1)
+        flat = source * F + torch.arange(F, device=x.device)
+        grad_x = torch.zeros(x.numel(), dtype=x.dtype, device=x.device).index_add(
+            0, flat.flatten(), contrib.flatten()).view_as(x)
+    if need_value and value is not None:
+        contrib = grad * torch.gather(x, 0, source)
+        grad_value = torch.zeros_like(value).index_add(0, edge.flatten(), contrib.flatten())
+    return grad_x, grad_value
 
 
 def _register_autograd(ns: str) -> None:
@@ -267,7 +396,49 @@ def _register_autograd(ns: str) -> None:
             return _gather_winner(grad_grad, arg), None, None, None
         return ops.scatter(grad_grad.contiguous(), index, ctx.num_groups, ctx.reduce), None, None, None
 
+    # spmm: x's gradient is the transposed gather-reduce (an spmm over the CSC,
+    # no [E, F] tensor), value's the per-edge dot product; min/max route each
+    # output entry's gradient to its single winning edge.
+    def spmm_setup(ctx, inputs, output):
+        ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce, _validate = inputs
+        ctx.save_for_backward(ptr, col, x, value, csc_ptr, csc_row, csc_perm)
+        ctx.reduce = reduce
+
+    def spmm_backward(ctx, grad):
+        ptr, col, x, value, csc_ptr, csc_row, csc_perm = ctx.saved_tensors
+        need_x, need_value = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+        grad = grad.contiguous()
+        if ctx.reduce in _ARG_LIKE:
+            arg = ops.spmm_arg(ptr, col, x, value, ctx.reduce, False)[1]
+            grad_x, grad_value = _spmm_winner_grads(col, x, value, arg, grad, need_x, need_value)
+        else:
+            grad_x = grad_value = None
+            if need_x:
+                if csc_ptr is None:
+                    csc_ptr, csc_row, csc_perm = ops.csr_transpose(ptr, col, x.size(0), False)
+                weight = value.index_select(0, csc_perm) if value is not None else None
+                if ctx.reduce == "mean":
+                    inv_degree = 1.0 / (ptr[1:] - ptr[:-1]).clamp(min=1).to(accumulation_dtype(x.dtype))
+                    scale = inv_degree.index_select(0, csc_row.long()).to(x.dtype)
+                    weight = scale if weight is None else weight * scale
+                grad_x = ops.spmm(csc_ptr, csc_row, grad, weight, None, None, None, "sum", False)
+            if need_value and value is not None:
+                grad_value = ops.spmm_value_grad(ptr, col, grad, x, ctx.reduce, False)
+        return None, None, grad_x, grad_value, None, None, None, None, None
+
+    def spmm_arg_setup(ctx, inputs, output):
+        ptr, col, x, value, reduce, _validate = inputs
+        ctx.save_for_backward(col, x, value, output[1])
+
+    def spmm_arg_backward(ctx, grad, _grad_arg):
+        col, x, value, arg = ctx.saved_tensors
+        grad_x, grad_value = _spmm_winner_grads(col, x, value, arg, grad.contiguous(), ctx.needs_input_grad[2],
+                                                ctx.needs_input_grad[3])
+        return None, None, grad_x, grad_value, None, None
+
     table = {
+        "spmm": (spmm_backward, spmm_setup),
+        "spmm_arg": (spmm_arg_backward, spmm_arg_setup),
         "segment": (segment_backward, segment_setup),
         "segment_arg": (segment_arg_backward, segment_arg_setup),
         "scatter": (scatter_backward, scatter_setup),

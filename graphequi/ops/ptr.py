@@ -39,13 +39,16 @@ def index_to_ptr(index: Tensor, size: int) -> Tensor:
     return torch.searchsorted(index, boundaries, right=False).to(index.dtype)
 
 
-def ptr_to_index(ptr: Tensor, num_rows: Optional[int] = None) -> Tensor:
+def ptr_to_index(ptr: Tensor, num_rows: Optional[int] = None, *, validate: bool = True) -> Tensor:
     """The group id of every row described by CSR offsets ``ptr``.
 
     Args:
         ptr (Tensor): ``[G + 1]`` non-decreasing offsets starting at 0.
         num_rows (int, optional): ``ptr[-1]``; pass it to avoid a device sync
             (and a graph break under ``torch.compile``).
+        validate (bool): check ``ptr``'s values (start, monotonicity,
+            ``num_rows``), which reads them on the host; ``False`` for offsets
+            validated before (the kernels' own row expansion).
 
     Example:
         >>> ptr_to_index(torch.tensor([0, 2, 2, 5]))
@@ -56,7 +59,7 @@ def ptr_to_index(ptr: Tensor, num_rows: Optional[int] = None) -> Tensor:
     if ptr.dim() != 1 or ptr.numel() < 1:
         raise ValueError(f"ptr must be one-dimensional with at least one entry, got shape {tuple(ptr.shape)}")
     counts = ptr[1:] - ptr[:-1]
-    if not torch.compiler.is_compiling():
+    if validate and not torch.compiler.is_compiling():
         if int(ptr[0]) != 0:
             raise ValueError(f"ptr must start at 0, got {int(ptr[0])}")
         if bool((counts < 0).any()):

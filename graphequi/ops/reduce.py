@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from graphequi.ops._backend import ops_for
+from graphequi.ops._registry import check_reduce
 
 __all__ = ["scatter", "segment", "segment_arg", "scatter_arg", "SegmentArgResult"]
 
@@ -34,11 +35,11 @@ class SegmentArgResult(NamedTuple):
     arg: Tensor
 
 
-def _check_src(src) -> None:
+def _check_src(src, name: str = "src") -> None:
     if not isinstance(src, Tensor):
-        raise TypeError(f"src must be a torch.Tensor, got {type(src).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(src).__name__}")
     if src.is_complex() or src.dtype == torch.bool:
-        raise TypeError(f"src must be a real floating or integer tensor, got {src.dtype}")
+        raise TypeError(f"{name} must be a real floating or integer tensor, got {src.dtype}")
 
 
 def _normalize_dim(dim: int, src: Tensor) -> int:
@@ -58,14 +59,9 @@ def _check_integer_tensor(t, name: str) -> None:
         raise ValueError(f"{name} must be one-dimensional, got shape {tuple(t.shape)}")
 
 
-def _check_reduce(reduce: str, allowed=_REDUCES) -> None:
-    if reduce not in allowed:
-        raise ValueError(f"reduce must be one of {allowed}, got {reduce!r}")
-
-
-def _check_mean(src: Tensor, reduce: str) -> None:
+def _check_mean(src: Tensor, reduce: str, name: str = "src") -> None:
     if reduce == "mean" and not src.is_floating_point():
-        raise TypeError(f"reduce='mean' needs floating-point src, got {src.dtype}")
+        raise TypeError(f"reduce='mean' needs floating-point {name}, got {src.dtype}")
 
 
 def _needs_grad(src: Tensor) -> bool:
@@ -135,7 +131,7 @@ def scatter(src: Tensor, index: Tensor, dim: int = 0, dim_size: Optional[int] = 
                 [0., 0.],
                 [3., 4.]])
     """
-    _check_reduce(reduce)
+    check_reduce(reduce, _REDUCES)
     dim, dim_size = _check_scatter_args(src, index, dim, dim_size)
     _check_mean(src, reduce)
     ops = ops_for(src.device)
@@ -151,7 +147,7 @@ def scatter_arg(src: Tensor, index: Tensor, dim: int = 0, dim_size: Optional[int
                 reduce: str = "max") -> SegmentArgResult:
     """Like :func:`scatter` with ``reduce='min'|'max'``, also returning the
     winning row of each output entry (lowest row on ties, ``-1`` if empty)."""
-    _check_reduce(reduce, ("min", "max"))
+    check_reduce(reduce, ("min", "max"))
     dim, dim_size = _check_scatter_args(src, index, dim, dim_size)
     out3, arg3 = ops_for(src.device).scatter_arg(_as_3d(src, dim), index, dim_size, reduce)
     return SegmentArgResult(_restore(out3, src, dim, dim_size), _restore(arg3, src, dim, dim_size))
@@ -188,7 +184,7 @@ def segment(src: Tensor, ptr: Tensor, reduce: str = "sum", dim: int = 0) -> Tens
                 [0., 0.],
                 [4., 5.]])
     """
-    _check_reduce(reduce)
+    check_reduce(reduce, _REDUCES)
     dim = _check_segment_args(src, ptr, dim)
     _check_mean(src, reduce)
     ops = ops_for(src.device)
@@ -210,7 +206,7 @@ def segment_arg(src: Tensor, ptr: Tensor, reduce: str = "max", dim: int = 0) -> 
         >>> values, arg
         (tensor([7., 1.]), tensor([1, 3]))
     """
-    _check_reduce(reduce, ("min", "max"))
+    check_reduce(reduce, ("min", "max"))
     dim = _check_segment_args(src, ptr, dim)
     out3, arg3 = ops_for(src.device).segment_arg(_as_3d(src, dim), ptr, reduce)
     size = ptr.size(0) - 1

@@ -1,4 +1,6 @@
 """graphequi.ops against a dense reference, on both backends."""
+import os
+
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -219,12 +221,16 @@ def test_compiled_backward_matches_eager(backend):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cpu_instruction_sets_give_identical_results(monkeypatch, dtype):
+def test_cpu_instruction_sets_give_identical_results(dtype):
     """The C++ kernels exist as a baseline-x86-64 and an AVX2 copy of one source
     (picked at run time); both must give bit-identical values, winners and
     gradients, sorted and unsorted, for every reduction."""
     if "cpu" not in ops.cpp_devices():
         pytest.skip("extension not built")
+    from graphequi.ops import _backend
+
+    if not _backend.cpu_supports_avx2():
+        pytest.skip("this CPU (or build) has no AVX2 kernels to compare with the baseline")
     gen = torch.Generator().manual_seed(11)
     E, G, F = 30_000, 2_000, 19  # odd F: vector body plus scalar tail
     src = torch.randn(E, F, generator=gen, dtype=dtype)
@@ -245,17 +251,31 @@ def test_cpu_instruction_sets_give_identical_results(monkeypatch, dtype):
         return results
 
     with ops.use_backend("cpp"):
-        monkeypatch.setenv("GRAPHEQUI_CPU_ISA", "baseline")
-        baseline = run_all()
-        monkeypatch.setenv("GRAPHEQUI_CPU_ISA", "auto")
-        auto = run_all()
+        previous = _backend.set_cpu_isa("baseline")
+        try:
+            baseline = run_all()
+            _backend.set_cpu_isa("avx2")
+            auto = run_all()
+        finally:
+            _backend.set_cpu_isa(previous)
     for a, b in zip(baseline, auto):
         assert torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan())
 
 
-def test_cpu_instruction_set_choice_is_checked(monkeypatch):
+def test_cpu_instruction_set_choice_is_checked():
     if "cpu" not in ops.cpp_devices():
         pytest.skip("extension not built")
-    monkeypatch.setenv("GRAPHEQUI_CPU_ISA", "sse9")
-    with ops.use_backend("cpp"), pytest.raises(ValueError, match="GRAPHEQUI_CPU_ISA"):
-        ops.scatter(torch.randn(4, 2), torch.tensor([0, 1, 0, 1]), 0, 2)
+    import subprocess
+    import sys
+
+    from graphequi.ops import _backend
+
+    with pytest.raises(ValueError, match="'auto', 'avx2' or 'baseline'"):
+        _backend.set_cpu_isa("sse9")
+    # GRAPHEQUI_CPU_ISA is read once, in a fresh process; a bad value fails the kernel calls
+    code = ("import torch, graphequi.ops as o\n"
+            "try:\n    o.scatter(torch.randn(4, 2), torch.tensor([0, 1, 0, 1]), 0, 2)\n"
+            "except ValueError as e:\n    print('ValueError', e)\n")
+    env = dict(os.environ, GRAPHEQUI_CPU_ISA="sse9", GRAPHEQUI_BACKEND="cpp")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "ValueError" in out.stdout and "GRAPHEQUI_CPU_ISA" in out.stdout
