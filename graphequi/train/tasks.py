@@ -28,16 +28,15 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from graphequi._io import atomic_write
+from graphequi.datasets.metrics import METRICS
 from graphequi.train.config import TrainConfig
+from graphequi.train.models import MODELS, get_model
 
 __all__ = ["Task", "load_task", "synthetic_count_graphs", "SYNTHETIC_TARGETS", "POLY_LEVELS"]
 
-# Which polynomial features each model consumes.
-POLY_LEVELS: Dict[str, tuple] = {
-    "ppgn++": ("pair",), "ppgn": (),
-    "polygin": ("node",), "polygine": ("node", "edge"),
-    "gin": (), "gine": (),
-}
+#: model name -> the polynomial feature levels it reads (a column of :data:`graphequi.train.models.MODELS`)
+POLY_LEVELS: Dict[str, tuple] = {name: model.poly_levels for name, model in MODELS.items()}
 
 SYNTHETIC_TARGETS = ("triangle", "c4")
 
@@ -74,7 +73,7 @@ class Task:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric in ("rocauc", "accuracy", "ap")
+        return METRICS[self.metric].higher_is_better
 
     def sizes(self) -> tuple:
         return len(self.train), len(self.val), len(self.test)
@@ -258,15 +257,12 @@ def _subset(graphs: list, size: int) -> list:
 def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
     """Load the dataset of ``cfg``, cut it to ``cfg.subset``, attach the
     polynomial features ``cfg.model`` needs (cached under ``cache_dir``)."""
-    model = cfg.model.lower()
-    if model not in POLY_LEVELS:
-        raise ValueError(f"unknown model {cfg.model!r}; known: {', '.join(POLY_LEVELS)}")
+    levels = get_model(cfg.model).poly_levels
     task = _loader_for(cfg.dataset)(cfg)
     if cfg.subset is not None:
         task.train, task.val, task.test = (_subset(s, cfg.subset) for s in (task.train, task.val, task.test))
     if min(task.sizes()) == 0:
         raise ValueError(f"{cfg.dataset}: a split is empty (sizes {task.sizes()})")
-    levels = POLY_LEVELS[model]
     if levels:
         cache = None
         if cache_dir is not None:
@@ -278,7 +274,6 @@ def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
                                                for s in (task.train, task.val, task.test))
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
-                torch.save((task.train, task.val, task.test), tmp)
-                tmp.replace(cache)
+                splits = (task.train, task.val, task.test)
+                atomic_write(cache, lambda tmp: torch.save(splits, tmp))
     return task

@@ -245,6 +245,25 @@ def test_a_checkpoint_written_before_a_config_key_existed_still_resumes(tmp_path
     assert summary["per_seed"][0]["epochs_run"] == 2
 
 
+def test_a_checkpoint_with_the_untyped_run_state_of_older_versions_resumes_exactly(tmp_path):
+    train(tiny(tmp_path / "split", epochs=1))
+    path = tmp_path / "split" / "seed0" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=False)
+    saved = ckpt["state"]
+    # the plain dict graphequi wrote before the run state was a dataclass, key by key
+    ckpt["state"] = {"epoch": saved["epoch"], "best_epoch": saved["best_epoch"], "best_val": saved["best_val"],
+                     "best": {"val": dict(saved["best"]["val"]), "test": dict(saved["best"]["test"])},
+                     "stopped": saved["stopped"], "history": [dict(r) for r in saved["history"]],
+                     "wall_time": saved["wall_time"]}
+    torch.save(ckpt, path)
+    resumed = train(tiny(tmp_path / "split", epochs=3, resume=True))
+    reference = train(tiny(tmp_path / "ref", epochs=3))
+    assert resumed["per_seed"][0]["epochs_run"] == 3
+    assert without_time(read_jsonl(tmp_path / "split" / "seed0" / "metrics.jsonl")) == \
+        without_time(read_jsonl(tmp_path / "ref" / "seed0" / "metrics.jsonl"))
+    assert torch.load(path, weights_only=False)["state"]["epoch"] == 3
+
+
 def test_trainer_precise_bn_changes_only_the_evaluation_and_resumes_exactly(tmp_path):
     common = dict(epochs=3, model="ppgn++", bucket_by_size=True, model_kwargs=dict(hidden_channels=16, num_layers=2))
     train(tiny(tmp_path / "plain", **common))
