@@ -5,7 +5,7 @@ and the trainer's :func:`graphequi.train.metrics.score` -- is computed here.
 ``ogbg-*`` datasets are always scored by :class:`ogb.graphproppred.Evaluator`
 (the leaderboard's own code, :func:`score` with ``ogb_name``); the ranking
 metrics of the other datasets call the same scikit-learn functions as that
-evaluator, with its masking of unlabelled (NaN) targets.
+evaluator, with its masking of unlabeled (NaN) targets.
 """
 from __future__ import annotations
 
@@ -24,20 +24,20 @@ def _columns(y_true, y_pred) -> tuple:
     return y_true.reshape(len(y_true), -1), y_pred.reshape(len(y_pred), -1)
 
 
-def _labelled_errors(y_true, y_pred) -> np.ndarray:
+def _labeled_errors(y_true, y_pred) -> np.ndarray:
     y_true, y_pred = _columns(y_true, y_pred)
     err = y_pred.reshape(y_true.shape) - y_true
     return err[~np.isnan(err)]
 
 
 def mae(y_true, y_pred) -> float:
-    """Mean absolute error over the labelled entries of ``[N, T]`` targets."""
-    return float(np.abs(_labelled_errors(y_true, y_pred)).mean())
+    """Mean absolute error over the labeled entries of ``[N, T]`` targets."""
+    return float(np.abs(_labeled_errors(y_true, y_pred)).mean())
 
 
 def rmse(y_true, y_pred) -> float:
-    """Root mean squared error over the labelled entries of ``[N, T]`` targets."""
-    return float(np.sqrt((_labelled_errors(y_true, y_pred) ** 2).mean()))
+    """Root mean squared error over the labeled entries of ``[N, T]`` targets."""
+    return float(np.sqrt((_labeled_errors(y_true, y_pred) ** 2).mean()))
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -63,14 +63,14 @@ def _per_task(name: str, fn: Callable, y_true, y_score) -> float:
 
 def roc_auc(y_true, y_score) -> float:
     """Mean ROC-AUC (:func:`sklearn.metrics.roc_auc_score`) over the columns of
-    ``[N, T]`` 0/1 targets (NaN: unlabelled) that have both classes."""
+    ``[N, T]`` 0/1 targets (NaN: unlabeled) that have both classes."""
     from sklearn.metrics import roc_auc_score
     return _per_task("ROC-AUC", roc_auc_score, y_true, y_score)
 
 
 def average_precision(y_true, y_score) -> float:
     """Mean average precision (:func:`sklearn.metrics.average_precision_score`) over
-    the columns of ``[N, T]`` 0/1 targets (NaN: unlabelled) that have both classes."""
+    the columns of ``[N, T]`` 0/1 targets (NaN: unlabeled) that have both classes."""
     from sklearn.metrics import average_precision_score
     return _per_task("average precision", average_precision_score, y_true, y_score)
 

@@ -30,7 +30,7 @@ from graphequi.train.schedules import SCHEDULE_NAMES, SCHEDULES
 PRECISIONS = {
     "32": "float32 throughout",
     "bf16": "the forward pass under bfloat16 autocast (matrix products in bfloat16, e.g. on AMX CPUs "
-            "or GPUs; weights, optimiser and batch-norm statistics stay float32)",
+            "or GPUs; weights, optimizer and batch-norm statistics stay float32)",
 }
 
 __all__ = ["PRECISIONS", "TrainConfig", "add_train_arguments", "config_from_args", "parse_seeds"]

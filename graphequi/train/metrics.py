@@ -24,7 +24,7 @@ _REPORTED = {"regression": ("mae", "rmse"), "binary": ("rocauc",), "multiclass":
 
 
 def loss_fn(name: str, out: Tensor, y: Tensor) -> Tensor:
-    """Mean loss over labelled entries (NaN targets are skipped).
+    """Mean loss over labeled entries (NaN targets are skipped).
 
     ``l1`` / ``mse`` compare ``out`` with a (standardized) float target of the
     same shape, ``bce`` takes logits, ``ce`` class logits ``[B, C]`` and
@@ -33,9 +33,9 @@ def loss_fn(name: str, out: Tensor, y: Tensor) -> Tensor:
     if name == "ce":
         return F.cross_entropy(out, y.view(-1).long())
     y = y.view(out.shape).to(out.dtype)
-    labelled = ~torch.isnan(y)
-    if not bool(labelled.all()):
-        out, y = out[labelled], y[labelled]
+    labeled = ~torch.isnan(y)
+    if not bool(labeled.all()):
+        out, y = out[labeled], y[labeled]
     if y.numel() == 0:
         return out.sum() * 0.0  # keeps the graph connected (DDP needs every parameter used)
     if name == "l1":

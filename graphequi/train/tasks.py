@@ -13,7 +13,7 @@ Dataset names:
 * everything :func:`graphequi.datasets.get_dataset` accepts: ``zinc`` (L1
   loss, MAE, raw target), ``ogbg-mol*`` (scored with
   ``ogb.graphproppred.Evaluator``), ``count-<target>`` (or ``count`` with
-  ``--target``; standardised target, MAE and normalised MAE), TU names such
+  ``--target``; standardized target, MAE and normalized MAE), TU names such
   as ``MUTAG`` (``--fold``, accuracy).
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 from torch_geometric.data import Data
+from torch_geometric.utils import dense_to_sparse
 
 from graphequi._io import atomic_write
 from graphequi.datasets.metrics import METRICS
@@ -46,10 +47,10 @@ class Task:
     """A dataset ready for training, with how to score it.
 
     ``kind`` is ``'regression'``, ``'binary'`` (possibly multi-task, NaN =
-    unlabelled) or ``'multiclass'``. For regression with ``standardize`` the
+    unlabeled) or ``'multiclass'``. For regression with ``standardize`` the
     model fits ``(y - y_mean) / y_std`` and predictions are mapped back before
     scoring; ``target_std`` (std of the target over all splits) gives the
-    normalised MAE reported for counting tasks.
+    normalized MAE reported for counting tasks.
     """
 
     name: str
@@ -118,7 +119,7 @@ def synthetic_count_graphs(num_graphs: int = 240, seed: int = 0, min_nodes: int 
         p = rng.uniform(0.2, 0.5)
         upper = np.triu(rng.random((n, n)) < p, k=1)
         adj = (upper | upper.T).astype(np.int64)
-        edge_index = torch.from_numpy(np.stack(np.nonzero(adj))).long()
+        edge_index, _ = dense_to_sparse(torch.from_numpy(adj))
         graphs.append(Data(edge_index=edge_index, num_nodes=n,
                            y=torch.from_numpy(_count_targets(adj)).float().view(1, -1)))
     return graphs
@@ -221,7 +222,7 @@ def _loader_for(name: str) -> Callable[[TrainConfig], Task]:
 def _feature_cache_key(task: Task, levels: Sequence[str], polys: str) -> str:
     """Names the cached features by everything they depend on: the graphs
     (dataset, split sizes, a fingerprint of their edges) and the transforms
-    (their ``repr`` holds the set, level and normalisation)."""
+    (their ``repr`` holds the set, level and normalization)."""
     from graphequi.transforms import PolynomialFeatures
     fingerprint = hashlib.sha1()
     for split in (task.train, task.val, task.test):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from ogb import graphproppred
 from sklearn import metrics
+from torch_geometric.utils import to_networkx
 
 from graphequi.train import TrainConfig, add_train_arguments, config_from_args, synthetic_count_graphs
 from graphequi.train.config import parse_seeds
@@ -70,9 +71,7 @@ def test_parse_seeds():
 
 def test_synthetic_counts_match_networkx():
     for g in synthetic_count_graphs(12, seed=3):
-        graph = nx.Graph()
-        graph.add_nodes_from(range(g.num_nodes))
-        graph.add_edges_from(g.edge_index.t().tolist())
+        graph = to_networkx(g, to_undirected=True)
         triangles = sum(nx.triangles(graph).values()) // 3
         c4 = sum(1 for c in nx.simple_cycles(graph, length_bound=4) if len(c) == 4)
         assert g.y.tolist() == [[triangles, c4]]
@@ -80,7 +79,7 @@ def test_synthetic_counts_match_networkx():
     assert all(torch.equal(x.edge_index, y.edge_index) for x, y in zip(a, b))
 
 
-def test_roc_auc_is_the_mean_over_tasks_of_sklearns_on_the_labelled_entries():
+def test_roc_auc_is_the_mean_over_tasks_of_sklearns_on_the_labeled_entries():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, size=(200, 3)).astype(float)
     s = np.round(rng.normal(size=(200, 3)) + y, 1)  # rounding makes ties
@@ -103,7 +102,7 @@ def test_ogb_tasks_are_scored_by_the_ogb_evaluator():
     assert expected == pytest.approx(roc_auc(y, pred))
 
 
-def test_losses_skip_unlabelled_targets():
+def test_losses_skip_unlabeled_targets():
     out = torch.tensor([[0.5, 2.0], [1.0, -1.0]])
     y = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
     assert loss_fn("l1", out, y).item() == pytest.approx((0.5 + 1.0 + 2.0) / 3)
