@@ -48,7 +48,14 @@ def _mean_std(values: List[float]) -> tuple:
 
 
 def summarize(cfg: TrainConfig, task: Task, results: List[dict], hardware: str) -> dict:
-    """Mean +- std over seeds of every validation/test score at the best validation epoch."""
+    """Mean +- std over seeds of every validation/test score at the best validation epoch.
+
+    Args:
+        cfg: the run's configuration (stored in the summary).
+        task: the dataset (name, metric, split sizes).
+        results: :func:`graphequi.train.trainer.run_seed` records, one per seed.
+        hardware: :func:`hardware_description` of the run.
+    """
     summary = {"dataset": cfg.dataset, "result_name": task.result_name, "model": cfg.model,
                "metric": task.metric, "higher_is_better": task.higher_is_better,
                "seeds": [r["seed"] for r in results], "num_params": results[0]["num_params"],
@@ -64,7 +71,7 @@ def summarize(cfg: TrainConfig, task: Task, results: List[dict], hardware: str) 
 
 
 def ogb_leaderboard(summary: dict) -> dict:
-    """The fields of an OGB leaderboard submission."""
+    """The fields of an OGB leaderboard submission, from a :func:`summarize` dict."""
     m = summary["metric"]
     return {"dataset": summary["dataset"], "method": summary["model"], "metric": m,
             "num_seeds": len(summary["seeds"]), "seeds": summary["seeds"],
