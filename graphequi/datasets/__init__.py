@@ -21,6 +21,7 @@ from typing import Callable, Optional
 from torch import Tensor
 
 from ._cache import DatasetFileError, default_source
+from .metrics import METRICS, score
 from .ogb_mol import OGB_MOL_NAMES, OGBMolDataset, evaluator_for, scaffold_split
 from .substructure import (SUBSTRUCTURE_TARGETS, SubstructureCountingDataset, canonical_target,
                            substructure_counts)
@@ -43,9 +44,11 @@ __all__ = [
     "DatasetSplits",
     "get_dataset",
     "dataset_names",
+    "METRICS",
 ]
 
-_HIGHER_IS_BETTER = {"mae": False, "rmse": False, "rocauc": True, "ap": True, "accuracy": True}
+# the old name of the direction column of the metric table (graphequi.datasets.metrics)
+_HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in METRICS.items()}
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class DatasetSplits:
             benchmarks, which have no validation set, as in GIN).
         task_type: ``"regression"``, ``"binary classification"`` or
             ``"multiclass classification"``.
-        metric: ``"mae"``, ``"rmse"``, ``"rocauc"`` or ``"accuracy"``.
+        metric: a name of :data:`graphequi.datasets.metrics.METRICS`.
         num_tasks: outputs per graph (regression targets / binary tasks /
             classes for multiclass).
         result_name: the name results must be reported under.
@@ -76,29 +79,19 @@ class DatasetSplits:
 
     @property
     def higher_is_better(self) -> bool:
-        return _HIGHER_IS_BETTER[self.metric]
+        return METRICS[self.metric].higher_is_better
 
     def evaluate(self, y_true: Tensor, y_pred: Tensor) -> float:
-        """Score predictions: ``ogbg-*`` always through
-        :class:`ogb.graphproppred.Evaluator`; MAE for regression; accuracy of
-        the arg-max for multiclass.
+        """Score predictions with :data:`graphequi.datasets.metrics.METRICS`;
+        ``ogbg-*`` always through :class:`ogb.graphproppred.Evaluator`.
 
         Args:
             y_true: [N, num_tasks] (or [N] for multiclass labels).
             y_pred: [N, num_tasks] predictions (logits for classification).
         """
-        if y_true.shape[0] != y_pred.shape[0]:
-            raise ValueError(f"y_true has {y_true.shape[0]} rows, y_pred {y_pred.shape[0]}")
-        if self.name.startswith("ogbg-"):
-            evaluator = evaluator_for(self.name)
-            result = evaluator.eval({"y_true": y_true.detach().view(-1, self.num_tasks).cpu().numpy(),
-                                     "y_pred": y_pred.detach().view(-1, self.num_tasks).cpu().numpy()})
-            return float(result[evaluator.eval_metric])
-        if self.metric == "mae":
-            return float((y_pred.detach().view_as(y_true) - y_true).abs().mean())
-        if self.metric == "accuracy":
-            return float((y_pred.detach().argmax(-1) == y_true.view(-1)).float().mean())
-        raise ValueError(f"no evaluation for metric {self.metric!r}")
+        y_true, y_pred = y_true.detach().cpu().numpy(), y_pred.detach().cpu().numpy()
+        ogb_name = self.name if self.name.startswith("ogbg-") else None
+        return score(self.metric, y_true, y_pred, ogb_name=ogb_name)
 
 
 def dataset_names() -> tuple:

@@ -24,6 +24,8 @@ from typing import Iterable, Iterator, Optional, Union
 
 import torch
 
+from graphequi._io import atomic_write
+
 PathLike = Union[str, os.PathLike]
 
 SHARED_DATA_ENV = "GRAPHEQUI_SHARED_DATA"
@@ -91,10 +93,13 @@ def copy_into_raw(src_folder: Path, names: Iterable[str], raw_dir: PathLike) -> 
     for name in names:
         dst = raw_dir / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".part")
-        shutil.copyfile(src_folder / name, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)  # atomic: an interrupted copy never looks complete
+        # atomic: an interrupted copy never looks complete
+        atomic_write(dst, lambda tmp: _writable_copy(src_folder / name, tmp))
+
+
+def _writable_copy(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o644)
 
 
 def check_gzip(path: PathLike) -> None:

@@ -6,7 +6,7 @@ r"""OGB molecular graph property prediction (``ogbg-mol*``) with local roots.
   :class:`ogb.graphproppred.PygGraphPropPredDataset` (offline: no RDKit needed).
 * ``ogbg-molhiv``: rebuilt from the MoleculeNet CSV
   (``<source>/moleculenet_hiv/HIV_with_index.csv``, the 41,127 molecules in OGB
-  order) with OGB's featurisation (:func:`ogb.utils.features.atom_to_feature_vector`
+  order) with OGB's featurization (:func:`ogb.utils.features.atom_to_feature_vector`
   and ``bond_to_feature_vector``, as in :func:`ogb.utils.smiles2graph`) and OGB's
   scaffold split rebuilt exactly (:func:`scaffold_split`: 32901/4113/4113).
 
@@ -16,9 +16,9 @@ Without local files every name falls back to OGB's own download.
 30785, 35728: hypervalent Al, B, Ge) fail the valence check of current RDKit,
 which OGB's older RDKit accepted. :func:`mol_from_smiles` then parses them with
 ``sanitize=False``, computes implicit valences leniently
-(``UpdatePropertyCache(strict=False)``) and runs every sanitisation step but
-the valence check (``SANITIZE_ALL ^ SANITIZE_PROPERTIES``: rings, kekulisation,
-aromaticity, conjugation, hybridisation), so that all nine atom and three bond
+(``UpdatePropertyCache(strict=False)``) and runs every sanitization step but
+the valence check (``SANITIZE_ALL ^ SANITIZE_PROPERTIES``: rings, kekulization,
+aromaticity, conjugation, hybridization), so that all nine atom and three bond
 features are defined; their Murcko scaffolds use the same lenient valences.
 
 **torch >= 2.6.** ``ogb`` 1.3.6 calls ``torch.load(path)`` on PyG pickles,
@@ -94,7 +94,7 @@ def mol_from_smiles(smiles: str):
     it leniently (see module docstring). Returns ``(mol, lenient)``.
 
     Raises:
-        ValueError: RDKit cannot parse the string even without sanitisation.
+        ValueError: RDKit cannot parse the string even without sanitization.
     """
     from rdkit import Chem
     mol = Chem.MolFromSmiles(smiles)
@@ -108,7 +108,7 @@ def mol_from_smiles(smiles: str):
         mol, Chem.SanitizeFlags.SANITIZE_ALL ^ Chem.SanitizeFlags.SANITIZE_PROPERTIES,
         catchErrors=True)
     if failed != Chem.SanitizeFlags.SANITIZE_NONE:
-        raise ValueError(f"RDKit cannot sanitise SMILES {smiles!r} even leniently (step {failed})")
+        raise ValueError(f"RDKit cannot sanitize SMILES {smiles!r} even leniently (step {failed})")
     return mol, True
 
 

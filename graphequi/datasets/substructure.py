@@ -6,7 +6,7 @@ The 5000 graphs (10-30 nodes) and their fixed split (1500 train / 1000 val /
 
 **Targets** are *graph-level, non-induced subgraph counts*, as in GNNML's
 ``GraphCountDataset`` that the PPGN / PPGN++ substructure tables use
-(triangle, tailed triangle, star, 4-cycle; Puny et al. 2023 report normalised
+(triangle, tailed triangle, star, 4-cycle; Puny et al. 2023 report normalized
 MAE = MAE / std of the target, with the std over all 5000 graphs), plus the
 chordal cycle (diamond) of Chen et al. Node-level counts (GNN-AK, I2-GNN) are
 a different task.
@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.utils import dense_to_sparse
 
 from ._cache import DatasetFileError, PathLike, copy_into_raw, resolve_source
 
@@ -187,8 +188,8 @@ class SubstructureCountingDataset(InMemoryDataset):
 
     Each graph: ``x`` [n, 1] ones, ``edge_index`` [2, 2m], ``counts`` [1, 5]
     (all targets, :data:`SUBSTRUCTURE_TARGETS` order), ``y`` [1, 1] the chosen
-    target (or [1, 5] when ``target=None``). Raw counts, not normalised:
-    divide the MAE by :attr:`target_std` for the normalised MAE.
+    target (or [1, 5] when ``target=None``). Raw counts, not normalized:
+    divide the MAE by :attr:`target_std` for the normalized MAE.
 
     Args:
         root: writable folder; files go to ``<root>/count_substructures/{raw,processed}``.
@@ -254,7 +255,7 @@ class SubstructureCountingDataset(InMemoryDataset):
         graphs = []
         for i, a in enumerate(adjs):
             n = a.shape[0]
-            edge_index = torch.from_numpy(np.stack(np.nonzero(a))).long()
+            edge_index, _ = dense_to_sparse(torch.from_numpy(a))
             graphs.append(Data(x=torch.ones(n, 1), edge_index=edge_index, num_nodes=n,
                                counts=counts[i:i + 1]))
         for split, path in zip(SPLITS, self.processed_paths):

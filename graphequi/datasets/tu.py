@@ -6,7 +6,7 @@ papers read::
 
     N                       number of graphs
     n l                     per graph: number of nodes, graph label
-    t m v_1 ... v_m [a...]  per node: tag, number of neighbours, neighbours
+    t m v_1 ... v_m [a...]  per node: tag, number of neighbors, neighbors
                             (0-based), optional continuous attributes
 
 Node features are one-hot node tags (columns: the sorted tag values of the
@@ -76,10 +76,10 @@ def read_gin_txt(path: PathLike) -> List[dict]:
                 row = next_tokens()
                 tag, m = int(row[0]), int(row[1])
                 if len(row) < 2 + m:
-                    raise ValueError(f"node {v} of graph {g} lists {len(row) - 2} of its {m} neighbours")
+                    raise ValueError(f"node {v} of graph {g} lists {len(row) - 2} of its {m} neighbors")
                 nbrs = [int(t) for t in row[2:2 + m]]
                 if any(not 0 <= u < n for u in nbrs):
-                    raise ValueError(f"node {v} of graph {g} has a neighbour outside 0..{n - 1}")
+                    raise ValueError(f"node {v} of graph {g} has a neighbor outside 0..{n - 1}")
                 tags.append(tag)
                 edges += [(v, u) for u in nbrs]
                 attrs.append([float(t) for t in row[2 + m:]])

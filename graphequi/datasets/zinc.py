@@ -15,10 +15,10 @@ Two modes, chosen by what is available:
   ``"ZINC-12k, stand-in train, official val/test"``.
 
 The stand-in graphs follow the construction of the official ones: the
-molecule is kekulised, each atom gets one of 28 types (``atom_dict.pickle``,
+molecule is kekulized, each atom gets one of 28 types (``atom_dict.pickle``,
 keys such as ``"C"``, ``"C H1"``, ``"N H1 +"``: the element, the number of
 hydrogens written in its kekulé SMILES bracket, and the charge sign) and each
-bond its order 1-3. The target is the normalised penalised logP
+bond its order 1-3. The target is the normalized penalized logP
 
 .. math::
     y = \frac{\log P - 2.4571}{1.4343} + \frac{3.0526 - \mathrm{SA}}{0.8335}
@@ -53,7 +53,7 @@ from ._cache import (DatasetFileError, PathLike, copy_into_raw, require_files,
 __all__ = ["ZINC12k", "zinc_target", "zinc_cycle_penalty", "zinc_atom_key",
            "zinc_smiles_to_data", "load_zinc_atom_dict"]
 
-# Normalisation constants of the benchmarking-gnns / JT-VAE penalised logP.
+# Normalization constants of the benchmarking-gnns / JT-VAE penalized logP.
 LOGP_MEAN, LOGP_STD = 2.4570953396190123, 1.434324401111988
 SA_MEAN, SA_STD = 3.0525811293166134, 0.8335207024513095
 CYCLE_MEAN, CYCLE_STD = 0.0485696876403053, 0.2860212110245455
@@ -80,7 +80,7 @@ def zinc_cycle_penalty(mol) -> int:
 
 
 def zinc_target(logp: float, sa: float, cycle_penalty: int) -> float:
-    """The normalised penalised logP target of ZINC (see module docstring)."""
+    """The normalized penalized logP target of ZINC (see module docstring)."""
     return ((logp - LOGP_MEAN) / LOGP_STD + (SA_MEAN - sa) / SA_STD
             + (CYCLE_MEAN - cycle_penalty) / CYCLE_STD)
 
@@ -91,7 +91,7 @@ _BRACKET_ATOM = re.compile(
 
 
 def zinc_atom_key(atom) -> str:
-    """The ``atom_dict.pickle`` key of an atom of a kekulised RDKit molecule:
+    """The ``atom_dict.pickle`` key of an atom of a kekulized RDKit molecule:
     its kekulé SMILES token without brackets and chirality, e.g. ``[C@@H]`` ->
     ``"C H1"``, ``[NH3+]`` -> ``"N H3 +"``, ``c`` never occurs."""
     token = atom.GetSmarts()
@@ -114,7 +114,7 @@ def zinc_smiles_to_data(smiles: str, atom_dict: Dict[str, int]) -> tuple:
     Returns:
         ``(data, mol)``: ``data.x`` [n, 1] atom types, ``data.edge_index``
         [2, 2m] both directions sorted like PyG's ZINC, ``data.edge_attr``
-        [2m] bond orders 1-3; ``mol`` is the kekulised RDKit molecule.
+        [2m] bond orders 1-3; ``mol`` is the kekulized RDKit molecule.
     """
     from rdkit import Chem
     mol = Chem.MolFromSmiles(smiles)
@@ -217,7 +217,7 @@ def _read_smiles_csv(path: Path, num_rows: int) -> List[dict]:
 
 
 class ZINC12k(InMemoryDataset):
-    r"""ZINC-12k graph regression (penalised logP), one split per instance.
+    r"""ZINC-12k graph regression (penalized logP), one split per instance.
 
     Args:
         root: writable folder; files go to ``<root>/ZINC-12k/{raw,processed}``.

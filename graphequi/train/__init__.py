@@ -3,7 +3,10 @@
 * :class:`TrainConfig` -- the immutable run configuration (defaults < YAML < flags).
 * :func:`train` -- all seeds of a config: checkpoints, exact ``--resume``,
   JSONL metrics, learning curves, multi-seed summary, OGB leaderboard JSON.
-* :func:`load_task` / :func:`build_model` -- datasets with their metrics, and models by name.
+* :func:`load_task` / :func:`build_model` -- datasets with their metrics, and models by name
+  (the table :data:`graphequi.train.models.MODELS`).
+* :mod:`~graphequi.train.checkpoint` / :mod:`~graphequi.train.reporting` -- what a seed saves
+  and resumes from; the summary, leaderboard JSON, curves and table of a run.
 
 Multi-process (DDP, gloo on CPU, nccl on CUDA), one node::
 

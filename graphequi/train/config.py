@@ -23,13 +23,14 @@ from typing import Any, Mapping, Optional
 
 import yaml
 
+from graphequi.train.models import model_help
 from graphequi.train.schedules import SCHEDULE_NAMES, SCHEDULES
 
 #: name -> what it runs (validation and ``--help`` read this table)
 PRECISIONS = {
     "32": "float32 throughout",
     "bf16": "the forward pass under bfloat16 autocast (matrix products in bfloat16, e.g. on AMX CPUs "
-            "or GPUs; weights, optimiser and batch-norm statistics stay float32)",
+            "or GPUs; weights, optimizer and batch-norm statistics stay float32)",
 }
 
 __all__ = ["PRECISIONS", "TrainConfig", "add_train_arguments", "config_from_args", "parse_seeds"]
@@ -180,7 +181,7 @@ def parse_seeds(text) -> tuple:
 # flag -> config field; each flag defaults to None so that only given flags override the YAML file
 _FLAGS = {
     "--dataset": ("dataset", str, "zinc, ogbg-mol*, count-<target>, a TU name (MUTAG, ...) or synthetic-count"),
-    "--model": ("model", str, "ppgn++, ppgn, polygin, polygine, gin, gine"),
+    "--model": ("model", str, model_help()),
     "--root": ("root", str, "writable dataset root (default ./data)"),
     "--out": ("out", str, "output folder (default runs/DATASET-MODEL)"),
     "--epochs": ("epochs", int, "number of epochs"),

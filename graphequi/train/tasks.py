@@ -13,7 +13,7 @@ Dataset names:
 * everything :func:`graphequi.datasets.get_dataset` accepts: ``zinc`` (L1
   loss, MAE, raw target), ``ogbg-mol*`` (scored with
   ``ogb.graphproppred.Evaluator``), ``count-<target>`` (or ``count`` with
-  ``--target``; standardised target, MAE and normalised MAE), TU names such
+  ``--target``; standardized target, MAE and normalized MAE), TU names such
   as ``MUTAG`` (``--fold``, accuracy).
 """
 from __future__ import annotations
@@ -27,17 +27,17 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 from torch_geometric.data import Data
+from torch_geometric.utils import dense_to_sparse
 
+from graphequi._io import atomic_write
+from graphequi.datasets.metrics import METRICS
 from graphequi.train.config import TrainConfig
+from graphequi.train.models import MODELS, get_model
 
 __all__ = ["Task", "load_task", "synthetic_count_graphs", "SYNTHETIC_TARGETS", "POLY_LEVELS"]
 
-# Which polynomial features each model consumes.
-POLY_LEVELS: Dict[str, tuple] = {
-    "ppgn++": ("pair",), "ppgn": (),
-    "polygin": ("node",), "polygine": ("node", "edge"),
-    "gin": (), "gine": (),
-}
+#: model name -> the polynomial feature levels it reads (a column of :data:`graphequi.train.models.MODELS`)
+POLY_LEVELS: Dict[str, tuple] = {name: model.poly_levels for name, model in MODELS.items()}
 
 SYNTHETIC_TARGETS = ("triangle", "c4")
 
@@ -47,10 +47,10 @@ class Task:
     """A dataset ready for training, with how to score it.
 
     ``kind`` is ``'regression'``, ``'binary'`` (possibly multi-task, NaN =
-    unlabelled) or ``'multiclass'``. For regression with ``standardize`` the
+    unlabeled) or ``'multiclass'``. For regression with ``standardize`` the
     model fits ``(y - y_mean) / y_std`` and predictions are mapped back before
     scoring; ``target_std`` (std of the target over all splits) gives the
-    normalised MAE reported for counting tasks.
+    normalized MAE reported for counting tasks.
     """
 
     name: str
@@ -74,7 +74,7 @@ class Task:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric in ("rocauc", "accuracy", "ap")
+        return METRICS[self.metric].higher_is_better
 
     def sizes(self) -> tuple:
         return len(self.train), len(self.val), len(self.test)
@@ -119,7 +119,7 @@ def synthetic_count_graphs(num_graphs: int = 240, seed: int = 0, min_nodes: int 
         p = rng.uniform(0.2, 0.5)
         upper = np.triu(rng.random((n, n)) < p, k=1)
         adj = (upper | upper.T).astype(np.int64)
-        edge_index = torch.from_numpy(np.stack(np.nonzero(adj))).long()
+        edge_index, _ = dense_to_sparse(torch.from_numpy(adj))
         graphs.append(Data(edge_index=edge_index, num_nodes=n,
                            y=torch.from_numpy(_count_targets(adj)).float().view(1, -1)))
     return graphs
@@ -222,7 +222,7 @@ def _loader_for(name: str) -> Callable[[TrainConfig], Task]:
 def _feature_cache_key(task: Task, levels: Sequence[str], polys: str) -> str:
     """Names the cached features by everything they depend on: the graphs
     (dataset, split sizes, a fingerprint of their edges) and the transforms
-    (their ``repr`` holds the set, level and normalisation)."""
+    (their ``repr`` holds the set, level and normalization)."""
     from graphequi.transforms import PolynomialFeatures
     fingerprint = hashlib.sha1()
     for split in (task.train, task.val, task.test):
@@ -258,15 +258,12 @@ def _subset(graphs: list, size: int) -> list:
 def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
     """Load the dataset of ``cfg``, cut it to ``cfg.subset``, attach the
     polynomial features ``cfg.model`` needs (cached under ``cache_dir``)."""
-    model = cfg.model.lower()
-    if model not in POLY_LEVELS:
-        raise ValueError(f"unknown model {cfg.model!r}; known: {', '.join(POLY_LEVELS)}")
+    levels = get_model(cfg.model).poly_levels
     task = _loader_for(cfg.dataset)(cfg)
     if cfg.subset is not None:
         task.train, task.val, task.test = (_subset(s, cfg.subset) for s in (task.train, task.val, task.test))
     if min(task.sizes()) == 0:
         raise ValueError(f"{cfg.dataset}: a split is empty (sizes {task.sizes()})")
-    levels = POLY_LEVELS[model]
     if levels:
         cache = None
         if cache_dir is not None:
@@ -278,7 +275,6 @@ def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
                                                for s in (task.train, task.val, task.test))
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
-                torch.save((task.train, task.val, task.test), tmp)
-                tmp.replace(cache)
+                splits = (task.train, task.val, task.test)
+                atomic_write(cache, lambda tmp: torch.save(splits, tmp))
     return task

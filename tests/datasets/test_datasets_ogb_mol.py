@@ -1,5 +1,5 @@
 """OGB molecular datasets: offline loading of the official directories, the
-rebuilt scaffold split against the official splits, featurisation against
+rebuilt scaffold split against the official splits, featurization against
 OGB's, the RDKit fallback, molhiv from a CSV, bad input."""
 import csv
 import gzip
@@ -47,7 +47,7 @@ def test_scaffold_split_reproduces_official_ogb_splits(shared_data, folder):
         assert sorted(split[part].tolist()) == sorted(official.tolist())
 
 
-def test_featurisation_matches_official_ogb_features(shared_data, tmp_path):
+def test_featurization_matches_official_ogb_features(shared_data, tmp_path):
     from ogb.utils import smiles2graph
     source = shared_data("ogbg_molbace").parent
     dataset = OGBMolDataset(tmp_path, "ogbg-molbace", source=source, log=False)

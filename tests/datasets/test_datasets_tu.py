@@ -62,9 +62,9 @@ def test_imdb_gets_one_hot_degrees(tmp_path):
     assert dataset[2].x.argmax(1).tolist() == [0, 1, 0]
 
 
-def test_read_gin_txt_symmetrises(tmp_path):
+def test_read_gin_txt_symmetrizes(tmp_path):
     path = tmp_path / "X.txt"
-    path.write_text("1\n3 0\n1 1 1\n1 0\n1 1 1\n")  # node 1 lists no neighbours
+    path.write_text("1\n3 0\n1 1 1\n1 0\n1 1 1\n")  # node 1 lists no neighbors
     (graph,) = read_gin_txt(path)
     assert graph["edges"] == [(0, 1), (2, 1)]
     folder = _source(tmp_path, "PTC", text="1\n3 0\n1 1 1\n1 0\n1 1 1\n", folds={k: ([0], [0]) for k in range(1, 11)})
@@ -73,9 +73,9 @@ def test_read_gin_txt_symmetrises(tmp_path):
 
 
 @pytest.mark.parametrize("text, match", [
-    (TINY.replace("5 1 1\n2 -1", "5 1 9\n2 -1"), "line 6: node 3 of graph 0 has a neighbour outside"),
+    (TINY.replace("5 1 1\n2 -1", "5 1 9\n2 -1"), "line 6: node 3 of graph 0 has a neighbor outside"),
     (TINY[: TINY.index("3 1\n5 1 1")], "ends early"),
-    (TINY.replace("3 1 0\n", "3 2 0\n"), "lists 1 of its 2 neighbours"),
+    (TINY.replace("3 1 0\n", "3 2 0\n"), "lists 1 of its 2 neighbors"),
     (TINY + "1 0\n", "unexpected content"),
     ("x\n", "line 1"),
     (TINY.replace("7 2 1 2", "7 2 1 2 0.5"), "different numbers of attributes"),

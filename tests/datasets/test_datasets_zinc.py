@@ -1,4 +1,4 @@
-"""ZINC-12k: target formula and featurisation against the official graphs,
+"""ZINC-12k: target formula and featurization against the official graphs,
 end-to-end processing on a tiny generated source folder, bad input."""
 import csv
 import pickle
@@ -35,7 +35,7 @@ def test_zinc_target_formula_reproduces_official_test_targets(shared_data):
     assert len(graphs) == 1000 and close >= 998
 
 
-def test_zinc_featurisation_is_isomorphic_to_official_test_graphs(shared_data):
+def test_zinc_featurization_is_isomorphic_to_official_test_graphs(shared_data):
     folder, graphs, rows = _official_test(shared_data)
     atom_dict = load_zinc_atom_dict(folder / OFFICIAL / "atom_dict.pickle")
     assert len(atom_dict) == 28
@@ -68,7 +68,7 @@ def test_zinc_atom_keys_and_bonds_of_a_small_molecule():
     assert data.edge_index.t().tolist() == [[0, 1], [1, 0], [1, 2], [1, 3], [2, 1], [3, 1],
                                             [3, 4], [3, 5], [4, 3], [5, 3]]
     assert data.edge_attr.tolist() == [1, 1, 1, 1, 1, 1, 2, 1, 2, 1]
-    # Aromatic rings are kekulised: benzene has 3 single and 3 double bonds.
+    # Aromatic rings are kekulized: benzene has 3 single and 3 double bonds.
     benzene, _ = zinc_smiles_to_data("c1ccccc1", atom_dict)
     assert sorted(benzene.edge_attr.tolist()) == [1] * 6 + [2] * 6
     with pytest.raises(ValueError, match="not among the 28"):

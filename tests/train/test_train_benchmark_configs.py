@@ -29,7 +29,7 @@ def test_benchmark_config_is_valid(path):
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
-def test_there_is_a_config_per_result_of_the_issue():
+def test_every_reported_benchmark_has_a_config():
     names = {p.stem for p in CONFIGS}
     assert {"count_ppgnpp", "count_gin", "zinc_ppgnpp_cpu", "zinc_ppgnpp_gpu", "molhiv_polygin",
             "molesol_polygin", "molbace_polygin"} <= names

@@ -6,11 +6,14 @@ import pytest
 import torch
 from ogb import graphproppred
 from sklearn import metrics
+from torch_geometric.utils import to_networkx
 
 from graphequi.train import TrainConfig, add_train_arguments, config_from_args, synthetic_count_graphs
 from graphequi.train.config import parse_seeds
+from graphequi.datasets.metrics import METRICS, average_precision
 from graphequi.train.metrics import loss_fn, roc_auc, score
-from graphequi.train.tasks import Task
+from graphequi.train.models import MODELS
+from graphequi.train.tasks import Task, load_task
 
 
 def parse(argv):
@@ -68,9 +71,7 @@ def test_parse_seeds():
 
 def test_synthetic_counts_match_networkx():
     for g in synthetic_count_graphs(12, seed=3):
-        graph = nx.Graph()
-        graph.add_nodes_from(range(g.num_nodes))
-        graph.add_edges_from(g.edge_index.t().tolist())
+        graph = to_networkx(g, to_undirected=True)
         triangles = sum(nx.triangles(graph).values()) // 3
         c4 = sum(1 for c in nx.simple_cycles(graph, length_bound=4) if len(c) == 4)
         assert g.y.tolist() == [[triangles, c4]]
@@ -78,7 +79,7 @@ def test_synthetic_counts_match_networkx():
     assert all(torch.equal(x.edge_index, y.edge_index) for x, y in zip(a, b))
 
 
-def test_roc_auc_matches_sklearn_with_ties_and_unlabelled():
+def test_roc_auc_is_the_mean_over_tasks_of_sklearns_on_the_labeled_entries():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, size=(200, 3)).astype(float)
     s = np.round(rng.normal(size=(200, 3)) + y, 1)  # rounding makes ties
@@ -101,7 +102,7 @@ def test_ogb_tasks_are_scored_by_the_ogb_evaluator():
     assert expected == pytest.approx(roc_auc(y, pred))
 
 
-def test_losses_skip_unlabelled_targets():
+def test_losses_skip_unlabeled_targets():
     out = torch.tensor([[0.5, 2.0], [1.0, -1.0]])
     y = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
     assert loss_fn("l1", out, y).item() == pytest.approx((0.5 + 1.0 + 2.0) / 3)
@@ -110,3 +111,25 @@ def test_losses_skip_unlabelled_targets():
     assert loss_fn("bce", out, y).item() == pytest.approx(expected.item())
     with pytest.raises(ValueError, match="unknown loss"):
         loss_fn("hinge", out, y)
+
+
+def test_average_precision_is_the_ogb_evaluators():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, size=(150, 128)).astype(float)  # molpcba's 128 tasks
+    pred = rng.normal(size=(150, 128)) + y
+    y[rng.random((150, 128)) < 0.2] = np.nan
+    expected = graphproppred.Evaluator("ogbg-molpcba").eval({"y_true": y, "y_pred": pred})["ap"]
+    assert average_precision(y, pred) == pytest.approx(expected, abs=1e-12)
+    assert METRICS["ap"].higher_is_better and not METRICS["rmse"].higher_is_better
+
+
+def test_every_model_of_the_table_gets_exactly_its_features_and_is_in_the_help(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    keys = {"node": "poly_x", "edge": "poly_edge_attr", "pair": "poly_pair_attr"}
+    for name, model in MODELS.items():
+        assert f"{name}: {model.description}" in text
+        cfg = TrainConfig("synthetic-count", name, subset=4, progress=False, root=str(tmp_path))
+        graph = load_task(cfg).train[0]
+        assert {level for level, key in keys.items() if key in graph} == set(model.poly_levels), name

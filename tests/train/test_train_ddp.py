@@ -45,7 +45,7 @@ def test_two_processes_match_one_process(tmp_path):
     for a, b in zip(one, two):
         for key in ("train_loss", "val_mae", "test_mae", "val_rmse", "test_rmse"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (key, a["epoch"])
-    # both took one optimiser step per global batch, so the agreement above is that of
+    # both took one optimizer step per global batch, so the agreement above is that of
     # two trained models at equal steps, not of two idle ones
     steps = 3 * math.ceil(single["split_sizes"][0] / 16)
     for run in (tmp_path / "one", out):

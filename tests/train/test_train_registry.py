@@ -13,7 +13,7 @@ def source_present(folder: str) -> bool:
 
 
 @pytest.mark.skipif(not source_present("count_substructures"), reason="shared/data/count_substructures absent")
-def test_counting_task_standardises_the_target_and_reports_normalised_mae(tmp_path, request):
+def test_counting_task_standardizes_the_target_and_reports_normalized_mae(tmp_path, request):
     from graphequi.datasets import get_dataset
     root = str(request.config.cache.mkdir("graphequi-data"))
     cfg = TrainConfig(dataset="count", target="4cycle", model="polygin", epochs=1, subset=40, batch_size=20,

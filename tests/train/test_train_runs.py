@@ -96,7 +96,7 @@ def model_state(out) -> dict:
 
 
 def test_training_steps_the_optimizer_on_every_batch_and_moves_the_model(tmp_path):
-    # where the loss goes depends on the CPU's float trajectory; that the optimiser
+    # where the loss goes depends on the CPU's float trajectory; that the optimizer
     # stepped on every batch of every epoch, and that the later epochs changed every
     # parameter tensor, does not
     common = dict(model="ppgn", model_kwargs=dict(hidden_channels=16, num_layers=2))
@@ -215,7 +215,7 @@ def test_bfloat16_precision_takes_effect_keeps_float32_state_and_resumes_exactly
     reference = read_jsonl(tmp_path / "fp32" / "seed0" / "metrics.jsonl")
     assert records[0]["train_loss"] != reference[0]["train_loss"]
     assert all(math.isfinite(r["train_loss"]) for r in records) and bf16["per_seed"][0]["epochs_run"] == 4
-    # weights, batch-norm statistics and optimiser state stay float32 under autocast
+    # weights, batch-norm statistics and optimizer state stay float32 under autocast
     ckpt = torch.load(tmp_path / "bf16" / "seed0" / "checkpoint.pt", weights_only=False)
     assert {v.dtype for v in ckpt["model"].values() if v.is_floating_point()} == {torch.float32}
     assert {s["exp_avg"].dtype for s in ckpt["optimizer"]["state"].values()} == {torch.float32}
@@ -243,6 +243,25 @@ def test_a_checkpoint_written_before_a_config_key_existed_still_resumes(tmp_path
     torch.save(ckpt, path)
     summary = train(TrainConfig(**(cfg.to_dict() | dict(resume=True))))
     assert summary["per_seed"][0]["epochs_run"] == 2
+
+
+def test_a_checkpoint_with_the_untyped_run_state_of_older_versions_resumes_exactly(tmp_path):
+    train(tiny(tmp_path / "split", epochs=1))
+    path = tmp_path / "split" / "seed0" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=False)
+    saved = ckpt["state"]
+    # the plain dict graphequi wrote before the run state was a dataclass, key by key
+    ckpt["state"] = {"epoch": saved["epoch"], "best_epoch": saved["best_epoch"], "best_val": saved["best_val"],
+                     "best": {"val": dict(saved["best"]["val"]), "test": dict(saved["best"]["test"])},
+                     "stopped": saved["stopped"], "history": [dict(r) for r in saved["history"]],
+                     "wall_time": saved["wall_time"]}
+    torch.save(ckpt, path)
+    resumed = train(tiny(tmp_path / "split", epochs=3, resume=True))
+    reference = train(tiny(tmp_path / "ref", epochs=3))
+    assert resumed["per_seed"][0]["epochs_run"] == 3
+    assert without_time(read_jsonl(tmp_path / "split" / "seed0" / "metrics.jsonl")) == \
+        without_time(read_jsonl(tmp_path / "ref" / "seed0" / "metrics.jsonl"))
+    assert torch.load(path, weights_only=False)["state"]["epoch"] == 3
 
 
 def test_trainer_precise_bn_changes_only_the_evaluation_and_resumes_exactly(tmp_path):

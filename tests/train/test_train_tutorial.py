@@ -19,7 +19,7 @@ def zinc_source_present() -> bool:
 @pytest.mark.skipif(not zinc_source_present(), reason="ZINC-12k files (shared/data/zinc12k) absent")
 def test_train_zinc_tutorial_tiny(tmp_path, request):
     # The processed ZINC cache (about a minute of RDKit work) is kept in pytest's cache
-    # folder between sessions; GRAPHEQUI_TEST_DATA_ROOT can point elsewhere.
+    # folder between pytest runs; GRAPHEQUI_TEST_DATA_ROOT can point elsewhere.
     root = os.environ.get("GRAPHEQUI_TEST_DATA_ROOT") or str(request.config.cache.mkdir("graphequi-data"))
     spec = importlib.util.spec_from_file_location("train_zinc_tutorial", REPO / "tutorials" / "train_zinc.py")
     tutorial = importlib.util.module_from_spec(spec)
