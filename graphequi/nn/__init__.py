@@ -3,7 +3,7 @@
 * :mod:`graphequi.nn.aggr` -- PyG aggregations (sum, mean, max, min) on
   graphequi's scatter/segment kernels, usable as any layer's ``aggr=``.
 * :mod:`graphequi.nn.conv` -- :class:`GINConv` (fused CSR gather-reduce) and
-  :class:`GINEConv`, and the CSR adjacency they read.
+  :class:`GINEConv`.
 * :class:`PPGNPlusPlus` -- dense batched 2-FWL network (PPGN++, Puny et al. 2023)
   on polynomial pair channels, with padding masks.
 * :class:`PolyGIN` / :class:`PolyGINE` -- GIN / GINE with polynomial node
@@ -11,10 +11,10 @@
 * :class:`FeatureEncoder` -- categorical-type embeddings or a linear map.
 """
 from graphequi.nn import aggr
-from graphequi.nn.conv import CSRAdjacency, GINConv, GINEConv
+from graphequi.nn.conv import GINConv, GINEConv
 from graphequi.nn.encoders import FeatureEncoder
 from graphequi.nn.poly_gin import PolyGIN, PolyGINE
 from graphequi.nn.ppgn import PPGNBlock, PPGNPlusPlus, dense_pair_features
 
-__all__ = ["aggr", "GINConv", "GINEConv", "CSRAdjacency", "PPGNPlusPlus", "PPGNBlock", "PolyGIN",
+__all__ = ["aggr", "GINConv", "GINEConv", "PPGNPlusPlus", "PPGNBlock", "PolyGIN",
            "PolyGINE", "FeatureEncoder", "dense_pair_features"]

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from graphequi import ops
-from graphequi.nn.conv import GINConv, GINEConv, as_csr_adjacency, is_csr_adjacency
+from graphequi.nn.conv import GINConv, GINEConv, is_csr_adjacency
 from graphequi.nn.encoders import FeatureEncoder, Vocab
 from graphequi.poly.keys import POLY_EDGE_KEY, POLY_NODE_KEY
 
@@ -75,7 +75,7 @@ class PolyGIN(torch.nn.Module):
             aggregate every layer with :func:`graphequi.ops.spmm`, without
             ``[E, F]`` messages. A batch that carries ``adj_t`` (a
             ``torch.sparse_csr``, ``EdgeIndex``, ``SparseTensor`` or
-            :class:`~graphequi.nn.conv.CSRAdjacency`) is used as it is.
+            :class:`graphequi.ops.CSR`) is used as it is.
 
     Shapes:
         - input: a PyG ``Batch``/``Data`` with ``edge_index`` ``[2, E]``,
@@ -188,9 +188,11 @@ class PolyGIN(torch.nn.Module):
     def _adjacency(self, data, edge_index: Tensor, num_nodes: int):
         adj_t = getattr(data, "adj_t", None)
         if adj_t is not None and is_csr_adjacency(adj_t):
-            return as_csr_adjacency(adj_t, num_nodes)
+            return adj_t if isinstance(adj_t, ops.CSR) else ops.to_csr(adj_t, num_nodes)
         if self.fused:
-            return as_csr_adjacency(edge_index, num_nodes)
+            # one CSR and its transpose for every layer, forward and backward; a compiled
+            # model trusts its input (validated where it entered), eager mode checks it
+            return ops.to_csr(edge_index, num_nodes, validate=not torch.compiler.is_compiling())
         return edge_index
 
     def forward(self, data) -> Tensor:

@@ -37,9 +37,12 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch_geometric import EdgeIndex
+from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
 
 from graphequi.ops._backend import ops_for
 from graphequi.ops._registry import check_reduce
+from graphequi.ops.checks import check_edge_index
 from graphequi.ops.reduce import _REDUCES, _check_integer_tensor, _check_mean, _check_src, _needs_grad
 
 __all__ = ["CSR", "spmm", "to_csr"]
@@ -169,19 +172,13 @@ class CSR(NamedTuple):
 
 
 def _is_edge_index(adj) -> bool:
-    try:
-        from torch_geometric import EdgeIndex
-    except ImportError:  # older PyG
-        return False
     return isinstance(adj, EdgeIndex)
 
 
 def _is_torch_sparse(adj) -> bool:
-    try:
-        from torch_sparse import SparseTensor
-    except ImportError:  # optional third-party package
-        return False
-    return isinstance(adj, SparseTensor)
+    # torch_geometric.typing.SparseTensor is a placeholder class when the optional
+    # torch_sparse package is absent, so this is False then
+    return WITH_TORCH_SPARSE and isinstance(adj, SparseTensor)
 
 
 def _inverse(perm: Tensor) -> Tensor:
@@ -191,8 +188,6 @@ def _inverse(perm: Tensor) -> Tensor:
 
 
 def _from_edge_index(edge_index, num_nodes: Optional[int], value: Optional[Tensor], transpose: bool) -> CSR:
-    from torch_geometric import EdgeIndex
-
     if not isinstance(edge_index, EdgeIndex) or None in edge_index.sparse_size():
         if num_nodes is None:
             num_nodes = int(edge_index.max()) + 1 if edge_index.numel() > 0 else 0
@@ -227,7 +222,7 @@ def _from_edge_index(edge_index, num_nodes: Optional[int], value: Optional[Tenso
 
 
 def to_csr(adj, num_nodes: Optional[int] = None, *, value: Optional[Tensor] = None,
-           transpose: bool = True) -> CSR:
+           transpose: bool = True, validate: bool = True) -> CSR:
     r"""A :class:`CSR` for :func:`spmm` from the adjacency types PyG users have.
 
     * ``edge_index`` (a ``[2, E]`` int tensor or a
@@ -250,6 +245,11 @@ def to_csr(adj, num_nodes: Optional[int] = None, *, value: Optional[Tensor] = No
         value (Tensor, optional): ``[E]`` edge weights for ``edge_index``
             inputs (the sparse tensors carry their own values).
         transpose (bool): also build the transpose that the backward uses.
+        validate (bool): check that an ``edge_index`` lies in
+            ``[0, num_nodes)`` (it reads the values: a host synchronisation).
+            Sorting an out-of-range ``edge_index`` writes out of bounds, so
+            pass ``False`` only for input validated where it entered (e.g. by
+            :class:`graphequi.transforms.ValidateGraph`).
 
     Example:
         >>> edge_index = torch.tensor([[0, 1, 2, 2], [1, 2, 0, 1]])
@@ -288,6 +288,12 @@ def to_csr(adj, num_nodes: Optional[int] = None, *, value: Optional[Tensor] = No
             raise ValueError(f"edge_index must have shape [2, E], got {tuple(adj.shape)}")
         if adj.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"edge_index must be an int64 or int32 tensor, got {adj.dtype}")
+        if validate:
+            size = num_nodes
+            if size is None and _is_edge_index(adj) and None not in adj.sparse_size():
+                size = max(adj.sparse_size())
+            if size is not None:
+                check_edge_index(adj.as_subclass(Tensor), size)
         return _from_edge_index(adj, num_nodes, value, transpose)
     raise TypeError("adj must be an edge_index tensor, a torch_geometric.EdgeIndex, a torch.sparse_csr tensor or a "
                     f"torch_sparse.SparseTensor, got {type(adj).__name__}")

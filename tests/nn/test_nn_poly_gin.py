@@ -7,7 +7,8 @@ from torch_geometric.nn import GINEConv as PyGGINEConv
 from torch_geometric.utils import from_networkx, to_dense_adj
 
 from graphequi.nn import PolyGIN, PolyGINE
-from graphequi.nn.conv import CSRAdjacency, GINConv, GINEConv
+from graphequi import ops
+from graphequi.nn.conv import GINConv, GINEConv
 from graphequi.testing import assert_compiles, assert_gradcheck, assert_permutation_equivariant
 from graphequi.transforms import ValidateGraph
 
@@ -141,7 +142,7 @@ def test_fused_csr_path_equals_the_edge_index_path(batch, aggr):
     batch.poly_x = batch.poly_x.double()
     torch.testing.assert_close(fused(batch), plain(batch))
     with_adj = batch.clone()
-    with_adj.adj_t = CSRAdjacency.from_edge_index(batch.edge_index, batch.num_nodes)
+    with_adj.adj_t = ops.to_csr(batch.edge_index, batch.num_nodes)
     torch.testing.assert_close(plain(with_adj), plain(batch))  # a given adj_t is used as it is
 
 
@@ -156,7 +157,7 @@ def test_gin_conv_equals_pyg_on_every_adjacency_form(aggr):
     ref = PyGGINConv(torch.nn.Linear(4, 5), train_eps=True, aggr=aggr).double()
     expected = ref(x, edge_index)
     from torch_geometric import EdgeIndex
-    forms = [edge_index, CSRAdjacency.from_edge_index(edge_index, 10),
+    forms = [edge_index, ops.to_csr(edge_index, 10),
              EdgeIndex(edge_index, sparse_size=(10, 10)).sort_by("col")[0],
              torch.sparse_coo_tensor(edge_index.flip(0), torch.ones(30, dtype=torch.float64),
                                      (10, 10)).coalesce().to_sparse_csr()]

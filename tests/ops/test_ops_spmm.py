@@ -437,3 +437,13 @@ def test_cpu_isa_choice_is_cached_and_checked():
     env = dict(os.environ, GRAPHEQUI_CPU_ISA="sse9", GRAPHEQUI_BACKEND="cpp")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "ValueError" in out.stdout and "GRAPHEQUI_CPU_ISA" in out.stdout
+
+
+def test_to_csr_checks_edge_index_before_sorting_it():
+    # an out-of-range edge_index would make the sort write out of bounds
+    for bad, match in (([[0, 1], [1, 1001]], "node 1001, out of range for 3 nodes"),
+                       ([[0, -1], [1, 0]], "negative")):
+        with pytest.raises(IndexError, match=match):
+            ops.to_csr(torch.tensor(bad), num_nodes=3)
+    with pytest.raises(IndexError, match="out of range"):
+        ops.to_csr(EdgeIndex(torch.tensor([[0, 1], [1, 7]]), sparse_size=(3, 3)))

@@ -6,11 +6,13 @@ ICLR 2020), with two ways to aggregate:
 
 * ``edge_index`` a ``[2, E]`` tensor: PyG's ``propagate`` gathers messages
   and reduces them with a :mod:`graphequi.nn.aggr` aggregation;
-* an adjacency in CSR form (:class:`~graphequi.nn.conv.adjacency.CSRAdjacency`,
-  a ``torch.sparse_csr`` tensor, a :class:`torch_geometric.EdgeIndex` or a
-  ``torch_sparse.SparseTensor``): GIN runs the fused gather-reduce
-  :func:`graphequi.ops.spmm`, which never materialises the ``[E, F]``
-  messages.
+* an adjacency in CSR form (a :class:`graphequi.ops.CSR` from
+  :func:`graphequi.ops.to_csr`, a :class:`torch_geometric.EdgeIndex`, a
+  ``torch.sparse_csr`` ``adj_t`` or a ``torch_sparse.SparseTensor``
+  ``adj_t``): GIN runs the fused gather-reduce :func:`graphequi.ops.spmm`,
+  which never materialises the ``[E, F]`` messages. A :class:`~graphequi.ops.CSR`
+  built once (with its transpose) serves every layer of a model, forward and
+  backward.
 """
 from __future__ import annotations
 
@@ -18,13 +20,26 @@ from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.inits import reset
+from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
 
+from graphequi import ops
 from graphequi.nn.aggr import KernelAggregation, MaxAggregation, MeanAggregation, MinAggregation, SumAggregation
-from graphequi.nn.conv.adjacency import CSRAdjacency, as_csr_adjacency, is_csr_adjacency
 
-__all__ = ["GINConv", "GINEConv", "resolve_aggregation"]
+__all__ = ["GINConv", "GINEConv", "resolve_aggregation", "is_csr_adjacency"]
+
+
+def is_csr_adjacency(adj) -> bool:
+    """Whether ``adj`` takes the fused path: a :class:`graphequi.ops.CSR`, an
+    ``EdgeIndex``, a ``torch.sparse_csr`` tensor or a ``SparseTensor`` (a plain
+    ``[2, E]`` tensor takes PyG's ``propagate``)."""
+    if isinstance(adj, (ops.CSR, EdgeIndex)):
+        return True
+    if isinstance(adj, Tensor):
+        return adj.layout == torch.sparse_csr
+    return WITH_TORCH_SPARSE and isinstance(adj, SparseTensor)
 
 _BY_NAME = {"sum": SumAggregation, "add": SumAggregation, "mean": MeanAggregation,
             "max": MaxAggregation, "min": MinAggregation}
@@ -76,7 +91,7 @@ class GINConv(MessagePassing):
     Example:
         >>> conv = GINConv(torch.nn.Linear(4, 8), aggr="max")
         >>> x, edge_index = torch.randn(3, 4), torch.tensor([[0, 1, 2], [1, 2, 0]])
-        >>> adj = CSRAdjacency.from_edge_index(edge_index, num_nodes=3)
+        >>> adj = ops.to_csr(edge_index, num_nodes=3)
         >>> torch.allclose(conv(x, edge_index), conv(x, adj))
         True
     """
@@ -99,7 +114,8 @@ class GINConv(MessagePassing):
 
     def forward(self, x: Tensor, edge_index) -> Tensor:
         if is_csr_adjacency(edge_index):
-            out = self.message_and_aggregate(as_csr_adjacency(edge_index, x.size(0)), x)
+            adj = edge_index if isinstance(edge_index, ops.CSR) else ops.to_csr(edge_index, x.size(0))
+            out = self.message_and_aggregate(adj, x)
         else:
             out = self.propagate(edge_index, x=x, size=None)
         return self.nn(out + (1 + self.eps) * x)
@@ -107,12 +123,13 @@ class GINConv(MessagePassing):
     def message(self, x_j: Tensor) -> Tensor:
         return x_j
 
-    def message_and_aggregate(self, adj: CSRAdjacency, x: Tensor) -> Tensor:
+    def message_and_aggregate(self, adj: ops.CSR, x: Tensor) -> Tensor:
         reduce = _fused_reduce(self.aggr_module)
         if reduce is None:
             raise ValueError(f"{type(self).__name__}: a CSR adjacency needs aggr sum, mean, max or min, "
                              f"got {self.aggr_module}; pass edge_index instead")
-        return adj.matmul(x, reduce)
+        # index ranges were checked where the adjacency was built or entered
+        return adj.spmm(x, reduce, validate=False)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(nn={self.nn}, aggr={self.aggr_module})"
