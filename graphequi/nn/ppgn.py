@@ -215,20 +215,6 @@ class PPGNBlock(torch.nn.Module):
             return self.norm(out, mask)
         return out * keep
 
-    def reference_forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """:meth:`forward` written channels-last with the explicit concatenations (for tests)."""
-        keep = _pair_keep(mask, x.dtype).squeeze(0).unsqueeze(-1)
-        x = x.permute(1, 2, 3, 0)
-        eye = torch.diag_embed(mask.to(x.dtype)).unsqueeze(-1)
-        x = torch.cat([x, eye], dim=-1)
-        a = self.mlp1(torch.cat([x, x.transpose(1, 2)], dim=-1)) * keep
-        b = self.mlp2(x) * keep
-        y = torch.matmul(a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        out = self.skip(torch.cat([x, y], dim=-1)).permute(3, 0, 1, 2)
-        if self.norm is not None:
-            return self.norm(out, mask)
-        return out * keep.squeeze(-1).unsqueeze(0)
-
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"norm={self.norm is not None})")
