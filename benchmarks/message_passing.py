@@ -18,7 +18,7 @@ weights); only the aggregation and the pooling change:
   transpose) built once per batch before timing, as a transform would;
 * ``graphequi-compiled``: ``torch.compile(PolyGIN, dynamic=True)``;
 * ``floor``: the same network with the aggregation removed (MLPs, norms,
-  pooling, optimiser): what is left when message passing costs nothing.
+  pooling, optimizer): what is left when message passing costs nothing.
 
 A column's *aggregation overhead* is its epoch time minus the floor's.
 Epoch = forward + backward + Adam step over every batch; the columns are
@@ -75,7 +75,7 @@ def random_graphs(num_graphs: int, mean_nodes: int, degree: int, in_channels: in
 
 
 def molhiv_graphs(limit: int) -> list[Data]:
-    """The first ``limit`` molecules of ogbg-molhiv (OGB featurisation, atom
+    """The first ``limit`` molecules of ogbg-molhiv (OGB featurization, atom
     features as floats for a linear encoder)."""
     from graphequi.datasets import default_source
     from graphequi.datasets.ogb_mol import mol_from_smiles, mol_to_ogb_graph

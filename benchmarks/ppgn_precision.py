@@ -2,7 +2,7 @@
 
 Workload: the ZINC CPU model of ``benchmarks/configs/zinc_ppgnpp_cpu*.yaml``
 (6 blocks, width 64, the 12 ppgn++ pair polynomials as input channels), one
-optimiser step (forward, L1 loss, backward, Adam) on a batch of 64 random
+optimizer step (forward, L1 loss, backward, Adam) on a batch of 64 random
 molecule-like graphs of ``--nodes`` nodes each (a ring-closed random tree,
 21 atom and 4 bond types), as the size-bucketed ZINC loader feeds it.
 
@@ -90,7 +90,7 @@ def main(argv=None) -> dict:
                              edge_vocab=BOND_TYPES, poly_channels=POLY_CHANNELS).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         times = {"float32": [], "bf16": []}
-        for _ in range(3):  # alternate, so a noisy neighbour hits both methods alike
+        for _ in range(3):  # alternate, so a noisy neighbor hits both methods alike
             for name in times:
                 times[name] += time_steps(model, batch, optimizer, name == "bf16", repeat)
         medians = {name: statistics.median(t) for name, t in times.items()}

@@ -15,8 +15,8 @@ Also an spmm case (``--spmm``, on by default): the fused CSR gather-reduce
 ``segment_csr`` when importable, and gather + ``graphequi.ops.segment``;
 forward+backward with respect to ``x``, F=64.
 
-Prints a markdown table of medians and ratios, checks the targets of the
-foundation issue, and writes ``benchmarks/results/scatter.json``.
+Prints a markdown table of medians and ratios, checks the speed targets
+(graphequi at least as fast as the best anchor), and writes ``benchmarks/results/scatter.json``.
 """
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def _best(timings, prefix_in=None, exclude_graphequi=True):
 
 
 def judge(row) -> dict:
-    """The issue's targets for one row (None where none applies)."""
+    """The speed targets for one row (None where none applies)."""
     t = row["ms"]
     ours = min(v for k, v in t.items() if k.startswith("graphequi"))
     verdict = {"graphequi_ms": ours}

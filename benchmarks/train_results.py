@@ -1,4 +1,4 @@
-"""The training results of issue 5, section 4: one command per number.
+"""The training results of graphequi's models against published figures: one command per number.
 
 Each experiment is a YAML config under ``benchmarks/configs/`` (read by
 ``graphequi train --config``); counting experiments run once per target.
@@ -13,7 +13,7 @@ Each run writes to ``runs/benchmarks/<experiment>[/<target>]/`` (git-ignored:
 the trainer's summary.json, learning curves, checkpoints; ``--tiny`` runs
 under ``.../tiny/``); ``benchmarks/results/train_results.json`` collects the
 summaries of the full runs and ``train_results.png`` plots them against the
-targets of the issue. Runs resume from their checkpoints when rerun with
+published targets. Runs resume from their checkpoints when rerun with
 ``--resume``. Multi-process: run the printed command under
 ``torchrun --nproc_per_node=K -m graphequi.train ...`` instead.
 """
@@ -38,7 +38,7 @@ COUNT_TARGETS = ("triangle", "tailed_triangle", "4cycle", "star")
 
 @dataclass(frozen=True)
 class Experiment:
-    """One row group of the results: a config, the metric reported, and the issue's target."""
+    """One row group of the results: a config, the metric reported, and its target."""
 
     name: str
     config: str
@@ -63,7 +63,7 @@ EXPERIMENTS = {e.name: e for e in [
     Experiment("molhiv-polygin", "molhiv_polygin.yaml", "rocauc", (">", 0.7558),
                "OGB leaderboard GIN 75.58 +- 1.40"),
     Experiment("molhiv-polygin-cpu", "molhiv_polygin_cpu.yaml", "rocauc", (">", 0.7558),
-               "OGB leaderboard GIN 75.58 +- 1.40; width 64, 50 epochs, 3 seeds (fits a 2-core session)"),
+               "OGB leaderboard GIN 75.58 +- 1.40; width 64, 50 epochs, 3 seeds (fits 2 CPU cores)"),
     Experiment("molhiv-gin", "molhiv_gin.yaml", "rocauc", None, "control: same model without polynomials"),
     Experiment("molhiv-gin-cpu", "molhiv_gin_cpu.yaml", "rocauc", None,
                "control for molhiv-polygin-cpu: same narrow model without polynomials"),
@@ -125,7 +125,7 @@ def plot(rows: list, path: Path) -> None:
             ax.hlines(r["goal"][1], i - 0.4, i + 0.4, colors="red", linestyles="--")
     ax.set_xticks(range(len(rows)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("test metric (mean ± std over seeds)")
-    ax.set_title("Issue 5 training results (red dashes: the issue's target)")
+    ax.set_title("training results (red dashes: the target)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

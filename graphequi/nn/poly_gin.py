@@ -53,7 +53,7 @@ class PolyGIN(torch.nn.Module):
         y &= \mathrm{Lin}\Big(\mathrm{pool}_{v}\, h_v^{(L)}\Big)
 
     (no ReLU after the last layer, as in the OGB GIN baseline; dropout after
-    every layer). The output is invariant to relabelling the nodes of each graph.
+    every layer). The output is invariant to relabeling the nodes of each graph.
 
     Args:
         out_channels (int): number of graph-level outputs.
@@ -68,7 +68,7 @@ class PolyGIN(torch.nn.Module):
         pool (str): ``'mean'`` or ``'sum'``.
         norm (bool): batch norm inside and after each GIN MLP.
         train_eps (bool): learn :math:`\epsilon`.
-        aggr (str): neighbourhood aggregation, ``'sum'`` (GIN), ``'mean'``,
+        aggr (str): neighborhood aggregation, ``'sum'`` (GIN), ``'mean'``,
             ``'max'`` or ``'min'``.
         fused (bool): GIN only: build the batch's target-major CSR adjacency
             once per forward (a stable sort of ``edge_index`` by target) and

@@ -69,7 +69,7 @@ def _pair_keep(mask: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 class PairBatchNorm(torch.nn.Module):
-    r"""Batch normalisation over the *real* entries of a channel-major pair tensor.
+    r"""Batch normalization over the *real* entries of a channel-major pair tensor.
 
     With :math:`m_{bij} = m_{bi} m_{bj}` and :math:`n = \sum_{bij} m_{bij}`,
 
@@ -173,7 +173,7 @@ class PPGNBlock(torch.nn.Module):
         in_channels (int): :math:`C`.
         out_channels (int): channels of :math:`Y` and :math:`X'`.
         mlp_layers (int): depth of :math:`m_1`, :math:`m_2`.
-        norm (bool): batch-normalise :math:`X'` over real entries.
+        norm (bool): batch-normalize :math:`X'` over real entries.
 
     Shapes:
         - x: ``[C, B, N, N]`` (zero on padded entries); mask: ``[B, N]`` (bool, real nodes)
@@ -260,7 +260,7 @@ class PPGNPlusPlus(torch.nn.Module):
     * embedded node types/features on the diagonal (``embed_channels``);
     * embedded edge types/features on the edges (``embed_channels``);
     * the ``ppgn++`` polynomial pair channels written by
-      ``PolynomialFeatures(level='pair')`` (``poly_channels``), batch-normalised
+      ``PolynomialFeatures(level='pair')`` (``poly_channels``), batch-normalized
       over the real entries: they are means over the maps of the free nodes,
       of order :math:`10^{-3}` on sparse graphs next to a 0/1 adjacency.
 
@@ -278,8 +278,8 @@ class PPGNPlusPlus(torch.nn.Module):
     :math:`\tfrac{1}{s}\sum_i X_{ii}` and :math:`\tfrac{1}{s^2}\sum_{i\ne j} X_{ij}`
     for a fixed ``readout_scale`` :math:`s` (e.g. the mean training graph
     size): still sums, so counts that grow with the graph stay linear in the
-    readout, but of order one at initialisation instead of order :math:`n^2`.
-    The output is invariant to relabelling the nodes of each graph.
+    readout, but of order one at initialization instead of order :math:`n^2`.
+    The output is invariant to relabeling the nodes of each graph.
 
     The reference ZINC configuration (``num_layers=8``,
     ``hidden_channels=95``) has about 0.5M parameters.

@@ -6,7 +6,7 @@ The C++ extension defines the ``graphequi::*`` ops in its single
 (``CompositeExplicitAutograd``, so they run on every device), and registers one
 set of fake kernels and autograd formulas for both namespaces. Both backends
 therefore share the exact same semantics, gradients and ``torch.compile``
-behaviour; only the kernels differ.
+behavior; only the kernels differ.
 
 Layout contract (see ``csrc/graphequi.cpp``): ``src``/``grad`` are ``[B, E, F]``,
 ``index`` is ``[E]``, ``ptr`` is ``[G + 1]``, ``arg`` is ``[B, G, F]`` with the

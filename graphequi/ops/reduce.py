@@ -86,7 +86,7 @@ def _restore(out3: Tensor, src: Tensor, dim: int, size) -> Tensor:
 
 
 def _check_scatter_args(src: Tensor, index: Tensor, dim: int, dim_size) -> tuple:
-    """Validates scatter arguments; returns the normalised ``dim`` and ``dim_size``."""
+    """Validates scatter arguments; returns the normalized ``dim`` and ``dim_size``."""
     _check_src(src)
     dim = _normalize_dim(dim, src)
     _check_integer_tensor(index, "index")

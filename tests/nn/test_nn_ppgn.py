@@ -155,7 +155,7 @@ def test_pair_batch_norm_matches_batchnorm1d_on_the_real_rows(momentum):
 
 
 def test_ppgn_distinguishes_graphs_1wl_cannot():
-    # C6 and two disjoint triangles: both 2-regular on 6 nodes (same 1-WL colours),
+    # C6 and two disjoint triangles: both 2-regular on 6 nodes (same 1-WL colors),
     # but 2-FWL/PPGN tells them apart (triangles).
     c6 = from_networkx(nx.cycle_graph(6))
     tt = from_networkx(nx.disjoint_union(nx.cycle_graph(3), nx.cycle_graph(3)))

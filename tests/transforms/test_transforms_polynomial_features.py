@@ -65,7 +65,7 @@ def test_matches_direct_evaluation(level, normalize):
         assert torch.equal(out.pair_index[0], torch.arange(n).repeat_interleave(n))
 
 
-def test_triangle_counts_unnormalised():
+def test_triangle_counts_unnormalized():
     data = random_graphs([9], p=0.5, seed=3)[0]
     G = nx.Graph(data.edge_index.t().tolist())
     G.add_nodes_from(range(9))
