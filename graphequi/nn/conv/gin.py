@@ -65,7 +65,28 @@ def _fused_reduce(aggr: torch.nn.Module) -> Optional[str]:
     return None
 
 
-class GINConv(MessagePassing):
+class _GINBase(MessagePassing):
+    """What GIN and GINE share: the MLP :math:`h_\Theta`, :math:`\epsilon`, the aggregation."""
+
+    def __init__(self, nn: torch.nn.Module, eps: float, train_eps: bool, aggr):
+        super().__init__(aggr=resolve_aggregation(aggr))
+        self.nn = nn
+        self.initial_eps = eps
+        if train_eps:
+            self.eps = torch.nn.Parameter(torch.empty(1))
+        else:
+            self.register_buffer("eps", torch.empty(1))
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        reset(self.nn)
+        self.eps.data.fill_(self.initial_eps)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(nn={self.nn}, aggr={self.aggr_module})"
+
+
+class GINConv(_GINBase):
     r"""The graph isomorphism operator
 
     .. math::
@@ -98,19 +119,8 @@ class GINConv(MessagePassing):
 
     def __init__(self, nn: torch.nn.Module, eps: float = 0.0, train_eps: bool = False,
                  aggr: Union[str, torch.nn.Module] = "sum"):
-        super().__init__(aggr=resolve_aggregation(aggr))
-        self.nn = nn
-        self.initial_eps = eps
-        if train_eps:
-            self.eps = torch.nn.Parameter(torch.empty(1))
-        else:
-            self.register_buffer("eps", torch.empty(1))
+        super().__init__(nn, eps, train_eps, aggr)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        super().reset_parameters()
-        reset(self.nn)
-        self.eps.data.fill_(self.initial_eps)
 
     def forward(self, x: Tensor, edge_index) -> Tensor:
         if is_csr_adjacency(edge_index):
@@ -131,11 +141,8 @@ class GINConv(MessagePassing):
         # index ranges were checked where the adjacency was built or entered
         return adj.spmm(x, reduce, validate=False)
 
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(nn={self.nn}, aggr={self.aggr_module})"
 
-
-class GINEConv(MessagePassing):
+class GINEConv(_GINBase):
     r"""GIN with edge features (Hu et al., ICLR 2020)
 
     .. math::
@@ -168,13 +175,7 @@ class GINEConv(MessagePassing):
 
     def __init__(self, nn: torch.nn.Module, eps: float = 0.0, train_eps: bool = False,
                  edge_dim: Optional[int] = None, aggr: Union[str, torch.nn.Module] = "sum"):
-        super().__init__(aggr=resolve_aggregation(aggr))
-        self.nn = nn
-        self.initial_eps = eps
-        if train_eps:
-            self.eps = torch.nn.Parameter(torch.empty(1))
-        else:
-            self.register_buffer("eps", torch.empty(1))
+        super().__init__(nn, eps, train_eps, aggr)
         self.lin = None
         if edge_dim is not None:
             first = next((m for m in nn.modules() if isinstance(m, torch.nn.Linear)), None)
@@ -185,8 +186,6 @@ class GINEConv(MessagePassing):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        reset(self.nn)
-        self.eps.data.fill_(self.initial_eps)
         if self.lin is not None:
             self.lin.reset_parameters()
 
@@ -201,6 +200,3 @@ class GINEConv(MessagePassing):
         if self.lin is not None:
             edge_attr = self.lin(edge_attr)
         return (x_j + edge_attr).relu()
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(nn={self.nn}, aggr={self.aggr_module})"
