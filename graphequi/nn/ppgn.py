@@ -22,7 +22,6 @@ from torch_geometric.utils import to_dense_adj, to_dense_batch
 
 from graphequi.nn.encoders import FeatureEncoder, Vocab
 from graphequi.ops._registry import accumulation_dtype
-from graphequi.ops.checks import check_edge_index
 from graphequi.poly.keys import PAIR_INDEX_KEY, POLY_PAIR_KEY, row_major_pairs
 
 __all__ = ["PPGNPlusPlus", "PPGNBlock", "dense_pair_features"]
@@ -220,21 +219,22 @@ class PPGNBlock(torch.nn.Module):
                 f"norm={self.norm is not None})")
 
 
-def dense_pair_features(data, key: str, batch: Tensor, batch_size: int, max_num_nodes: int) -> Tensor:
+def dense_pair_features(data, key: str, batch: Tensor, batch_size: int, max_num_nodes: int,
+                        num_pairs: Optional[int] = None) -> Tensor:
     r"""Densify per-pair values written by
     :class:`graphequi.transforms.PolynomialFeatures` (``level='pair'``).
 
-    The transform stores, for a graph with :math:`n` nodes, ``data[key]`` of
-    shape ``[n * n, k]`` and ``data.pair_index`` ``[2, n * n]`` (offset by PyG's
-    collation like ``edge_index``). Without ``pair_index`` the rows are taken
-    in row-major pair order, graph after graph (row ``i * n + j`` of a graph
-    is pair ``(i, j)``). Returns ``[B, N, N, k]`` with zeros on padded entries.
+    The layout is :mod:`graphequi.poly.keys`'s: ``[sum_b n_b^2, k]`` rows and,
+    when present, ``pair_index``; without it the rows are read in row-major
+    pair order. ``num_pairs`` (:math:`\sum_b n_b^2`), when the caller already
+    has it on the host, saves reading it from ``batch``. Returns
+    ``[B, N, N, k]`` with zeros on padded entries.
     """
     values = data[key]
     if values.dim() == 1:
         values = values.unsqueeze(-1)
     counts = torch.bincount(batch, minlength=batch_size)
-    expected = int((counts * counts).sum())
+    expected = int((counts * counts).sum()) if num_pairs is None else num_pairs
     if values.size(0) != expected:
         raise ValueError(f"`{key}` has {values.size(0)} rows but the graphs have "
                          f"{expected} node pairs (sum of n^2); was it written by "
@@ -382,17 +382,31 @@ class PPGNPlusPlus(torch.nn.Module):
         padded entries) and the node mask ``[B, N]``."""
         edge_index = data.edge_index
         num_nodes = data.num_nodes
-        # the dense layout needs the largest graph's size on the host anyway, so the index
-        # check, which also reads the data, costs no extra synchronisation here
-        check_edge_index(edge_index, num_nodes)
+        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError("edge_index must have shape [2, E]")
+        if edge_index.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"edge_index must be an int64 or int32 tensor, got {edge_index.dtype}")
+        if not num_nodes:
+            raise ValueError("PPGNPlusPlus got an empty graph (0 nodes); its readout is undefined")
         batch = getattr(data, "batch", None)
         if batch is None:
             batch = edge_index.new_zeros(num_nodes)
         batch_size = int(data.num_graphs) if hasattr(data, "num_graphs") else int(batch.max()) + 1
         counts = torch.bincount(batch, minlength=batch_size)
-        if num_nodes == 0 or bool((counts == 0).any()):
+        # The dense layout needs the largest graph's size on the host: one read of the
+        # data per forward, which also brings the index range and the pair count along.
+        has_edges = edge_index.numel() > 0
+        lo = edge_index.min() if has_edges else counts.new_zeros(())
+        hi = edge_index.max() if has_edges else counts.new_zeros(())
+        max_n, empty, lo, hi, num_pairs = torch.stack(
+            [counts.max(), (counts == 0).sum(), lo.to(counts.dtype), hi.to(counts.dtype),
+             (counts * counts).sum()]).tolist()
+        if empty:
             raise ValueError("PPGNPlusPlus got an empty graph (0 nodes); its readout is undefined")
-        max_n = int(counts.max())
+        if lo < 0:
+            raise IndexError(f"edge_index contains a negative node id ({lo})")
+        if hi >= num_nodes:
+            raise IndexError(f"edge_index contains node {hi}, out of range for {num_nodes} nodes")
         device = edge_index.device
         dtype = self.blocks[0].skip.weight.dtype
         _, mask = to_dense_batch(torch.zeros(num_nodes, 1, device=device), batch,
@@ -415,12 +429,10 @@ class PPGNPlusPlus(torch.nn.Module):
             if getattr(data, self.pair_key, None) is None:
                 raise ValueError(f"the model expects {self.poly_channels} polynomial pair channels in "
                                  f"`data.{self.pair_key}`; apply PolynomialFeatures(level='pair')")
-            p = dense_pair_features(data, self.pair_key, batch, batch_size, max_n).to(dtype)
+            p = dense_pair_features(data, self.pair_key, batch, batch_size, max_n, num_pairs).to(dtype)
             if p.size(-1) != self.poly_channels:
                 raise ValueError(f"`data.{self.pair_key}` has {p.size(-1)} channels, expected "
                                  f"{self.poly_channels}")
-            if not torch.isfinite(p).all():
-                raise ValueError(f"`data.{self.pair_key}` contains NaN or infinite values")
             channels.append(self.poly_norm(p.permute(3, 0, 1, 2), mask))
         return torch.cat(channels), mask
 

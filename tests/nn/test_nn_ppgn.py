@@ -7,6 +7,7 @@ from torch_geometric.utils import from_networkx, to_dense_adj
 from graphequi.nn import PPGNPlusPlus
 from graphequi.nn.ppgn import PairBatchNorm, PPGNBlock, _pair_keep, dense_pair_features
 from graphequi.testing import assert_gradcheck, assert_permutation_equivariant
+from graphequi.transforms import ValidateGraph
 
 
 
@@ -227,8 +228,10 @@ def test_ppgn_bad_input_raises(graphs):
         model(broken(poly_pair_attr=good.poly_pair_attr[:, :1]))
     nan = good.poly_pair_attr.clone()
     nan[0, 0] = float("nan")
-    with pytest.raises(ValueError, match="NaN"):
-        model(broken(poly_pair_attr=nan))
+    with pytest.raises(ValueError, match="poly_pair_attr contains NaN"):  # where data enters
+        ValidateGraph()(broken(poly_pair_attr=nan))
+    with pytest.raises(TypeError, match="int64 or int32"):
+        model(broken(edge_index=good.edge_index.float()))
     d = good.clone()
     del d.poly_pair_attr
     with pytest.raises(ValueError, match="PolynomialFeatures"):
