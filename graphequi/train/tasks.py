@@ -32,6 +32,7 @@ from torch_geometric.utils import dense_to_sparse
 from graphequi._io import atomic_write
 from graphequi.datasets.metrics import METRICS
 from graphequi.poly import triangle_count
+from graphequi.transforms import validate_graph
 from graphequi.train.config import TrainConfig
 from graphequi.train.models import MODELS, get_model
 
@@ -258,7 +259,8 @@ def _subset(graphs: list, size: int) -> list:
 
 def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
     """Load the dataset of ``cfg``, cut it to ``cfg.subset``, attach the
-    polynomial features ``cfg.model`` needs (cached under ``cache_dir``)."""
+    polynomial features ``cfg.model`` needs (cached under ``cache_dir``) and
+    validate every graph (:func:`graphequi.transforms.validate_graph`)."""
     levels = get_model(cfg.model).poly_levels
     task = _loader_for(cfg.dataset)(cfg)
     if cfg.subset is not None:
@@ -278,4 +280,12 @@ def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 splits = (task.train, task.val, task.test)
                 atomic_write(cache, lambda tmp: torch.save(splits, tmp))
+    # the one place where a run's graphs are checked (index ranges, empty graphs, NaN):
+    # the models' forward passes check shapes only
+    for split, graphs in zip(("train", "val", "test"), (task.train, task.val, task.test)):
+        for i, graph in enumerate(graphs):
+            try:
+                validate_graph(graph)
+            except (ValueError, IndexError, TypeError) as err:
+                raise type(err)(f"{cfg.dataset} {split} graph {i}: {err}") from err
     return task

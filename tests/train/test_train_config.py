@@ -133,3 +133,18 @@ def test_every_model_of_the_table_gets_exactly_its_features_and_is_in_the_help(t
         cfg = TrainConfig("synthetic-count", name, subset=4, progress=False, root=str(tmp_path))
         graph = load_task(cfg).train[0]
         assert {level for level, key in keys.items() if key in graph} == set(model.poly_levels), name
+
+
+def test_load_task_validates_every_graph_where_data_enters(monkeypatch, tmp_path):
+    from torch_geometric.data import Data
+
+    from graphequi.train import tasks
+
+    good = Data(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]), y=torch.zeros(1, 1))
+    bad = Data(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1], [1, 5]]), y=torch.zeros(1, 1))
+    monkeypatch.setattr(tasks, "_loader_for", lambda name: lambda cfg: Task(
+        "toy", [good, good], [good], [good, bad], kind="regression", num_outputs=1, metric="mae",
+        loss="l1", result_name="toy"))
+    cfg = TrainConfig(dataset="synthetic-count", model="gin", root=str(tmp_path), out=str(tmp_path))
+    with pytest.raises(IndexError, match="test graph 1: edge_index contains node 5"):
+        tasks.load_task(cfg)
