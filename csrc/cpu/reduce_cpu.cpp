@@ -541,6 +541,53 @@ at::Tensor spmm_value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_i
   return out;
 }
 
+at::Tensor spmm_arg_grad_cpu(const at::Tensor& colptr_in, const at::Tensor& row_in, const at::Tensor& perm_in,
+                             const at::Tensor& arg_in, const at::Tensor& grad_in,
+                             const c10::optional<at::Tensor>& value_in) {
+  check_index_tensor(colptr_in, "csc colptr");
+  check_index_tensor(row_in, "csc row");
+  TORCH_CHECK_TYPE(colptr_in.scalar_type() == row_in.scalar_type(), "csc colptr and row must share a dtype");
+  TORCH_CHECK_TYPE(perm_in.scalar_type() == at::kLong && arg_in.scalar_type() == at::kLong,
+                   "csc perm and arg must be int64");
+  TORCH_CHECK_VALUE(colptr_in.dim() == 1 && colptr_in.numel() >= 1, "csc colptr must be 1-D and non-empty");
+  TORCH_CHECK_VALUE(row_in.dim() == 1 && perm_in.dim() == 1 && row_in.numel() == perm_in.numel(),
+                    "csc row and perm must be 1-D with one entry per edge");
+  TORCH_CHECK_VALUE(grad_in.dim() == 2 && arg_in.sizes() == grad_in.sizes(), "arg and grad must be [G, F], got ",
+                    arg_in.sizes(), " and ", grad_in.sizes());
+  if (value_in.has_value()) {
+    TORCH_CHECK_VALUE(value_in->dim() == 1 && value_in->numel() == row_in.numel(), "value must have one entry per edge");
+    TORCH_CHECK_TYPE(value_in->scalar_type() == grad_in.scalar_type(), "value must have the dtype of grad");
+  }
+  auto colptr = colptr_in.contiguous();
+  auto row = row_in.contiguous();
+  auto perm = perm_in.contiguous();
+  auto arg = arg_in.contiguous();
+  auto grad = grad_in.contiguous();
+  at::Tensor value = value_in.has_value() ? value_in->contiguous() : at::Tensor();
+  const int64_t N = colptr.numel() - 1, E = row.numel(), G = grad.size(0), F = grad.size(1);
+  // row and perm come from the transpose that graphequi built, but a caller may hand
+  // its own: they index grad/arg and value, so their ranges are checked (no sync on CPU)
+  AT_DISPATCH_INDEX_TYPES(colptr.scalar_type(), "spmm_arg_grad_cpu_check", [&] {
+    validate_ptr<index_t>(colptr, E, "csc row.numel()");
+    validate_index<index_t>(row, G, "csc row", "grad.size(0)");
+  });
+  validate_index<int64_t>(perm, E, "csc perm", "the edge count");
+  auto out = at::empty({N, F}, grad.options());
+  GRAPHEQUI_DISPATCH_SRC(grad.scalar_type(), "spmm_arg_grad_cpu", [&] {
+    AT_DISPATCH_INDEX_TYPES(colptr.scalar_type(), "spmm_arg_grad_cpu_idx", [&] {
+      const scalar_t* v = value.defined() ? value.data_ptr<scalar_t>() : nullptr;
+      with_isa<scalar_t>([&](auto k) {
+        using K = decltype(k);
+        auto fn = v != nullptr ? K::template spmm_arg_grad<true, scalar_t, index_t>
+                               : K::template spmm_arg_grad<false, scalar_t, index_t>;
+        fn(colptr.data_ptr<index_t>(), row.data_ptr<index_t>(), perm.data_ptr<int64_t>(), arg.data_ptr<int64_t>(),
+           grad.data_ptr<scalar_t>(), v, out.data_ptr<scalar_t>(), N, E, F);
+      });
+    });
+  });
+  return out;
+}
+
 // The transpose (CSC) of a CSR: colptr [num_cols + 1], row [E] and perm [E]
 // with edge perm[p] of the CSR at position p of the CSC. A stable counting
 // sort, so the edges of one column keep their CSR order.
@@ -611,6 +658,7 @@ TORCH_LIBRARY_IMPL(graphequi, CPU, m) {
   m.impl("spmm", &spmm_cpu);
   m.impl("spmm_arg", &spmm_arg_cpu);
   m.impl("spmm_value_grad", &spmm_value_grad_cpu);
+  m.impl("spmm_arg_grad", &spmm_arg_grad_cpu);
   m.impl("csr_transpose", &csr_transpose_cpu);
 }
 

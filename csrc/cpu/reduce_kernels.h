@@ -431,6 +431,34 @@ void spmm_value_grad_kernel(const index_t* ptr, const index_t* col, const scalar
   });
 }
 
+// Gradient of spmm min/max w.r.t. x, by owner computes over the transpose:
+// source row j sums value[k] * grad[i, f] over its CSC entries (edge k from
+// target i) whose edge won output entry (i, f). Every out[j] is written by one
+// thread, in CSC order: deterministic, no atomics, no [G, F] index tensor.
+template <bool kWeighted, typename scalar_t, typename index_t>
+void spmm_arg_grad_kernel(const index_t* colptr, const index_t* row, const int64_t* perm, const int64_t* arg,
+                          const scalar_t* grad, const scalar_t* value, scalar_t* out, int64_t N, int64_t E,
+                          int64_t F) {
+  using acc_t = at::opmath_type<scalar_t>;
+  parallel_over_groups(colptr, N, E, F, [&](int64_t jb, int64_t je) {
+    std::vector<acc_t> acc(F);
+    for (int64_t j = jb; j < je; ++j) {
+      std::fill(acc.begin(), acc.end(), acc_t(0));
+      for (int64_t p = colptr[j]; p < colptr[j + 1]; ++p) {
+        const int64_t k = perm[p];
+        const int64_t i = static_cast<int64_t>(row[p]);
+        const int64_t* a = arg + i * F;
+        const scalar_t* g = grad + i * F;
+        const acc_t w = kWeighted ? static_cast<acc_t>(value[k]) : acc_t(1);
+        for (int64_t f = 0; f < F; ++f)
+          if (a[f] == k) acc[f] += kWeighted ? w * static_cast<acc_t>(g[f]) : static_cast<acc_t>(g[f]);
+      }
+      scalar_t* o = out + j * F;
+      for (int64_t f = 0; f < F; ++f) o[f] = static_cast<scalar_t>(acc[f]);
+    }
+  });
+}
+
 // The kernels of this instruction set, as one type the glue can pick at run time.
 struct Kernels {
   template <Reduce R, typename scalar_t, typename index_t>
@@ -472,5 +500,11 @@ struct Kernels {
   static void spmm_value_grad(const index_t* ptr, const index_t* col, const scalar_t* grad, const scalar_t* x,
                               scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
     spmm_value_grad_kernel<scalar_t, index_t>(ptr, col, grad, x, out, G, E, F, mean);
+  }
+  template <bool kWeighted, typename scalar_t, typename index_t>
+  static void spmm_arg_grad(const index_t* colptr, const index_t* row, const int64_t* perm, const int64_t* arg,
+                            const scalar_t* grad, const scalar_t* value, scalar_t* out, int64_t N, int64_t E,
+                            int64_t F) {
+    spmm_arg_grad_kernel<kWeighted, scalar_t, index_t>(colptr, row, perm, arg, grad, value, out, N, E, F);
   }
 };

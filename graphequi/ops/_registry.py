@@ -41,6 +41,8 @@ SCHEMAS = {
     "spmm_arg": ("spmm_arg(Tensor ptr, Tensor col, Tensor x, Tensor? value, str reduce, bool validate) "
                  "-> (Tensor, Tensor)"),
     "spmm_value_grad": "spmm_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) -> Tensor",
+    "spmm_arg_grad": ("spmm_arg_grad(Tensor csc_ptr, Tensor csc_row, Tensor csc_perm, Tensor arg, Tensor grad, "
+                      "Tensor? value) -> Tensor"),
     "csr_transpose": "csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)",
 }
 
@@ -214,6 +216,17 @@ def _torch_spmm_value_grad(ptr, col, grad, x, reduce: str, validate: bool) -> Te
     return out.to(x.dtype)
 
 
+def _torch_spmm_arg_grad(csc_ptr, csc_row, csc_perm, arg, grad, value) -> Tensor:
+    # the C++ kernel's sum, in the same CSC order, over an [E, F] mask (fallback only)
+    rows = csc_row.long()
+    won = arg.index_select(0, rows) == csc_perm.unsqueeze(1)
+    contrib = grad.index_select(0, rows).to(accumulation_dtype(grad.dtype))
+    if value is not None:
+        contrib = contrib * value.index_select(0, csc_perm).to(contrib.dtype).unsqueeze(1)
+    contrib = torch.where(won, contrib, torch.zeros_like(contrib))
+    return _torch_segment(contrib.unsqueeze(0), csc_ptr, "sum")[0].to(grad.dtype)
+
+
 def _torch_csr_transpose(ptr: Tensor, col: Tensor, num_cols: int, validate: bool):
     # Always checked, as in the C++ kernel: the searchsorted below would
     # silently drop out-of-range entries.
@@ -237,6 +250,7 @@ _TORCH_KERNELS = {
     "spmm": _torch_spmm,
     "spmm_arg": _torch_spmm_arg,
     "spmm_value_grad": _torch_spmm_value_grad,
+    "spmm_arg_grad": _torch_spmm_arg_grad,
     "csr_transpose": _torch_csr_transpose,
 }
 
@@ -282,6 +296,10 @@ def _fake_spmm_value_grad(ptr, col, grad, x, reduce, validate):
     return x.new_empty(col.size(0))
 
 
+def _fake_spmm_arg_grad(csc_ptr, csc_row, csc_perm, arg, grad, value):
+    return grad.new_empty(csc_ptr.size(0) - 1, grad.size(1))
+
+
 def _fake_csr_transpose(ptr, col, num_cols, validate):
     return col.new_empty(num_cols + 1), col.new_empty(col.size(0)), col.new_empty(col.size(0), dtype=torch.long)
 
@@ -296,6 +314,7 @@ _FAKE_KERNELS = {
     "spmm": _fake_spmm,
     "spmm_arg": _fake_spmm_arg,
     "spmm_value_grad": _fake_spmm_value_grad,
+    "spmm_arg_grad": _fake_spmm_arg_grad,
     "csr_transpose": _fake_csr_transpose,
 }
 
@@ -308,23 +327,22 @@ def _gather_winner(grad_grad: Tensor, arg: Tensor) -> Tensor:
     return torch.where(arg >= 0, picked, torch.zeros_like(picked))
 
 
-def _spmm_winner_grads(col: Tensor, x: Tensor, value: Optional[Tensor], arg: Tensor, grad: Tensor,
-                       need_x: bool, need_value: bool) -> tuple:
+def _spmm_winner_grads(ops, ptr: Tensor, col: Tensor, x: Tensor, value: Optional[Tensor], arg: Tensor,
+                       grad: Tensor, need_x: bool, need_value: bool, csc=None) -> tuple:
     """Gradients of spmm min/max: output entry ``(i, f)`` won by edge
     ``k = arg[i, f]`` sends ``value[k] * grad[i, f]`` to ``x[col[k], f]`` and
-    ``grad[i, f] * x[col[k], f]`` to ``value[k]``. Everything is ``[G, F]``."""
-    won = arg >= 0
-    edge = arg.clamp(min=0)
-    grad = torch.where(won, grad, torch.zeros_like(grad))
-    source = col.long().index_select(0, edge.flatten()).view_as(edge)
+    ``grad[i, f] * x[col[k], f]`` to ``value[k]``. The x part runs over the
+    transpose (``spmm_arg_grad``: owner computes, no atomics), the value part
+    on ``[G, F]`` tensors."""
     grad_x = grad_value = None
     if need_x:
-        contrib = grad if value is None else grad * value.index_select(0, edge.flatten()).view_as(edge)
-        F = x.size(1)
-        flat = source * F + torch.arange(F, device=x.device)
-        grad_x = torch.zeros(x.numel(), dtype=x.dtype, device=x.device).index_add(
-            0, flat.flatten(), contrib.flatten()).view_as(x)
+        colptr, row, perm = csc if csc is not None else ops.csr_transpose(ptr, col, x.size(0), False)
+        grad_x = ops.spmm_arg_grad(colptr, row, perm, arg, grad, value)
     if need_value and value is not None:
+        won = arg >= 0
+        edge = arg.clamp(min=0)
+        grad = torch.where(won, grad, torch.zeros_like(grad))
+        source = col.long().index_select(0, edge.flatten()).view_as(edge)
         contrib = grad * torch.gather(x, 0, source)
         grad_value = torch.zeros_like(value).index_add(0, edge.flatten(), contrib.flatten())
     return grad_x, grad_value
@@ -410,7 +428,8 @@ def _register_autograd(ns: str) -> None:
         grad = grad.contiguous()
         if ctx.reduce in _ARG_LIKE:
             arg = ops.spmm_arg(ptr, col, x, value, ctx.reduce, False)[1]
-            grad_x, grad_value = _spmm_winner_grads(col, x, value, arg, grad, need_x, need_value)
+            csc = (csc_ptr, csc_row, csc_perm) if csc_ptr is not None else None
+            grad_x, grad_value = _spmm_winner_grads(ops, ptr, col, x, value, arg, grad, need_x, need_value, csc)
         else:
             grad_x = grad_value = None
             if need_x:
@@ -428,12 +447,12 @@ def _register_autograd(ns: str) -> None:
 
     def spmm_arg_setup(ctx, inputs, output):
         ptr, col, x, value, reduce, _validate = inputs
-        ctx.save_for_backward(col, x, value, output[1])
+        ctx.save_for_backward(ptr, col, x, value, output[1])
 
     def spmm_arg_backward(ctx, grad, _grad_arg):
-        col, x, value, arg = ctx.saved_tensors
-        grad_x, grad_value = _spmm_winner_grads(col, x, value, arg, grad.contiguous(), ctx.needs_input_grad[2],
-                                                ctx.needs_input_grad[3])
+        ptr, col, x, value, arg = ctx.saved_tensors
+        grad_x, grad_value = _spmm_winner_grads(ops, ptr, col, x, value, arg, grad.contiguous(),
+                                                ctx.needs_input_grad[2], ctx.needs_input_grad[3])
         return None, None, grad_x, grad_value, None, None
 
     table = {
@@ -472,10 +491,19 @@ def define_torch_backend() -> None:
     _register_autograd(TORCH_NAMESPACE)
 
 
+_cuda_library = None
+
+
 def register_cpp_backend() -> None:
     """Fake kernels and autograd for the C++-defined ``graphequi::*`` ops."""
+    global _cuda_library
     _register_fake("graphequi")
     _register_autograd("graphequi")
+    if _cuda_library is None:
+        # the min/max backward of spmm has a CPU kernel only; on CUDA its torch
+        # formulation (a masked segment sum over the transpose) serves
+        _cuda_library = torch.library.Library("graphequi", "IMPL")
+        _cuda_library.impl("spmm_arg_grad", _torch_spmm_arg_grad, "CUDA")
 
 
 def namespace(ns: str) -> SimpleNamespace:

@@ -447,3 +447,28 @@ def test_to_csr_checks_edge_index_before_sorting_it():
             ops.to_csr(torch.tensor(bad), num_nodes=3)
     with pytest.raises(IndexError, match="out of range"):
         ops.to_csr(EdgeIndex(torch.tensor([[0, 1], [1, 7]]), sparse_size=(3, 3)))
+
+
+@pytest.mark.parametrize("reduce", ["max", "min"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_min_max_backward_kernel_matches_its_torch_formulation_and_a_loop(reduce, weighted):
+    gen = torch.Generator().manual_seed(21)
+    G, N, E, F = 7, 9, 40, 5
+    ptr = ops.index_to_ptr(torch.randint(0, G, (E,), generator=gen).sort().values, G)
+    col = torch.randint(0, N, (E,), generator=gen)
+    x = torch.randn(N, F, generator=gen, dtype=torch.float64)
+    value = torch.rand(E, generator=gen, dtype=torch.float64) + 0.5 if weighted else None
+    grad = torch.randn(G, F, generator=gen, dtype=torch.float64)
+    _, arg = torch.ops.graphequi.spmm_arg(ptr, col, x, value, reduce, True)
+    csc = torch.ops.graphequi.csr_transpose(ptr, col, N, True)
+    got = torch.ops.graphequi.spmm_arg_grad(*csc, arg, grad, value)
+    expected = torch.zeros(N, F, dtype=torch.float64)
+    for i in range(G):
+        for f in range(F):
+            k = int(arg[i, f])
+            if k >= 0:
+                expected[col[k], f] += grad[i, f] * (value[k] if weighted else 1.0)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(torch.ops.graphequi_torch.spmm_arg_grad(*csc, arg, grad, value), got)
+    with pytest.raises(IndexError, match="csc row"):
+        torch.ops.graphequi.spmm_arg_grad(csc[0], csc[1] + G, csc[2], arg, grad, value)
