@@ -37,12 +37,13 @@ except Exception:  # noqa: BLE001
     torch_cluster = None
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# the matmul form |x|^2 + |y|^2 - 2 x.y loses pairs near r to cancellation
-EXACT = "donot_use_mm_for_euclid_dist"
+# cdist's default (matmul form |x|^2 + |y|^2 - 2 x.y for large inputs) is what
+# a user would write and fast, but rounds pairs within ~1e-7 r of the radius
+# differently: the number of such edges is recorded per row.
 
 
 def dense_cdist(pos, r):
-    mask = torch.cdist(pos, pos, compute_mode=EXACT) < r
+    mask = torch.cdist(pos, pos) < r
     mask.fill_diagonal_(False)
     tgt, src = mask.nonzero().t()
     return torch.stack([src, tgt])
@@ -51,7 +52,7 @@ def dense_cdist(pos, r):
 def blocked_cdist(pos, r, tile=1024):
     parts = []
     for t0 in range(0, pos.size(0), tile):
-        mask = torch.cdist(pos[t0:t0 + tile], pos, compute_mode=EXACT) < r
+        mask = torch.cdist(pos[t0:t0 + tile], pos) < r
         tgt, src = mask.nonzero().t()
         tgt = tgt + t0
         keep = src != tgt
@@ -68,7 +69,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,30000,100000")
     parser.add_argument("--neighbors", type=float, default=24.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs (1 at N >= 1e5)")
     parser.add_argument("--dense-limit", type=float, default=1.1e8, help="max N^2 for dense cdist")
     parser.add_argument("--blocked-limit", type=int, default=100000, help="max N for blocked cdist")
     parser.add_argument("--device", default="cpu")
@@ -93,14 +94,14 @@ def main(argv=None):
         if torch_cluster is not None:
             methods["torch_cluster"] = lambda: torch_cluster.radius_graph(pos, r, max_num_neighbors=10 ** 6)
         ref = methods["graphequi"]()
+        differs = {}
         for name, fn in methods.items():
             out = fn()
-            # sqrt(d^2) < r and d^2 < r^2 may round a boundary pair differently
             a, b = edge_set(out), edge_set(ref)
-            differ = a.numel() + b.numel() - 2 * int(torch.isin(a, b).sum())
-            assert differ <= max(2, 1e-6 * b.numel()), f"{name}: {differ} edges differ"
+            differs[name] = a.numel() + b.numel() - 2 * int(torch.isin(a, b).sum())
+            assert differs[name] <= max(4, 1e-4 * b.numel()), f"{name}: {differs[name]} edges differ"
         times = {name: [] for name in methods}
-        for _ in range(args.repeats):
+        for _ in range(args.repeats if n < 100000 else 1):
             for name, fn in methods.items():   # alternated
                 if device.type == "cuda":
                     torch.cuda.synchronize()
@@ -111,7 +112,8 @@ def main(argv=None):
                 times[name].append(time.perf_counter() - start)
         ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
         row = {"n": n, "r": r, "edges": int(ref.size(1)), "ms": ms,
-               "dense_cdist_bytes": n * n * 5}
+               "dense_cdist_bytes": n * n * 5,
+               "edges_differing_from_graphequi": differs}
         rows.append(row)
         cell = lambda k: f"{ms[k]:.1f}" if k in ms else "-"
         ratio = f"{ms['blocked cdist'] / ms['graphequi']:.1f}x" if "blocked cdist" in ms else "-"

@@ -30,6 +30,9 @@ __all__ = ["radius_graph", "fully_connected_graph"]
 # Largest number of candidate pairs held at once: bounds the memory of one
 # target chunk, independent of N.
 _CHUNK_CANDIDATES = 1 << 22
+# Below this many nodes all pairs are tested at once (N^2 D floats, a few MB):
+# binning and binary search cost more than they save on small clouds.
+_DENSE_NODES = 1024
 
 
 def _check_common(max_num_neighbors, flow):
@@ -70,7 +73,7 @@ def _expand(starts: Tensor, counts: Tensor, owners: Tensor) -> tuple[Tensor, Ten
 
 def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
                  max_num_neighbors: Optional[int] = 32, loop: bool = False,
-                 flow: str = "source_to_target", *,
+                 flow: str = "source_to_target", *, method: str = "auto",
                  chunk_candidates: int = _CHUNK_CANDIDATES) -> Tensor:
     r"""Edges :math:`(j, i)` between points of the same graph with
     :math:`\lVert p_j - p_i \rVert < r` (strict, on the squared distance
@@ -82,8 +85,10 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
     found by binary search in the sorted keys. Targets are processed in
     chunks holding at most ``chunk_candidates`` candidate pairs, so memory is
     :math:`O(N + E)` plus one chunk, and work is :math:`O(N \log N + E)` for
-    point clouds of bounded density. Pure PyTorch (no compiled extension),
-    any device.
+    point clouds of bounded density. Clouds of at most 1024 points
+    (``method="auto"``) test all :math:`N^2` pairs at once instead, which is
+    faster there and gives the same edges. Pure PyTorch (no compiled
+    extension), any device.
 
     Args:
         pos: positions, shape ``[N, D]`` (``D`` = 1, 2 or 3 typically).
@@ -95,6 +100,8 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
         loop: include self-loops :math:`(i, i)`.
         flow: ``"source_to_target"`` (``edge_index[0] = j``) or
             ``"target_to_source"`` (rows swapped).
+        method: ``"auto"``, ``"cells"`` (always the cell list) or
+            ``"dense"`` (always all pairs, :math:`O(N^2)` memory).
         chunk_candidates: memory bound of one chunk, in candidate pairs.
 
     Returns:
@@ -113,6 +120,8 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
     if not isinstance(r, (int, float)) or isinstance(r, bool) or math.isnan(r) or r <= 0:
         raise ValueError(f"r must be a positive number, got {r!r}")
     _check_common(max_num_neighbors, flow)
+    if method not in ("auto", "cells", "dense"):
+        raise ValueError(f"method must be 'auto', 'cells' or 'dense', got {method!r}")
     num_nodes, dim = pos.shape
     batch = check_batch(batch, num_nodes)
     device = pos.device
@@ -120,6 +129,15 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
         return torch.empty(2, 0, dtype=torch.long, device=device)
     if batch is None:
         batch = torch.zeros(num_nodes, dtype=torch.long, device=device)
+    r2 = float(r) * float(r)
+    if method == "dense" or (method == "auto" and num_nodes <= _DENSE_NODES):
+        p = pos.detach()
+        diff = p.unsqueeze(0) - p.unsqueeze(1)                        # [i, j, D] = p_j - p_i
+        mask = ((diff * diff).sum(-1) < r2) & (batch.unsqueeze(0) == batch.unsqueeze(1))
+        if not loop:
+            mask.fill_diagonal_(False)
+        tgt, src = mask.nonzero().unbind(1)
+        return _finish(src, tgt, num_nodes, max_num_neighbors, flow)
     num_graphs = int(batch.max()) + 1
 
     # Binning in float64 with cells slightly larger than r: a pair accepted
@@ -155,7 +173,6 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
     count = (torch.searchsorted(sorted_key, nkey, right=True) - start) * valid
     per_target = count.sum(1)
 
-    r2 = float(r) * float(r)
     srcs, tgts = [], []
     bounds = torch.cumsum(per_target, 0)
     t0 = 0

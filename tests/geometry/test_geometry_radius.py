@@ -28,19 +28,29 @@ def brute_force(pos, r, batch=None, max_num_neighbors=None, loop=False):
 @pytest.mark.parametrize("dim", [1, 2, 3])
 @pytest.mark.parametrize("loop", [False, True])
 @pytest.mark.parametrize("cap", [None, 3])
-def test_matches_brute_force(dim, loop, cap):
+@pytest.mark.parametrize("method", ["cells", "dense", "auto"])
+def test_matches_brute_force(dim, loop, cap, method):
     gen = torch.Generator().manual_seed(dim * 10 + loop)
     pos = torch.rand(150, dim, generator=gen) * 2
     batch = torch.randint(0, 3, (150,), generator=gen)       # unsorted on purpose
-    got = radius_graph(pos, 0.4, batch, max_num_neighbors=cap, loop=loop)
+    got = radius_graph(pos, 0.4, batch, max_num_neighbors=cap, loop=loop, method=method)
     assert torch.equal(got, brute_force(pos, 0.4, batch, cap, loop))
+
+
+def test_cell_list_above_dense_threshold():
+    gen = torch.Generator().manual_seed(7)
+    pos = torch.rand(1500, 3, generator=gen)
+    batch = torch.randint(0, 2, (1500,), generator=gen)
+    got = radius_graph(pos, 0.12, batch, max_num_neighbors=5)          # auto -> cells
+    assert torch.equal(got, radius_graph(pos, 0.12, batch, max_num_neighbors=5, method="dense"))
+    assert torch.equal(got, brute_force(pos, 0.12, batch, 5))
 
 
 def test_small_chunks_and_flow():
     gen = torch.Generator().manual_seed(1)
     pos = torch.randn(300, 3, generator=gen, dtype=torch.float64)
     ref = radius_graph(pos, 0.8, max_num_neighbors=None)
-    assert torch.equal(radius_graph(pos, 0.8, max_num_neighbors=None, chunk_candidates=7), ref)
+    assert torch.equal(radius_graph(pos, 0.8, max_num_neighbors=None, chunk_candidates=7, method="cells"), ref)
     assert torch.equal(ref, brute_force(pos, 0.8))
     flipped = radius_graph(pos, 0.8, max_num_neighbors=None, flow="target_to_source")
     assert torch.equal(flipped, ref.flip(0))
@@ -49,20 +59,22 @@ def test_small_chunks_and_flow():
 def test_degenerate_clouds():
     # all points coincide; a line in 3-D; huge spread with tiny r; r = inf
     same = torch.zeros(6, 3)
-    assert torch.equal(radius_graph(same, 0.1, max_num_neighbors=None), brute_force(same, 0.1))
+    cells = dict(method="cells", max_num_neighbors=None)
+    assert torch.equal(radius_graph(same, 0.1, **cells), brute_force(same, 0.1))
     line = torch.stack([torch.linspace(0, 1, 20), torch.zeros(20), torch.zeros(20)], -1)
-    assert torch.equal(radius_graph(line, 0.11, max_num_neighbors=None), brute_force(line, 0.11))
+    assert torch.equal(radius_graph(line, 0.11, **cells), brute_force(line, 0.11))
     spread = torch.tensor([[0.0, 0, 0], [1e12, 0, 0], [1e-9, 0, 0]], dtype=torch.float64)
-    assert radius_graph(spread, 1e-6).tolist() == [[2, 0], [0, 2]]
+    assert radius_graph(spread, 1e-6, method="cells").tolist() == [[2, 0], [0, 2]]
     pos = torch.randn(7, 3)
-    assert torch.equal(radius_graph(pos, math.inf, max_num_neighbors=None),
-                       fully_connected_graph(7))
+    assert torch.equal(radius_graph(pos, math.inf, **cells), fully_connected_graph(7))
+    assert torch.equal(radius_graph(pos, math.inf, max_num_neighbors=None), fully_connected_graph(7))
 
 
-def test_empty_and_isolated():
-    assert radius_graph(torch.empty(0, 3), 1.0).shape == (2, 0)
+@pytest.mark.parametrize("method", ["cells", "dense"])
+def test_empty_and_isolated(method):
+    assert radius_graph(torch.empty(0, 3), 1.0, method=method).shape == (2, 0)
     far = torch.tensor([[0.0, 0, 0], [10.0, 0, 0]])
-    assert radius_graph(far, 1.0).shape == (2, 0)
+    assert radius_graph(far, 1.0, method=method).shape == (2, 0)
     assert fully_connected_graph(0).shape == (2, 0)
 
 
@@ -94,6 +106,8 @@ def test_bad_input():
         radius_graph(pos, 1.0, max_num_neighbors=-2)
     with pytest.raises(ValueError, match="flow"):
         radius_graph(pos, 1.0, flow="both")
+    with pytest.raises(ValueError, match="method"):
+        radius_graph(pos, 1.0, method="kdtree")
 
 
 def test_deterministic():
