@@ -15,6 +15,17 @@ from graphequi.geometry import fully_connected_graph, radius_graph
 __all__ = ["RadiusGraph", "FullyConnected"]
 
 
+def _with_edges(data, edge_index):
+    """A shallow copy of ``data`` with new edges; edge attributes of the old
+    edges no longer match and are dropped."""
+    out = copy.copy(data)
+    out.edge_index = edge_index
+    for key in ("edge_attr", "edge_weight"):
+        if key in out:
+            del out[key]
+    return out
+
+
 @functional_transform("graphequi_radius_graph")
 class RadiusGraph(BaseTransform):
     r"""Replace ``edge_index`` by the radius graph of ``data.pos``: edges
@@ -45,13 +56,8 @@ class RadiusGraph(BaseTransform):
     def forward(self, data):
         if getattr(data, "pos", None) is None:
             raise ValueError("RadiusGraph needs data.pos")
-        out = copy.copy(data)
-        out.edge_index = radius_graph(data.pos, self.r, getattr(data, "batch", None),
-                                      self.max_num_neighbors, self.loop, self.flow)
-        for key in ("edge_attr", "edge_weight"):
-            if key in out:
-                del out[key]
-        return out
+        return _with_edges(data, radius_graph(data.pos, self.r, getattr(data, "batch", None),
+                                              self.max_num_neighbors, self.loop, self.flow))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(r={self.r}, max_num_neighbors={self.max_num_neighbors})"
@@ -70,14 +76,9 @@ class FullyConnected(BaseTransform):
         self.loop = loop
 
     def forward(self, data):
-        out = copy.copy(data)
         device = data.pos.device if getattr(data, "pos", None) is not None else None
-        out.edge_index = fully_connected_graph(data.num_nodes, getattr(data, "batch", None),
-                                               self.loop, device=device)
-        for key in ("edge_attr", "edge_weight"):
-            if key in out:
-                del out[key]
-        return out
+        return _with_edges(data, fully_connected_graph(data.num_nodes, getattr(data, "batch", None),
+                                                       self.loop, device=device))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(loop={self.loop})"
