@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 
-import torch
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 

@@ -31,7 +31,7 @@ def error(fn, pos, output, reflect):
     ref = fn(pos)
     rot = random_rotation(torch.Generator().manual_seed(5), reflect=reflect)
     got = fn(pos @ rot.T + 0.3)
-    return float((got - (ref if output == "invariant" else ref @ rot.T)).abs().max())
+    return float((got - (ref if output == "invariant" else ref @ rot.T)).detach().abs().max())
 
 
 @pytest.mark.parametrize("group", ["E3", "O3"])
