@@ -7,7 +7,7 @@ from torch_geometric.data import Batch, Data
 
 from graphequi.geometry import fully_connected_graph, radius_graph
 from graphequi.nn import Ponita, PonitaConv, build_ponita, energy_and_forces
-from graphequi.testing import (assert_e3_equivariant, assert_gradcheck,
+from graphequi.testing import (assert_compiles, assert_e3_equivariant, assert_gradcheck,
                                assert_permutation_equivariant)
 from graphequi.transforms import ValidateGraph
 
@@ -143,3 +143,12 @@ def test_bad_input():
     empty = Data(pos=torch.empty(0, 3), x=torch.empty(0, 2), edge_index=torch.empty(2, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="0 nodes"):
         ValidateGraph()(empty)
+
+
+def test_conv_compiles_fullgraph():
+    torch.manual_seed(0)
+    conv = PonitaConv(4, 3)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 6, 4, generator=gen)
+    ei = torch.tensor([[1, 2, 3, 4, 0], [0, 0, 1, 2, 4]])
+    assert_compiles(conv, x, ei, torch.randn(5, 6, 3, generator=gen), torch.randn(6, 6, 3, generator=gen))
