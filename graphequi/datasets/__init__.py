@@ -9,6 +9,8 @@ no local files exist. A missing or corrupt file raises an error naming it
 * :class:`OGBMolDataset` -- ``ogbg-molesol/-molfreesolv/-molbace/-molbbbp/-molhiv``
 * :class:`GINTUDataset` -- MUTAG, PTC, PROTEINS, NCI1, IMDB-B, IMDB-M with 10 folds
 * :class:`SubstructureCountingDataset` -- Chen et al.'s 5000 random graphs
+* :class:`NBodyCharged` -- EGNN's charged 5-body benchmark, generated locally
+* :class:`RMD17` -- revised MD17, official split 01, meV units
 
 :func:`get_dataset` returns the train/val/test parts and how to score them,
 for the trainer.
@@ -22,9 +24,11 @@ from torch import Tensor
 
 from ._cache import DatasetFileError, default_source
 from .metrics import METRICS, score
+from .nbody import NBODY_SPLITS, NBodyCharged
 from .ogb_mol import OGB_MOL_NAMES, OGBMolDataset, evaluator_for, scaffold_split
 from .substructure import (SUBSTRUCTURE_TARGETS, SubstructureCountingDataset, canonical_target,
                            substructure_counts)
+from .rmd17 import KCAL_PER_MOL_IN_MEV, RMD17, RMD17_MOLECULES
 from .tu import GIN_TU_NAMES, GINTUDataset, canonical_tu_name
 from .zinc import ZINC12k
 
@@ -41,6 +45,11 @@ __all__ = [
     "SubstructureCountingDataset",
     "SUBSTRUCTURE_TARGETS",
     "substructure_counts",
+    "NBodyCharged",
+    "NBODY_SPLITS",
+    "RMD17",
+    "RMD17_MOLECULES",
+    "KCAL_PER_MOL_IN_MEV",
     "DatasetSplits",
     "get_dataset",
     "dataset_names",

@@ -9,12 +9,20 @@
 * :class:`PolyGIN` / :class:`PolyGINE` -- GIN / GINE with polynomial node
   (and edge) features concatenated.
 * :class:`FeatureEncoder` -- categorical-type embeddings or a linear map.
+* :class:`Ponita`, :class:`PonitaConv`, :class:`PonitaBlock` -- PONITA
+  (Bekkers et al., ICLR 2024) on point clouds (:mod:`graphequi.nn.ponita`).
+* :class:`FrameAveraging` -- exact E(3)/SE(3)/O(3) symmetry for any
+  point-cloud backbone by PCA frame averaging.
 """
 from graphequi.nn import aggr
 from graphequi.nn.conv import GINConv, GINEConv
 from graphequi.nn.encoders import FeatureEncoder
+from graphequi.nn.frame_averaging import FrameAveraging, pca_frames
+from graphequi.nn.ponita import (PointCloudOutput, Ponita, PonitaBlock, PonitaConv, build_ponita,
+                                 energy_and_forces)
 from graphequi.nn.poly_gin import PolyGIN, PolyGINE
 from graphequi.nn.ppgn import PPGNBlock, PPGNPlusPlus, dense_pair_features
 
 __all__ = ["aggr", "GINConv", "GINEConv", "PPGNPlusPlus", "PPGNBlock", "PolyGIN",
-           "PolyGINE", "FeatureEncoder", "dense_pair_features"]
+           "PolyGINE", "FeatureEncoder", "dense_pair_features", "Ponita", "PonitaConv", "PonitaBlock",
+           "PointCloudOutput", "energy_and_forces", "build_ponita", "FrameAveraging", "pca_frames"]

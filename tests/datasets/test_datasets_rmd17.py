@@ -1,0 +1,50 @@
+"""rMD17 reader: split sizes, units, errors."""
+import numpy as np
+import pytest
+import torch
+
+from graphequi.datasets import KCAL_PER_MOL_IN_MEV, RMD17
+from graphequi.datasets._cache import DatasetFileError
+
+
+def fake_source(tmp_path, n_atoms=3, frames=1000):
+    folder = tmp_path / "src" / "rmd17_npz"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for part in ("train", "test"):
+        np.savez(folder / f"rmd17_ethanol_{part}_01.npz", nuclear_charges=np.array([6, 1, 8], dtype=np.uint8),
+                 coords=rng.normal(size=(frames, n_atoms, 3)), energies=np.arange(frames, dtype=np.float64),
+                 forces=rng.normal(size=(frames, n_atoms, 3)))
+    return tmp_path / "src"
+
+
+def test_splits_and_units(tmp_path):
+    source = fake_source(tmp_path)
+    train = RMD17(tmp_path / "cache", "ethanol", "train", source=source, log=False)
+    val = RMD17(tmp_path / "cache", "ethanol", "val", source=source, log=False)
+    test = RMD17(tmp_path / "cache", "ethanol", "test", source=source, log=False)
+    assert (len(train), len(val), len(test)) == (950, 50, 1000)
+    assert float(val[0].y) == pytest.approx(950 * KCAL_PER_MOL_IN_MEV)
+    assert KCAL_PER_MOL_IN_MEV == pytest.approx(43.3641, rel=1e-5)
+    g = train[1]
+    assert g.pos.shape == (3, 3) and g.force.shape == (3, 3) and g.z.tolist() == [6, 1, 8]
+    assert torch.equal(g.x, torch.tensor([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]]))   # elements 1, 6, 8
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown rMD17 molecule"):
+        RMD17(tmp_path, "water")
+    with pytest.raises(FileNotFoundError, match="rmd17_npz"):
+        RMD17(tmp_path / "c", "ethanol", source=tmp_path / "nowhere", log=False)
+    source = fake_source(tmp_path)
+    bad = source / "rmd17_npz" / "rmd17_ethanol_test_01.npz"
+    bad.chmod(0o644)
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(DatasetFileError, match="rmd17_ethanol_test_01"):
+        RMD17(tmp_path / "c2", "ethanol", source=source, log=False)
+
+
+def test_real_aspirin(shared_data, tmp_path):
+    shared_data("rmd17_npz", "rmd17_aspirin_train_01.npz")
+    val = RMD17(tmp_path, "aspirin", "val", log=False)
+    assert len(val) == 50 and val[0].pos.shape == (21, 3) and val[0].x.shape == (21, 3)
