@@ -25,7 +25,8 @@ How this implementation differs from
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -33,7 +34,7 @@ from torch import Tensor
 from graphequi import ops
 from graphequi.nn.aggr.base import KernelAggregation
 
-__all__ = ["LCMAggregation", "SymmetricGRUCell", "SymmetricMLPCell", "row_linear"]
+__all__ = ["LCMAggregation", "SquareLCM", "SymmetricGRUCell", "SymmetricMLPCell", "row_linear"]
 
 Cell = Union[str, torch.nn.Module, Callable[[Tensor, Tensor], Tensor]]
 
@@ -280,6 +281,13 @@ class LCMAggregation(KernelAggregation):
         keys = torch.randn(2, in_channels, generator=torch.Generator().manual_seed(0x1CA), dtype=torch.float64)
         self.register_buffer("order_keys", keys, persistent=False)
 
+    @classmethod
+    def square(cls, **kwargs) -> "SquareLCM":
+        """A factory ``channels -> LCMAggregation(channels, channels, **kwargs)``,
+        for models that build one aggregation per layer (e.g.
+        :class:`~graphequi.nn.PolyGIN`'s ``aggr=``)."""
+        return SquareLCM(tuple(sorted(kwargs.items())))
+
     def reset_parameters(self) -> None:
         if self.lin is not None:
             self.lin.reset_parameters()
@@ -480,3 +488,16 @@ class LCMAggregation(KernelAggregation):
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, cell={self.cell_name!r}, "
                 f"identity={self.identity_kind!r}, project={self.project}, "
                 f"canonical_order={self.canonical_order})")
+
+
+@dataclass(frozen=True)
+class SquareLCM:
+    """``channels -> LCMAggregation(channels, channels, **kwargs)`` (picklable)."""
+
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, channels: int) -> LCMAggregation:
+        return LCMAggregation(channels, channels, **dict(self.kwargs))
+
+    def __repr__(self) -> str:
+        return "LCMAggregation.square(" + ", ".join(f"{k}={v!r}" for k, v in self.kwargs) + ")"
