@@ -126,6 +126,24 @@ def run_one(name, make, weight, args, seed, tests, device):
     return row
 
 
+def write(args, names, rows) -> dict:
+    summary = []
+    for name in names:
+        mine = [r for r in rows if r["model"] == name]
+        if not mine:
+            continue
+        entry = {"model": name, "seeds": len(mine), "train_s": statistics.mean(r["train_s"] for r in mine)}
+        for key in ["train_acc"] + [f"acc_{s}" for s in args.test_sizes] + ["assoc_before", "assoc_after"]:
+            vals = [r[key] for r in mine if r[key] is not None]
+            entry[key] = statistics.mean(vals) if vals else None
+        summary.append(entry)
+    out = {"config": vars(args), "platform": platform.processor() or platform.machine(),
+           "torch": torch.__version__, "rows": rows, "summary": summary}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -162,24 +180,14 @@ def main(argv=None):
         r = rows[-1]
         print(f"{name:26s} seed {seed} " + " ".join(f"acc{s}={r[f'acc_{s}']:.3f}" for s in args.test_sizes)
               + f" train={r['train_acc']:.3f} ({r['train_s']:.0f}s)", flush=True)
-    summary = []
-    for name in names:
-        mine = [r for r in rows if r["model"] == name]
-        entry = {"model": name, "train_s": statistics.mean(r["train_s"] for r in mine)}
-        for key in ["train_acc"] + [f"acc_{s}" for s in args.test_sizes] + ["assoc_before", "assoc_after"]:
-            vals = [r[key] for r in mine if r[key] is not None]
-            entry[key] = statistics.mean(vals) if vals else None
-        summary.append(entry)
+        write(args, names, rows)  # after every model, so that a stopped run keeps its rows
+    out = write(args, names, rows)
     cols = ["train_acc"] + [f"acc_{s}" for s in args.test_sizes]
     print("\n| aggregator | " + " | ".join(cols) + " | assoc err before -> after | train s |")
     print("|---" * (len(cols) + 3) + "|")
-    for e in summary:
+    for e in out["summary"]:
         assoc = ("-" if e["assoc_before"] is None else f"{e['assoc_before']:.2e} -> {e['assoc_after']:.2e}")
         print(f"| {e['model']} | " + " | ".join(f"{e[c]:.3f}" for c in cols) + f" | {assoc} | {e['train_s']:.0f} |")
-    out = {"config": vars(args) | {"test_sizes": args.test_sizes}, "platform": platform.processor() or platform.machine(),
-           "torch": torch.__version__, "rows": rows, "summary": summary}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
     return out
 
 
