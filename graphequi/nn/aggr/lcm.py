@@ -106,10 +106,13 @@ class SymmetricMLPCell(torch.nn.Module):
 
     .. math::
         a \oplus b = W_2\,\mathrm{ReLU}\big(W_1 [\,a + b \,\|\, a \odot b
-        \,\|\, \max(a, b) \,\|\, \min(a, b)\,] + b_1\big) + b_2 .
+        \,\|\, |a - b|\,] + b_1\big) + b_2 .
 
-    The MLP's input is bitwise the same for :math:`(a, b)` and
-    :math:`(b, a)`, so the operator is exactly commutative, at one MLP call
+    The first layer sees :math:`\max(a, b) = \tfrac12(a + b + |a - b|)` and
+    :math:`\min(a, b) = \tfrac12(a + b - |a - b|)` too (they are linear in its
+    inputs), at three instead of four input blocks. The MLP's input is bitwise
+    the same for :math:`(a, b)` and :math:`(b, a)` (IEEE subtraction is
+    antisymmetric), so the operator is exactly commutative, at one MLP call
     per pair (the symmetrised GRU needs two GRU evaluations).
 
     Args:
@@ -122,7 +125,7 @@ class SymmetricMLPCell(torch.nn.Module):
         super().__init__()
         hidden = hidden_channels or channels
         self.channels, self.hidden_channels, self.batch_invariant = channels, hidden, batch_invariant
-        self.lin1 = torch.nn.Linear(4 * channels, hidden)
+        self.lin1 = torch.nn.Linear(3 * channels, hidden)
         self.lin2 = torch.nn.Linear(hidden, channels)
 
     def reset_parameters(self) -> None:
@@ -130,7 +133,7 @@ class SymmetricMLPCell(torch.nn.Module):
         self.lin2.reset_parameters()
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        sym = torch.cat([a + b, a * b, torch.maximum(a, b), torch.minimum(a, b)], dim=-1)
+        sym = torch.cat([a + b, a * b, (a - b).abs()], dim=-1)
         h = torch.relu(row_linear(sym, self.lin1.weight, self.lin1.bias, self.batch_invariant))
         return row_linear(h, self.lin2.weight, self.lin2.bias, self.batch_invariant)
 
