@@ -15,7 +15,8 @@ aggregators see each set in a random order (a set has none).
     python benchmarks/lcm_second_min.py --steps 1500 --seeds 1   # reduced
     python benchmarks/lcm_second_min.py --small               # smoke test
 
-Also measures, for the LCM variants, the associativity error
+Also measures how much a set's logits change when other (bigger) sets share
+its batch, and, for the LCM variants, the associativity error
 ``mean ||(a+b)+c - a+(b+c)||^2`` of the trained operator on test inputs,
 before and after training. Writes ``benchmarks/results/lcm_second_min.json``.
 """
@@ -90,6 +91,21 @@ def associativity(model: SetModel, bits: Tensor, gen_seed: int = 0):
 
 
 
+def batch_dependence(model, device) -> float:
+    """Max change of the logits of 8 sets of size 32 between evaluating them
+    alone and in one batch with 8 sets of size 64 (0 for a batch-independent
+    aggregator, up to float rounding)."""
+    model.eval()
+    with torch.no_grad():
+        small = make_batch(8, 32, 32, torch.Generator().manual_seed(5), device)
+        big = make_batch(8, 64, 64, torch.Generator().manual_seed(6), device)
+        alone = model(small[0], small[1], 8)
+        bits = torch.cat([small[0], big[0]])
+        mixed = model(bits, torch.cat([small[1], big[1] + 8]), 16)[:8]
+    model.train()
+    return float((alone - mixed).abs().max())
+
+
 def accuracy(model, batches) -> float:
     model.eval()
     hits = total = 0
@@ -123,6 +139,7 @@ def run_one(name, make, weight, args, seed, tests, device):
            "train_acc": accuracy(model, [make_batch(args.test_sets, 2, 16, torch.Generator().manual_seed(7), device)])}
     for size, batches in tests.items():
         row[f"acc_{size}"] = accuracy(model, batches)
+    row["batch_dependence"] = batch_dependence(model, device)
     return row
 
 
@@ -133,7 +150,8 @@ def write(args, names, rows) -> dict:
         if not mine:
             continue
         entry = {"model": name, "seeds": len(mine), "train_s": statistics.mean(r["train_s"] for r in mine)}
-        for key in ["train_acc"] + [f"acc_{s}" for s in args.test_sizes] + ["assoc_before", "assoc_after"]:
+        for key in (["train_acc"] + [f"acc_{s}" for s in args.test_sizes]
+                    + ["assoc_before", "assoc_after", "batch_dependence"]):
             vals = [r[key] for r in mine if r[key] is not None]
             entry[key] = statistics.mean(vals) if vals else None
         summary.append(entry)
@@ -183,11 +201,11 @@ def main(argv=None):
         write(args, names, rows)  # after every model, so that a stopped run keeps its rows
     out = write(args, names, rows)
     cols = ["train_acc"] + [f"acc_{s}" for s in args.test_sizes]
-    print("\n| aggregator | " + " | ".join(cols) + " | assoc err before -> after | train s |")
-    print("|---" * (len(cols) + 3) + "|")
+    print("\n| aggregator | " + " | ".join(cols) + " | assoc err before -> after | batch dependence | train s |")
+    print("|---" * (len(cols) + 4) + "|")
     for e in out["summary"]:
         assoc = ("-" if e["assoc_before"] is None else f"{e['assoc_before']:.2e} -> {e['assoc_after']:.2e}")
-        print(f"| {e['model']} | " + " | ".join(f"{e[c]:.3f}" for c in cols) + f" | {assoc} | {e['train_s']:.0f} |")
+        print(f"| {e['model']} | " + " | ".join(f"{e[c]:.3f}" for c in cols) + f" | {assoc} | {e['batch_dependence']:.1e} | {e['train_s']:.0f} |")
     return out
 
 

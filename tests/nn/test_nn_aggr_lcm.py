@@ -139,6 +139,22 @@ def test_max_cell_equals_scatter_max_exactly():
     assert torch.equal(out[~nonempty], torch.full_like(out[~nonempty], float("-inf")))
 
 
+def test_tree_bookkeeping_on_random_group_sizes():
+    """The exact sum cell on integers: every row is counted once, for any mix
+    of group sizes (empty, single, one big group, more groups than rows), with
+    exact and with static (bounded) level sizes."""
+    agg = make("sum", in_channels=3, out_channels=3, identity=0.0, project=False)
+    gen = torch.Generator().manual_seed(14)
+    for trial in range(60):
+        rows, groups = int(torch.randint(0, 40, (1,), generator=gen)), int(torch.randint(1, 12, (1,), generator=gen))
+        x = torch.randint(-9, 9, (rows, 3), generator=gen).double()
+        index = torch.randint(0, groups, (rows,), generator=gen) * (trial % 3 != 0)
+        expected = ops.scatter(x, index, dim_size=groups)
+        largest = int(ops.scatter(torch.ones_like(index), index, dim_size=groups).max())
+        assert torch.equal(agg(x, index, dim_size=groups), expected)
+        assert torch.equal(agg(x, index, dim_size=groups, max_num_elements=largest + trial % 5), expected)
+
+
 def test_sum_cell_equals_scatter_sum():
     agg = make("sum", in_channels=6, identity=0.0, project=False)
     gen = torch.Generator().manual_seed(7)

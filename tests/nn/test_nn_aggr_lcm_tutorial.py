@@ -13,5 +13,4 @@ def test_lcm_tutorial_tiny():
     summary = tutorial.main(["--tiny"])
     assert summary["empty_is_identity"] and summary["max_equals_scatter"]
     assert summary["ours_perm"] < 1e-5 and summary["ours_batch"] < 1e-5
-    assert summary["pyg_batch"] > 1e-4  # zero padding leaks the batch into PyG's output
     assert math.isfinite(summary["loss"]) and summary["assoc_before"] > 0

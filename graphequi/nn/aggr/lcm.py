@@ -345,7 +345,7 @@ class LCMAggregation(KernelAggregation):
             dim (int): ``-2`` or ``0``.
             max_num_elements (int, optional): an upper bound on the size of
                 any group. Without it the level count and the exact size of
-                every level are read from the group sizes (two host syncs);
+                every level are read from the group sizes (one host sync);
                 with it, buffers get static sizes (at most ``G`` padding rows
                 per level) and nothing syncs, as ``torch.compile`` needs.
                 Eager mode checks the bound.
@@ -412,15 +412,21 @@ class LCMAggregation(KernelAggregation):
                 rows = min(rows, (rows + num_groups) // 2)
                 sizes.append((rows, rows))
             return sizes
-        largest = int(counts.max()) if counts.numel() else 0
-        levels = math.ceil(math.log2(largest)) if largest > 1 else 0
-        if levels == 0:
+        # every level up to the bound that E allows, read back in one host sync;
+        # the levels past the largest group's depth have no pairs and are dropped
+        bound = max(num_rows - 1, 0).bit_length()  # ceil(log2(E)) levels reduce any group
+        if bound == 0:
             return []
-        shift = torch.arange(levels, device=counts.device).unsqueeze(1)
-        live = (counts + (1 << shift) - 1) >> shift  # group sizes entering each level: ceil(c / 2^l)
-        pairs = torch.where(live > 1, (live + 1) // 2, 0).sum(1)
-        after = torch.where(live > 1, (live + 1) // 2, live).sum(1)
-        return list(zip(pairs.tolist(), after.tolist()))
+        totals = []
+        for level in range(bound):  # O(G) memory per level, not a [levels, G] table
+            live = (counts + (1 << level) - 1) >> level  # group sizes entering the level: ceil(c / 2^l)
+            half = (live + 1) // 2
+            totals += [torch.where(live > 1, half, 0).sum(), torch.where(live > 1, half, live).sum()]
+        flat = torch.stack(totals).tolist()
+        sizes = list(zip(flat[0::2], flat[1::2]))
+        while sizes and sizes[-1][0] == 0:
+            sizes.pop()
+        return sizes
 
     def _reduce_tree(self, h: Tensor, counts: Tensor, sizes: list[tuple[int, int]], e: Tensor) -> Tensor:
         live = counts
