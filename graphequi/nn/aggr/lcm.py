@@ -177,8 +177,10 @@ class LCMAggregation(KernelAggregation):
 
     which takes :math:`\lceil \log_2 |\mathcal{X}_g| \rceil` levels; a group
     of one element returns it, an empty group returns the identity
-    :math:`e`. All groups are reduced together, one level at a time, with
-    buffers whose total size is :math:`O(E)`.
+    :math:`e` (there is no readout after the tree, so the readout of
+    :math:`e` is :math:`e`). All groups are reduced together, one level at a
+    time, with buffers whose total size is :math:`O(E)` (plus at most
+    :math:`G` padding rows per level when ``max_num_elements`` is given).
 
     What depends on what, exactly:
 
@@ -190,7 +192,8 @@ class LCMAggregation(KernelAggregation):
     * **Order of the elements** (``canonical_order=True``): elements are
       sorted by two fixed random projections of the *input* rows
       :math:`x_i` (in float64; lexicographically), so the output is invariant
-      to permuting the elements, exactly, except when two *different* rows of
+      to permuting the elements (bitwise with ``batch_invariant=True``, up
+      to GEMM rounding otherwise), except when two *different* rows of
       one group have equal keys (probability zero for continuous features; a
       concern only for adversarial inputs), which are then left in input
       order. Equal rows may be swapped freely. With
