@@ -11,7 +11,7 @@ and edge features and run PyG's :class:`~torch_geometric.nn.conv.GINConv` /
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -68,8 +68,12 @@ class PolyGIN(torch.nn.Module):
         pool (str): ``'mean'`` or ``'sum'``.
         norm (bool): batch norm inside and after each GIN MLP.
         train_eps (bool): learn :math:`\epsilon`.
-        aggr (str): neighborhood aggregation, ``'sum'`` (GIN), ``'mean'``,
-            ``'max'`` or ``'min'``.
+        aggr (str or callable): neighborhood aggregation, ``'sum'`` (GIN),
+            ``'mean'``, ``'max'`` or ``'min'``; or a factory
+            ``aggr(channels) -> Aggregation`` called once per layer with the
+            width of that layer's input (each layer gets its own module, e.g.
+            ``LCMAggregation.square(cell='gru')``). A factory's aggregation runs
+            on ``edge_index`` (never fused).
         fused (bool): GIN only: build the batch's target-major CSR adjacency
             once per forward (a stable sort of ``edge_index`` by target) and
             aggregate every layer with :func:`graphequi.ops.spmm`, without
@@ -108,7 +112,7 @@ class PolyGIN(torch.nn.Module):
         edge_vocab: Optional[Vocab] = None,
         edge_in_channels: Optional[int] = None,
         poly_edge_channels: int = 0,
-        aggr: str = "sum",
+        aggr: Union[str, Callable[[int], torch.nn.Module]] = "sum",
         fused: bool = True,
     ):
         super().__init__()
@@ -124,7 +128,12 @@ class PolyGIN(torch.nn.Module):
         self.poly_channels = int(poly_channels)
         self.poly_edge_channels = int(poly_edge_channels)
         self.dropout, self.pool = dropout, pool
-        self.aggr, self.fused = aggr, fused and not self.uses_edge_features
+        if isinstance(aggr, torch.nn.Module) or not (isinstance(aggr, str) or callable(aggr)):
+            raise TypeError(f"aggr must be a name or a factory channels -> Aggregation (each layer needs "
+                            f"its own module), got {type(aggr).__name__}")
+        self.aggr = aggr if isinstance(aggr, str) else repr(aggr)
+        self._fusable = isinstance(aggr, str)
+        self.fused = fused and not self.uses_edge_features and self._fusable
         self.node_encoder = (FeatureEncoder(hidden_channels, vocab=node_vocab, in_channels=node_in_channels,
                                             name="node features (data.x)")
                              if node_vocab is not None or node_in_channels is not None else None)
@@ -143,11 +152,13 @@ class PolyGIN(torch.nn.Module):
         self.convs = torch.nn.ModuleList()
         self.norms = torch.nn.ModuleList()
         for i in range(num_layers):
-            mlp = _gin_mlp(in_channels if i == 0 else hidden_channels, hidden_channels, norm)
+            width = in_channels if i == 0 else hidden_channels
+            mlp = _gin_mlp(width, hidden_channels, norm)
+            layer_aggr = aggr if isinstance(aggr, str) else aggr(width)
             if self.uses_edge_features:
-                conv = GINEConv(mlp, train_eps=train_eps, edge_dim=edge_dim, aggr=aggr)
+                conv = GINEConv(mlp, train_eps=train_eps, edge_dim=edge_dim, aggr=layer_aggr)
             else:
-                conv = GINConv(mlp, train_eps=train_eps, aggr=aggr)
+                conv = GINConv(mlp, train_eps=train_eps, aggr=layer_aggr)
             self.convs.append(conv)
             self.norms.append(torch.nn.BatchNorm1d(hidden_channels) if norm else torch.nn.Identity())
         self.head = torch.nn.Linear(hidden_channels, out_channels)
@@ -187,7 +198,7 @@ class PolyGIN(torch.nn.Module):
 
     def _adjacency(self, data, edge_index: Tensor, num_nodes: int):
         adj_t = getattr(data, "adj_t", None)
-        if adj_t is not None and is_csr_adjacency(adj_t):
+        if adj_t is not None and is_csr_adjacency(adj_t) and self._fusable:
             return adj_t if isinstance(adj_t, ops.CSR) else ops.to_csr(adj_t, num_nodes)
         if self.fused:
             # one CSR and its transpose for every layer, forward and backward; a compiled

@@ -8,6 +8,7 @@ from torch_geometric.utils import from_networkx, to_dense_adj
 
 from graphequi.nn import PolyGIN, PolyGINE
 from graphequi import ops
+from graphequi.nn.aggr import LCMAggregation
 from graphequi.nn.conv import GINConv, GINEConv
 from graphequi.testing import assert_compiles, assert_gradcheck, assert_permutation_equivariant
 from graphequi.transforms import ValidateGraph
@@ -189,3 +190,29 @@ def test_poly_gin_compiles_without_graph_breaks_for_three_batch_sizes(name):
         data = Batch.from_data_list([graph(n, 0.5, s) for s, n in enumerate(sizes)])
         assert_compiles(model, data, dynamic=True)
         torch.testing.assert_close(compiled(data), model(data), atol=1e-5, rtol=1e-4)
+
+
+LCM_MODELS = {
+    "gin-lcm": lambda: PolyGIN(2, hidden_channels=8, num_layers=2, node_vocab=4, poly_channels=1,
+                               aggr=LCMAggregation.square(cell="gru")),
+    "gine-lcm": lambda: PolyGINE(2, hidden_channels=8, num_layers=2, node_vocab=4, edge_vocab=2,
+                                 poly_channels=1, aggr=LCMAggregation.square(cell="mlp")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LCM_MODELS))
+def test_poly_gin_with_lcm_aggregation_per_layer(name, batch):
+    torch.manual_seed(0)
+    model = LCM_MODELS[name]().eval()
+    aggrs = [conv.aggr_module for conv in model.convs]
+    assert all(isinstance(a, LCMAggregation) for a in aggrs) and aggrs[0] is not aggrs[1]
+    assert aggrs[1].in_channels == 8 and "LCMAggregation.square(" in repr(model)
+    assert not model.fused
+    assert_permutation_equivariant(model, batch, output="graph")
+    alone = torch.cat([model(Batch.from_data_list([g])) for g in batch.to_data_list()])
+    torch.testing.assert_close(model(batch), alone, atol=1e-5, rtol=1e-5)
+
+
+def test_poly_gin_rejects_a_shared_aggregation_instance():
+    with pytest.raises(TypeError, match="factory"):
+        PolyGIN(1, hidden_channels=8, num_layers=2, aggr=LCMAggregation(8, 8))
