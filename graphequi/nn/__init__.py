@@ -8,6 +8,9 @@
   on polynomial pair channels, with padding masks.
 * :class:`PolyGIN` / :class:`PolyGINE` -- GIN / GINE with polynomial node
   (and edge) features concatenated.
+* :class:`SPEN` / :class:`SPENConv` -- subgraph permutation equivariant
+  networks (Mitton & Murray-Smith): order-1/2 equivariant layers inside
+  ego-nets bucketed by size, features shared across ego-nets.
 * :class:`FeatureEncoder` -- categorical-type embeddings or a linear map.
 """
 from graphequi.nn import aggr
@@ -15,6 +18,10 @@ from graphequi.nn.conv import CSRAdjacency, GINConv, GINEConv
 from graphequi.nn.encoders import FeatureEncoder
 from graphequi.nn.poly_gin import PolyGIN, PolyGINE
 from graphequi.nn.ppgn import PPGNBlock, PPGNPlusPlus, dense_pair_features
+from graphequi.nn.spen import SPEN, build_spen
+from graphequi.nn.spen_conv import SPENConv
+from graphequi.nn.spen_layout import EgoNetLayout, SizeMap
 
 __all__ = ["aggr", "GINConv", "GINEConv", "CSRAdjacency", "PPGNPlusPlus", "PPGNBlock", "PolyGIN",
-           "PolyGINE", "FeatureEncoder", "dense_pair_features"]
+           "PolyGINE", "FeatureEncoder", "dense_pair_features", "SPEN", "SPENConv", "SizeMap",
+           "EgoNetLayout", "build_spen"]
