@@ -37,31 +37,28 @@ from torch import Tensor
 
 from graphequi.nn.encoders import FeatureEncoder, Vocab
 from graphequi.nn.spen_conv import SPENConv
-from graphequi.nn.spen_layout import EgoBucket, EgoNetLayout, SizeMap
+from graphequi.nn.spen_layout import EgoNetLayout, SizeMap
 from graphequi.ops import scatter
 
-__all__ = ["SPEN", "build_spen", "gather_bucket"]
+__all__ = ["SPEN", "build_spen", "bucket_inputs"]
 
 
-def gather_bucket(bucket: EgoBucket, h1: Tensor, h2: Tensor) -> tuple[Tensor, Tensor]:
-    """The dense inputs of one bucket: ``[B_m, C_1 + 1, m]`` node features
-    (last channel marks the centre, local node 0) and ``[B_m, C_2, m, m]``
-    pair features, from shared ``h1`` ``[N, C_1]`` and ``h2`` ``[P, C_2]``."""
-    nodes, pairs = bucket.nodes, bucket.pairs
-    b, m = nodes.shape
-    x1 = h1[nodes].transpose(1, 2)
-    mark = torch.zeros(m, dtype=h1.dtype, device=h1.device)
+def bucket_inputs(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+    """Local rows of one bucket, ``[B_m, m, C_1]`` and ``[B_m, m^2, C_2]``, to the
+    dense inputs of :class:`SPENConv`: ``[B_m, C_1 + 1, m]`` (the last channel
+    marks the centre, local node 0) and ``[B_m, C_2, m, m]`` (a channels-first
+    view of the channels-last rows)."""
+    b, m, _ = x1.shape
+    mark = torch.zeros(m, dtype=x1.dtype, device=x1.device)
     mark[0] = 1.0
-    x1 = torch.cat([x1, mark.expand(b, 1, m)], dim=1)
-    x2 = h2[pairs].view(b, m, m, h2.size(-1)).permute(0, 3, 1, 2)
-    return x1, x2
+    x1 = torch.cat([x1.transpose(1, 2), mark.expand(b, 1, m)], dim=1)
+    return x1, x2.view(b, m, m, x2.size(-1)).permute(0, 3, 1, 2)
 
 
-def _bucket_step(conv: SPENConv, bucket: EgoBucket, h1: Tensor, h2: Tensor) -> tuple[Tensor, Tensor]:
-    """One bucket through one layer, outputs flattened to local rows
-    (``[B_m m, D_1]`` and ``[B_m m^2, D_2]``) for sharing."""
-    x1, x2 = gather_bucket(bucket, h1, h2)
-    y1, y2 = conv(x1, x2)
+def _bucket_step(conv: SPENConv, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+    """One bucket through one layer, from its local rows to its outputs
+    flattened to local rows (``[B_m m, D_1]`` and ``[B_m m^2, D_2]``) for sharing."""
+    y1, y2 = conv(*bucket_inputs(x1, x2))
     return y1.transpose(1, 2).reshape(-1, y1.size(1)), y2.permute(0, 2, 3, 1).reshape(-1, y2.size(1))
 
 
@@ -200,11 +197,8 @@ class SPEN(torch.nn.Module):
     def _readout(self, layout: EgoNetLayout, h1: Tensor, h2: Tensor) -> Tensor:
         """``[N, 4 C]`` per-subgraph invariants, in bucket order."""
         out = []
-        for bucket in layout.buckets:
-            m = bucket.size
-            x1 = h1[bucket.nodes]  # [B_m, m, C]
-            x2 = h2[bucket.pairs]  # [B_m, m^2, C]
-            diag = x2[:, :: m + 1]
+        for bucket, (x1, x2) in zip(layout.buckets, layout.gather(h1, h2)):
+            diag = x2[:, :: bucket.size + 1]  # local pairs (a, a)
             out.append(torch.cat([diag.mean(1), x2.mean(1), x1.mean(1), x1[:, 0]], dim=-1))
         return torch.cat(out)
 
@@ -222,7 +216,8 @@ class SPEN(torch.nn.Module):
         h1, h2 = self.inputs(data, layout)
         for i, convs in enumerate(self.convs):
             # a loop over the distinct sizes of the batch (a handful), not over subgraphs
-            outs = [_bucket_step(convs[self.size_map.group(b.size)], b, h1, h2) for b in layout.buckets]
+            outs = [_bucket_step(convs[self.size_map.group(b.size)], x1, x2)
+                    for b, (x1, x2) in zip(layout.buckets, layout.gather(h1, h2))]
             h1 = layout.share_nodes([o[0] for o in outs])
             h2 = layout.share_pairs([o[1] for o in outs])
             if self.norm == "batch":

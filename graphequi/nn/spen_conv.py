@@ -32,8 +32,9 @@ class SPENConv(torch.nn.Module):
     of the :math:`m` local nodes; the weights do not depend on :math:`m`, so
     one layer serves every size (SPEN ties weights per size by holding one
     layer per size group). The forward pass is fused: it computes the row,
-    column, diagonal and total sums once and applies the 27 maps as seven
-    small channel mixings plus two full ones, never stacking the basis.
+    column, diagonal and total sums once and applies the 27 maps as three
+    GEMMs (full pair tensor, per-node statistics, scalars), never stacking
+    the basis.
 
     Args:
         in_channels (tuple of int): :math:`(C_1, C_2)`, node and pair input channels.
@@ -58,29 +59,58 @@ class SPENConv(torch.nn.Module):
         if min(c1, c2, d1, d2) < 1:
             raise ValueError(f"channel counts must be positive, got in={in_channels}, out={out_channels}")
         self.in_channels, self.out_channels = (c1, c2), (d1, d2)
-        self.w22 = torch.nn.Parameter(torch.empty(d2, c2, NUM_BASIS[2, 2]))
-        self.w12 = torch.nn.Parameter(torch.empty(d2, c1, NUM_BASIS[1, 2]))
-        self.w21 = torch.nn.Parameter(torch.empty(d1, c2, NUM_BASIS[2, 1]))
-        self.w11 = torch.nn.Parameter(torch.empty(d1, c1, NUM_BASIS[1, 1]))
-        if bias:
-            self.bias2 = torch.nn.Parameter(torch.empty(d2, 2))
-            self.bias1 = torch.nn.Parameter(torch.empty(d1))
-        else:
-            self.register_parameter("bias2", None)
-            self.register_parameter("bias1", None)
+        # The 27 basis weights stored grouped by what they multiply (see basis_weights()):
+        # the pair tensor (X and its transpose), the per-node statistics (d, r, c, v)
+        # mapped to (rows, columns, diagonal, nodes), the scalars (s_d, s_a, s_v) mapped
+        # to (diagonal, everything, nodes). Each group is one GEMM in forward().
+        self.weight_pair = torch.nn.Parameter(torch.empty(2 * d2, c2))
+        self.weight_stats = torch.nn.Parameter(torch.empty(3 * d2 + d1, 3 * c2 + c1))
+        self.weight_scalars = torch.nn.Parameter(torch.empty(2 * d2 + d1, 2 * c2 + c1))
+        self.bias = torch.nn.Parameter(torch.empty(2 * d2 + d1)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         # He-uniform over the whole fan-in of each output order (all basis terms of all channels)
         c1, c2 = self.in_channels
-        for weights, fan_in in (((self.w22, self.w12), 15 * c2 + 5 * c1),
-                                ((self.w21, self.w11), 5 * c2 + 2 * c1)):
-            bound = math.sqrt(6.0 / fan_in)
-            for w in weights:
-                torch.nn.init.uniform_(w, -bound, bound)
-        if self.bias2 is not None:
-            torch.nn.init.zeros_(self.bias2)
-            torch.nn.init.zeros_(self.bias1)
+        d1, d2 = self.out_channels
+        bound2 = math.sqrt(6.0 / (NUM_BASIS[2, 2] * c2 + NUM_BASIS[1, 2] * c1))
+        bound1 = math.sqrt(6.0 / (NUM_BASIS[2, 1] * c2 + NUM_BASIS[1, 1] * c1))
+        with torch.no_grad():
+            torch.nn.init.uniform_(self.weight_pair, -bound2, bound2)
+            for w in (self.weight_stats, self.weight_scalars):
+                rows = w.size(0) - d1
+                torch.nn.init.uniform_(w[:rows], -bound2, bound2)
+                torch.nn.init.uniform_(w[rows:], -bound1, bound1)
+        if self.bias is not None:
+            torch.nn.init.zeros_(self.bias)
+
+    def basis_weights(self) -> dict[str, Tensor]:
+        r"""The weights per basis element: ``w22`` ``[D_2, C_2, 15]``, ``w12``
+        ``[D_2, C_1, 5]``, ``w21`` ``[D_1, C_2, 5]``, ``w11`` ``[D_1, C_1, 2]``
+        (basis order of :mod:`graphequi.nn.spen_basis`), and the biases
+        ``bias2`` ``[D_2, 2]`` (diagonal, everything) and ``bias1`` ``[D_1]``."""
+        c1, c2 = self.in_channels
+        d1, d2 = self.out_channels
+        pair, stats, scal = self.weight_pair, self.weight_stats, self.weight_scalars
+        rows = {"row": slice(0, d2), "col": slice(d2, 2 * d2), "diag": slice(2 * d2, 3 * d2),
+                "node": slice(3 * d2, 3 * d2 + d1)}
+        cols = {"d": slice(0, c2), "r": slice(c2, 2 * c2), "c": slice(2 * c2, 3 * c2),
+                "v": slice(3 * c2, 3 * c2 + c1)}
+        srows = {"diag": slice(0, d2), "all": slice(d2, 2 * d2), "node": slice(2 * d2, 2 * d2 + d1)}
+        scols = {"sd": slice(0, c2), "sa": slice(c2, 2 * c2), "sv": slice(2 * c2, 2 * c2 + c1)}
+        st = lambda a, b: stats[rows[a], cols[b]]  # noqa: E731
+        sc = lambda a, b: scal[srows[a], scols[b]]  # noqa: E731
+        w22 = [pair[:d2], pair[d2:], st("diag", "d"), st("diag", "r"), st("diag", "c"), sc("diag", "sd"),
+               sc("diag", "sa"), st("row", "r"), st("col", "r"), st("row", "c"), st("col", "c"),
+               st("row", "d"), st("col", "d"), sc("all", "sd"), sc("all", "sa")]
+        w12 = [st("diag", "v"), st("row", "v"), st("col", "v"), sc("diag", "sv"), sc("all", "sv")]
+        w21 = [st("node", "d"), st("node", "r"), st("node", "c"), sc("node", "sd"), sc("node", "sa")]
+        w11 = [st("node", "v"), sc("node", "sv")]
+        out = {k: torch.stack(v, dim=-1) for k, v in (("w22", w22), ("w12", w12), ("w21", w21), ("w11", w11))}
+        bias = self.bias if self.bias is not None else pair.new_zeros(2 * d2 + d1)
+        out["bias2"] = torch.stack([bias[:d2], bias[d2:2 * d2]], dim=-1)
+        out["bias1"] = bias[2 * d2:]
+        return out
 
     def _check(self, x1: Tensor, x2: Tensor) -> None:
         c1, c2 = self.in_channels
@@ -94,39 +124,31 @@ class SPENConv(torch.nn.Module):
 
     def forward(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
         self._check(x1, x2)
-        m = x2.size(-1)
-        w22, w12, w21, w11 = self.w22, self.w12, self.w21, self.w11
-        d = x2.diagonal(dim1=-2, dim2=-1)
-        r = x2.sum(dim=-1) / m
-        c = x2.sum(dim=-2) / m
-        vec = torch.cat([d, r, c, x1], dim=1)  # [B, 3 C2 + C1, m]
-        scal = torch.cat([d.sum(-1) / m, r.sum(-1) / m, x1.mean(-1)], dim=1)  # [B, 2 C2 + C1]
-        # columns of `vec` are (d, r, c, v), of `scal` (s_d, s_a, s_v): pick the matching basis weights
-        w_row = torch.cat([w22[..., 11], w22[..., 7], w22[..., 9], w12[..., 1]], dim=1)
-        w_col = torch.cat([w22[..., 12], w22[..., 8], w22[..., 10], w12[..., 2]], dim=1)
-        w_diag = torch.cat([w22[..., 2], w22[..., 3], w22[..., 4], w12[..., 0]], dim=1)
-        w_diag_s = torch.cat([w22[..., 5], w22[..., 6], w12[..., 3]], dim=1)
-        w_const = torch.cat([w22[..., 13], w22[..., 14], w12[..., 4]], dim=1)
-        w_node = torch.cat([w21[..., 0], w21[..., 1], w21[..., 2], w11[..., 0]], dim=1)
-        w_node_s = torch.cat([w21[..., 3], w21[..., 4], w11[..., 1]], dim=1)
-
-        diag_s = scal @ w_diag_s.t()
-        const = scal @ w_const.t()
-        node_s = scal @ w_node_s.t()
-        if self.bias2 is not None:
-            diag_s = diag_s + self.bias2[:, 0]
-            const = const + self.bias2[:, 1]
-            node_s = node_s + self.bias1
-        y2 = (torch.einsum("dc,bcij->bdij", w22[..., 0], x2)
-              + torch.einsum("dc,bcji->bdij", w22[..., 1], x2))
-        row = torch.einsum("dk,bki->bdi", w_row, vec)
-        col = torch.einsum("dk,bki->bdi", w_col, vec)
-        diag = torch.einsum("dk,bki->bdi", w_diag, vec) + diag_s.unsqueeze(-1)
-        y2 = y2 + (row.unsqueeze(-1) + col.unsqueeze(-2) + const[..., None, None]) + torch.diag_embed(diag)
-        y1 = torch.einsum("dk,bki->bdi", w_node, vec) + node_s.unsqueeze(-1)
-        return y1, y2
+        d1, d2 = self.out_channels
+        # channels last inside: every channel mixing is one GEMM over the bucket, and an
+        # input that is a channels-first view of channels-last storage costs no copy
+        x = x2.permute(0, 2, 3, 1)  # [B, m, m, C2]
+        v = x1.transpose(1, 2)  # [B, m, C1]
+        w_full, w_vec, w_scal = self.weight_pair, self.weight_stats, self.weight_scalars
+        d = x.diagonal(dim1=1, dim2=2).transpose(1, 2)  # [B, m, C2]
+        r = x.mean(dim=2)
+        c = x.mean(dim=1)
+        vec = torch.cat([d, r, c, v], dim=-1)  # [B, m, 3 C2 + C1]
+        scal = torch.cat([d.mean(1), r.mean(1), v.mean(1)], dim=-1)  # [B, 2 C2 + C1]
+        out_vec = torch.matmul(vec, w_vec.t())
+        out_scal = torch.matmul(scal, w_scal.t())
+        if self.bias is not None:
+            out_scal = out_scal + self.bias
+        row, col, diag, node = out_vec.split([d2, d2, d2, d1], dim=-1)
+        diag_s, const, node_s = out_scal.split([d2, d2, d1], dim=-1)
+        full = torch.matmul(x, w_full.t())  # [B, m, m, 2 D2]: W_0 X and W_1 X (transposed below)
+        y2 = (full[..., :d2] + full[..., d2:].transpose(1, 2)
+              + (row.unsqueeze(2) + col.unsqueeze(1) + const[:, None, None, :]))
+        y2.diagonal(dim1=1, dim2=2).add_((diag + diag_s.unsqueeze(1)).transpose(1, 2))
+        y1 = node + node_s.unsqueeze(1)
+        return y1.transpose(1, 2), y2.permute(0, 3, 1, 2)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(in=(node={self.in_channels[0]}, pair={self.in_channels[1]}), "
                 f"out=(node={self.out_channels[0]}, pair={self.out_channels[1]}), "
-                f"bias={self.bias2 is not None})")
+                f"bias={self.bias is not None})")

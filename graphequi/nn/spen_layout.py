@@ -92,6 +92,8 @@ class EgoNetLayout:
     buckets: tuple[EgoBucket, ...]
     num_nodes: int
     num_pairs: int
+    node_index: Tensor  # [sum_b B_m m] global node of every local node, bucket after bucket
+    pair_index: Tensor  # [sum_b B_m m^2] global pair of every local pair
     node_perm: Tensor  # sorts the concatenated local nodes by global node
     node_ptr: Tensor
     pair_perm: Tensor
@@ -135,12 +137,22 @@ class EgoNetLayout:
         pair_perm = torch.argsort(pair_index, stable=True)
         node_count = torch.bincount(node_index, minlength=n)
         pair_count = torch.bincount(pair_index, minlength=num_pairs)
-        return cls(tuple(buckets), n, num_pairs, node_perm, index_to_ptr(node_index[node_perm], n),
+        return cls(tuple(buckets), n, num_pairs, node_index, pair_index, node_perm, index_to_ptr(node_index[node_perm], n),
                    pair_perm, index_to_ptr(pair_index[pair_perm], num_pairs), node_count, pair_count)
 
     def subgraph_order(self) -> Tensor:
         """``[N]``: the subgraph ids in bucket order."""
         return torch.cat([b.subgraphs for b in self.buckets])
+
+    def gather(self, h1: Tensor, h2: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Shared ``h1`` ``[N, C_1]``, ``h2`` ``[P, C_2]`` -> per bucket the local
+        ``[B_m, m, C_1]`` node and ``[B_m, m^2, C_2]`` pair rows. One gather per
+        order for all buckets (its backward is one scatter, not one per bucket)."""
+        sizes = [b.subgraphs.numel() for b in self.buckets]
+        nodes = h1.index_select(0, self.node_index).split([s * b.size for s, b in zip(sizes, self.buckets)])
+        pairs = h2.index_select(0, self.pair_index).split([s * b.size ** 2 for s, b in zip(sizes, self.buckets)])
+        return [(x1.view(s, b.size, -1), x2.view(s, b.size ** 2, -1))
+                for x1, x2, s, b in zip(nodes, pairs, sizes, self.buckets)]
 
     def share_nodes(self, values: Sequence[Tensor]) -> Tensor:
         """``[sum_b B_m m, C]`` per-bucket local node values -> ``[N, C]`` means."""

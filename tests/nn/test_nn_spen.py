@@ -101,11 +101,12 @@ def conv_by_basis(conv, x1, x2):
     """SPENConv written as the linear combination of the stacked bases."""
     m = x2.size(-1)
     eye = torch.eye(m, dtype=x2.dtype)
-    y2 = (torch.einsum("dck,bckij->bdij", conv.w22, basis_2_to_2(x2))
-          + torch.einsum("dck,bckij->bdij", conv.w12, basis_1_to_2(x1))
-          + conv.bias2[:, 0, None, None] * eye + conv.bias2[:, 1, None, None])
-    y1 = (torch.einsum("dck,bcki->bdi", conv.w21, basis_2_to_1(x2))
-          + torch.einsum("dck,bcki->bdi", conv.w11, basis_1_to_1(x1)) + conv.bias1[:, None])
+    w = conv.basis_weights()
+    y2 = (torch.einsum("dck,bckij->bdij", w["w22"], basis_2_to_2(x2))
+          + torch.einsum("dck,bckij->bdij", w["w12"], basis_1_to_2(x1))
+          + w["bias2"][:, 0, None, None] * eye + w["bias2"][:, 1, None, None])
+    y1 = (torch.einsum("dck,bcki->bdi", w["w21"], basis_2_to_1(x2))
+          + torch.einsum("dck,bcki->bdi", w["w11"], basis_1_to_1(x1)) + w["bias1"][:, None])
     return y1, y2
 
 
@@ -113,8 +114,7 @@ def _random_conv(c=(3, 4), d=(2, 5)):
     torch.manual_seed(0)
     conv = SPENConv(c, d).double()
     with torch.no_grad():
-        conv.bias1.normal_()
-        conv.bias2.normal_()
+        conv.bias.normal_()
     return conv
 
 
@@ -144,10 +144,18 @@ def test_conv_bad_shapes_and_repr():
         conv(torch.randn(2, 3, 4), torch.randn(2, 4, 5, 5))
     with pytest.raises(ValueError, match="positive"):
         SPENConv((0, 1), (1, 1))
+    plain = SPENConv((3, 4), (2, 5), bias=False)
+    assert plain.bias is None and "bias=False" in repr(plain)
     assert repr(conv) == "SPENConv(in=(node=3, pair=4), out=(node=2, pair=5), bias=True)"
-    before = conv.w22.detach().clone()
+    before = conv.weight_stats.detach().clone()
     conv.reset_parameters()
-    assert not torch.equal(before, conv.w22)
+    assert not torch.equal(before, conv.weight_stats)
+    w = conv.basis_weights()
+    assert {k: tuple(v.shape) for k, v in w.items()} == {
+        "w22": (5, 4, 15), "w12": (5, 3, 5), "w21": (2, 4, 5), "w11": (2, 3, 2), "bias2": (5, 2), "bias1": (2,)}
+    # every stored weight is exactly one basis weight (27 blocks, no entry twice)
+    total = sum(v.numel() for k, v in w.items() if k.startswith("w"))
+    assert total == sum(p.numel() for n, p in conv.named_parameters() if n.startswith("weight"))
 
 
 # --------------------------------------------------------------------------- slow reference
@@ -253,11 +261,11 @@ def test_compiles_inside_a_size_bucket():
     gen = torch.Generator().manual_seed(5)
     data = EgoNetBags()(random_graph(9, 0.4, 6))
     layout = EgoNetLayout.from_data(data)
-    bucket = max(layout.buckets, key=lambda b: b.subgraphs.numel())
-    conv = SPENConv((3, 4), (2, 5))
     h1 = torch.randn(data.num_nodes, 2, generator=gen)
     h2 = torch.randn(layout.num_pairs, 4, generator=gen)
-    assert_compiles(lambda a, b: _bucket_step(conv, bucket, a, b), h1, h2)
+    x1, x2 = max(layout.gather(h1, h2), key=lambda t: t[0].size(0))
+    conv = SPENConv((3, 4), (2, 5))
+    assert_compiles(lambda a, b: _bucket_step(conv, a, b), x1, x2)
 
 
 def test_isolated_nodes_and_edgeless_graph():

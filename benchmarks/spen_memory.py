@@ -1,0 +1,232 @@
+"""Memory and time of SPEN against a global order-2 network and a per-subgraph loop.
+
+Workload: one random graph G(n, p) with average degree 4, no node features
+(constant input), for n in ``--sizes``; one forward + backward pass (sum of
+the outputs) of a model of ``--width`` channels and ``--depth`` layers.
+
+Methods (same width and depth)
+    spen     graphequi.nn.SPEN: ego-nets bucketed by size, one dense
+             [B_m, C, m, m] tensor per size, segment-mean sharing;
+    ppgn++   graphequi.nn.PPGNPlusPlus: dense [C, 1, n, n] pair tensors;
+    loop     SPEN as the paper describes it, one ego-net at a time in a
+             Python loop (same weights as ``spen``; its output is checked
+             against ``spen``'s).
+
+Peak memory: each (method, n) runs in a fresh subprocess (glibc's mmap
+threshold pinned so freed blocks return to the system); the peak resident
+set during a measured step minus the resident set before it (Linux
+``/proc/self/clear_refs``; ``torch.cuda.max_memory_allocated`` on CUDA).
+Time: median over ``--repeat`` rounds, methods alternated within a round.
+The growth exponent is the least-squares slope of log(value) on log(n).
+
+Results: benchmarks/results/spen_memory.json (or ``--out``).
+
+Usage: python benchmarks/spen_memory.py [--small] [--device cpu] [--sizes 50,100,200,400,800]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch_geometric.data import Data
+from torch_geometric.utils import erdos_renyi_graph
+
+from graphequi.nn import PPGNPlusPlus, SPEN
+from graphequi.nn.spen import bucket_inputs
+from graphequi.nn.spen_layout import EgoNetLayout
+from graphequi.transforms import EgoNetBags
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = ("spen", "ppgn++", "loop")
+
+
+def random_graph(n: int, seed: int) -> Data:
+    torch.manual_seed(seed)
+    return Data(edge_index=erdos_renyi_graph(n, min(1.0, 4.0 / max(n - 1, 1))), num_nodes=n)
+
+
+def loop_forward(model: SPEN, data) -> torch.Tensor:
+    """SPEN one ego-net at a time: for each layer, every ego-net is gathered,
+    passed through its size's SPENConv and added into per-node/per-pair sums."""
+    layout = EgoNetLayout.from_data(data)
+    h1, h2 = model.inputs(data, layout)
+    ego = []  # (size, nodes [1, m], pairs [1, m^2]) of every ego-net, centre order
+    size = data.ego_size.tolist()
+    node_off = pair_off = 0
+    for m in size:
+        ego.append((m, data.ego_node[node_off:node_off + m].view(1, m),
+                    data.ego_pair[pair_off:pair_off + m * m].view(1, m * m)))
+        node_off, pair_off = node_off + m, pair_off + m * m
+    for i, convs in enumerate(model.convs):
+        sum1 = h1.new_zeros(h1.size(0), model.hidden_channels)
+        sum2 = h2.new_zeros(h2.size(0), model.hidden_channels)
+        for m, nodes, pairs in ego:
+            x1, x2 = bucket_inputs(h1[nodes], h2[pairs])
+            y1, y2 = convs[model.size_map.group(m)](x1, x2)
+            sum1 = sum1.index_add(0, nodes[0], y1[0].t())
+            sum2 = sum2.index_add(0, pairs[0], y2[0].permute(1, 2, 0).reshape(m * m, -1))
+        h1 = sum1 / layout.node_count.unsqueeze(-1).to(sum1.dtype)
+        h2 = sum2 / layout.pair_count.unsqueeze(-1).to(sum2.dtype)
+        if model.norm == "batch":
+            h1, h2 = model.node_norms[i](h1), model.pair_norms[i](h2)
+        h1, h2 = torch.relu(h1), torch.relu(h2)
+    z = model._readout(layout, h1, h2)
+    return model.head(z.mean(0, keepdim=True))
+
+
+def build(method: str, n: int, width: int, depth: int, device: str):
+    data = random_graph(n, seed=n)
+    torch.manual_seed(0)
+    if method == "ppgn++":
+        model = PPGNPlusPlus(1, hidden_channels=width, num_layers=depth).to(device)
+        return model, data.to(device), model
+    model = SPEN(1, hidden_channels=width, num_layers=depth).to(device)
+    bags = EgoNetBags()(data).to(device)
+    fn = model if method == "spen" else (lambda d: loop_forward(model, d))
+    return model, bags, fn
+
+
+def step(fn, data) -> None:
+    out = fn(data)
+    out.sum().backward()
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure_peak(method: str, n: int, width: int, depth: int, device: str) -> float:
+    """Peak extra memory (MiB) of one forward + backward, after a warm-up step."""
+    model, data, fn = build(method, n, width, depth, device)
+    model.train()
+    step(fn, data)
+    model.zero_grad(set_to_none=False)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step(fn, data)
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM)
+    base = _rss_kib("VmRSS")
+    step(fn, data)
+    return (_rss_kib("VmHWM") - base) / 1024
+
+
+def peak_in_subprocess(method: str, n: int, args) -> float:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS=str(args.threads))
+    cmd = [sys.executable, __file__, "--_peak", method, str(n), "--width", str(args.width),
+           "--depth", str(args.depth), "--device", args.device]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def time_all(sizes, methods, args) -> dict:
+    times = {}
+    for n in sizes:
+        built = {m: build(m, n, args.width, args.depth, args.device) for m in methods}
+        for _, data, fn in built.values():  # warm-up
+            step(fn, data)
+        samples = {m: [] for m in methods}
+        for _ in range(args.repeat):
+            for m in methods:
+                _, data, fn = built[m]
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                step(fn, data)
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                samples[m].append(time.perf_counter() - t0)
+        times[n] = {m: statistics.median(v) for m, v in samples.items()}
+        if "loop" in built and "spen" in built:
+            model, data, _ = built["spen"]
+            model.eval()
+            with torch.no_grad():
+                diff = (model(data) - loop_forward(model, data)).abs().max().item()
+            times[n]["loop_max_abs_diff"] = diff
+        print(f"  timed n={n}: " + ", ".join(f"{m} {times[n][m]:.4f}s" for m in methods), flush=True)
+    return times
+
+
+def exponent(sizes, values) -> float:
+    xs, ys = [math.log(n) for n in sizes], [math.log(max(v, 1e-9)) for v in values]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="tiny sizes and model (smoke test)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sizes", default="50,100,200,400,800")
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--out", type=Path, default=RESULTS / "spen_memory.json")
+    parser.add_argument("--_peak", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args._peak:
+        print(measure_peak(args._peak[0], int(args._peak[1]), args.width, args.depth, args.device))
+        return {}
+    if args.small:
+        args.sizes, args.width, args.depth, args.repeat = "20,40", 8, 2, 1
+    sizes = [int(s) for s in args.sizes.split(",")]
+    methods = [m for m in args.methods.split(",") if m]
+    if set(methods) - set(METHODS):
+        parser.error(f"unknown methods {sorted(set(methods) - set(METHODS))}; choose from {METHODS}")
+    print(f"SPEN memory/time: width {args.width}, depth {args.depth}, sizes {sizes}, device {args.device}")
+    peaks = {n: {} for n in sizes}
+    for n in sizes:
+        for m in methods:
+            peaks[n][m] = peak_in_subprocess(m, n, args)
+        print(f"  peak n={n}: " + ", ".join(f"{m} {peaks[n][m]:.1f} MiB" for m in methods), flush=True)
+    times = time_all(sizes, methods, args)
+    rows = [dict(n=n, **{f"{m}_peak_mib": peaks[n][m] for m in methods},
+                 **{f"{m}_s": times[n][m] for m in methods},
+                 **({"loop_max_abs_diff": times[n]["loop_max_abs_diff"]} if "loop_max_abs_diff" in times[n]
+                    else {}))
+            for n in sizes]
+    fits = {f"{m}_{kind}_exponent": exponent(sizes, [peaks[n][m] if kind == "memory" else times[n][m]
+                                                       for n in sizes])
+            for m in methods for kind in ("memory", "time")}
+    header = f"{'n':>5} " + " ".join(f"{m + ' MiB':>12} {m + ' s':>10}" for m in methods)
+    extra = ("  spen/ppgn++ mem" if {"spen", "ppgn++"} <= set(methods) else "") + \
+            ("  loop/spen time" if {"spen", "loop"} <= set(methods) else "")
+    print(header + extra)
+    for r in rows:
+        line = f"{r['n']:>5} " + " ".join(f"{r[m + '_peak_mib']:>12.1f} {r[m + '_s']:>10.4f}" for m in methods)
+        if {"spen", "ppgn++"} <= set(methods):
+            line += f"  {r['spen_peak_mib'] / max(r['ppgn++_peak_mib'], 1e-9):>15.3f}"
+        if {"spen", "loop"} <= set(methods):
+            line += f"  {r['loop_s'] / r['spen_s']:>14.1f}"
+        print(line)
+    print("growth exponents: " + ", ".join(f"{k} {v:.2f}" for k, v in fits.items()))
+    result = dict(benchmark="spen_memory", device=args.device, width=args.width, depth=args.depth,
+                  threads=args.threads, repeat=args.repeat, rows=rows, fits=fits,
+                  machine=platform.processor() or platform.machine(), torch=torch.__version__,
+                  load=os.getloadavg())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
