@@ -5,8 +5,11 @@ Workload: one random graph G(n, p) with average degree 4, no node features
 the outputs) of a model of ``--width`` channels and ``--depth`` layers.
 
 Methods (same width and depth)
-    spen     graphequi.nn.SPEN: ego-nets bucketed by size, one dense
-             [B_m, C, m, m] tensor per size, segment-mean sharing;
+    spen     graphequi.nn.SPEN: own weights per ego-net size up to 8 (the
+             default), one dense [B_m, C, m, m] tensor per size,
+             segment-mean sharing;
+    spen-pad graphequi.nn.SPEN(size_map='shared', pad=True): one set of
+             weights, sizes zero-padded up to powers of two (fewer buckets);
     ppgn++   graphequi.nn.PPGNPlusPlus: dense [C, 1, n, n] pair tensors;
     loop     SPEN as the paper describes it, one ego-net at a time in a
              Python loop (same weights as ``spen``; its output is checked
@@ -47,7 +50,7 @@ from graphequi.transforms import EgoNetBags
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = ("spen", "ppgn++", "loop")
+METHODS = ("spen", "spen-pad", "ppgn++", "loop")
 
 
 def random_graph(n: int, seed: int) -> Data:
@@ -90,9 +93,10 @@ def build(method: str, n: int, width: int, depth: int, device: str):
     if method == "ppgn++":
         model = PPGNPlusPlus(1, hidden_channels=width, num_layers=depth).to(device)
         return model, data.to(device), model
-    model = SPEN(1, hidden_channels=width, num_layers=depth).to(device)
+    options = dict(size_map="shared", pad=True) if method == "spen-pad" else {}
+    model = SPEN(1, hidden_channels=width, num_layers=depth, **options).to(device)
     bags = EgoNetBags()(data).to(device)
-    fn = model if method == "spen" else (lambda d: loop_forward(model, d))
+    fn = (lambda d: loop_forward(model, d)) if method == "loop" else model
     return model, bags, fn
 
 
@@ -164,6 +168,8 @@ def time_all(sizes, methods, args) -> dict:
 
 
 def exponent(sizes, values) -> float:
+    if len(set(sizes)) < 2:
+        return float("nan")
     xs, ys = [math.log(n) for n in sizes], [math.log(max(v, 1e-9)) for v in values]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
@@ -208,15 +214,15 @@ def main(argv=None) -> dict:
                                                        for n in sizes])
             for m in methods for kind in ("memory", "time")}
     header = f"{'n':>5} " + " ".join(f"{m + ' MiB':>12} {m + ' s':>10}" for m in methods)
-    extra = ("  spen/ppgn++ mem" if {"spen", "ppgn++"} <= set(methods) else "") + \
-            ("  loop/spen time" if {"spen", "loop"} <= set(methods) else "")
+    ratios = [(a, b, kind) for a, b, kind in (("spen", "ppgn++", "peak_mib"), ("loop", "spen", "s"),
+                                              ("loop", "spen-pad", "s")) if {a, b} <= set(methods)]
+    extra = "".join(f"  {a}/{b} {'mem' if kind == 'peak_mib' else 'time'}" for a, b, kind in ratios)
     print(header + extra)
     for r in rows:
         line = f"{r['n']:>5} " + " ".join(f"{r[m + '_peak_mib']:>12.1f} {r[m + '_s']:>10.4f}" for m in methods)
-        if {"spen", "ppgn++"} <= set(methods):
-            line += f"  {r['spen_peak_mib'] / max(r['ppgn++_peak_mib'], 1e-9):>15.3f}"
-        if {"spen", "loop"} <= set(methods):
-            line += f"  {r['loop_s'] / r['spen_s']:>14.1f}"
+        for a, b, kind in ratios:
+            width = len(f"  {a}/{b} {'mem' if kind == 'peak_mib' else 'time'}")
+            line += f"{r[f'{a}_{kind}'] / max(r[f'{b}_{kind}'], 1e-9):>{width}.3f}"
         print(line)
     print("growth exponents: " + ", ".join(f"{k} {v:.2f}" for k, v in fits.items()))
     result = dict(benchmark="spen_memory", device=args.device, width=args.width, depth=args.depth,

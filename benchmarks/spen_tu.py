@@ -138,7 +138,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", default="cpu", help="only cpu is wired up here")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--root", type=Path, default=ROOT / "runs" / "cache" / "spen_tu")
-    parser.add_argument("--source", default=None, help="folder holding tu_gin_format/ (default: shared data)")
+    parser.add_argument("--source", default="/work/shared/data", help="folder holding tu_gin_format/")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "spen_tu")
     parser.add_argument("--out", type=Path, default=RESULTS / "spen_tu.json")
     parser.add_argument("--small", action="store_true", help="synthetic data, 2 folds, 3 epochs")

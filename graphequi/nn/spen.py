@@ -55,10 +55,12 @@ def bucket_inputs(x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
     return x1, x2.view(b, m, m, x2.size(-1)).permute(0, 3, 1, 2)
 
 
-def _bucket_step(conv: SPENConv, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+def _bucket_step(conv: SPENConv, x1: Tensor, x2: Tensor,
+                 size: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """One bucket through one layer, from its local rows to its outputs
-    flattened to local rows (``[B_m m, D_1]`` and ``[B_m m^2, D_2]``) for sharing."""
-    y1, y2 = conv(*bucket_inputs(x1, x2))
+    flattened to local rows (``[B_m m, D_1]`` and ``[B_m m^2, D_2]``) for sharing;
+    ``size``: true sizes of a padded bucket."""
+    y1, y2 = conv(*bucket_inputs(x1, x2), size)
     return y1.transpose(1, 2).reshape(-1, y1.size(1)), y2.permute(0, 2, 3, 1).reshape(-1, y2.size(1))
 
 
@@ -89,6 +91,10 @@ class SPEN(torch.nn.Module):
         norm (str): ``'batch'`` (batch norm of the shared node and pair
             features after each layer) or ``'none'``.
         multiplicity (bool): add the multiplicity input channels.
+        pad (bool): bucket the ego-nets of one weight group by size rounded
+            up to a power of two, zero-padded (:class:`EgoNetLayout`): same
+            result, fewer and larger dense tensors. Worth it when many sizes
+            share weights (e.g. ``size_map='shared'``).
         dropout (float): dropout in the head.
 
     Shapes:
@@ -116,6 +122,7 @@ class SPEN(torch.nn.Module):
         size_map: Union[SizeMap, int, str] = 8,
         norm: str = "batch",
         multiplicity: bool = True,
+        pad: bool = False,
         dropout: float = 0.0,
     ):
         super().__init__()
@@ -131,7 +138,7 @@ class SPEN(torch.nn.Module):
             size_map = SizeMap.up_to(size_map)
         self.size_map = size_map
         self.out_channels, self.hidden_channels, self.num_layers = out_channels, hidden_channels, num_layers
-        self.norm, self.multiplicity, self.dropout = norm, bool(multiplicity), dropout
+        self.norm, self.multiplicity, self.pad, self.dropout = norm, bool(multiplicity), bool(pad), dropout
         h = hidden_channels
         self.node_encoder = (FeatureEncoder(h, vocab=node_vocab, in_channels=node_in_channels,
                                             name="node features (data.x)")
@@ -198,12 +205,15 @@ class SPEN(torch.nn.Module):
         """``[N, 4 C]`` per-subgraph invariants, in bucket order."""
         out = []
         for bucket, (x1, x2) in zip(layout.buckets, layout.gather(h1, h2)):
-            diag = x2[:, :: bucket.size + 1]  # local pairs (a, a)
-            out.append(torch.cat([diag.mean(1), x2.mean(1), x1.mean(1), x1[:, 0]], dim=-1))
+            m = bucket.size
+            inv = (1.0 / bucket.sizes.to(x1.dtype).unsqueeze(-1) if bucket.sizes is not None
+                   else x1.new_full((1, 1), 1.0 / m))
+            diag = x2[:, :: m + 1].sum(1)  # local pairs (a, a); padding is zero
+            out.append(torch.cat([diag * inv, x2.sum(1) * inv * inv, x1.sum(1) * inv, x1[:, 0]], dim=-1))
         return torch.cat(out)
 
     def forward(self, data) -> Tensor:
-        layout = EgoNetLayout.from_data(data)
+        layout = EgoNetLayout.from_data(data, self.size_map, self.pad)
         n = layout.num_nodes
         if n == 0:
             raise ValueError("SPEN got an empty graph (0 nodes); its readout is undefined")
@@ -216,7 +226,7 @@ class SPEN(torch.nn.Module):
         h1, h2 = self.inputs(data, layout)
         for i, convs in enumerate(self.convs):
             # a loop over the distinct sizes of the batch (a handful), not over subgraphs
-            outs = [_bucket_step(convs[self.size_map.group(b.size)], x1, x2)
+            outs = [_bucket_step(convs[b.group], x1, x2, b.sizes)
                     for b, (x1, x2) in zip(layout.buckets, layout.gather(h1, h2))]
             h1 = layout.share_nodes([o[0] for o in outs])
             h2 = layout.share_pairs([o[1] for o in outs])
@@ -231,7 +241,7 @@ class SPEN(torch.nn.Module):
         return (f"{self.__class__.__name__}(in_channels={self.in_channels}, "
                 f"hidden_channels={self.hidden_channels}, out_channels={self.out_channels}, "
                 f"num_layers={self.num_layers}, size_groups={self.size_map.num_groups}, "
-                f"norm={self.norm!r})")
+                f"norm={self.norm!r}, pad={self.pad})")
 
 
 def build_spen(task, **kwargs) -> SPEN:

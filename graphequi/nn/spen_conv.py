@@ -2,6 +2,7 @@ r"""One SPEN layer on a bucket of equal-size subgraphs."""
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -122,7 +123,13 @@ class SPENConv(torch.nn.Module):
             raise ValueError(f"x1 {list(x1.shape)} and x2 {list(x2.shape)} disagree on the number "
                              "of subgraphs or their size")
 
-    def forward(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x1: Tensor, x2: Tensor, size: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """Args:
+            x1, x2: node and pair features of ``B`` subgraphs, dense size ``m``.
+            size: ``[B]`` true sizes of zero-padded subgraphs (their real
+                nodes first); sums are normalised by it. ``None``: all ``m``.
+                Outputs on padded entries are not meaningful.
+        """
         self._check(x1, x2)
         d1, d2 = self.out_channels
         # channels last inside: every channel mixing is one GEMM over the bucket, and an
@@ -131,10 +138,14 @@ class SPENConv(torch.nn.Module):
         v = x1.transpose(1, 2)  # [B, m, C1]
         w_full, w_vec, w_scal = self.weight_pair, self.weight_stats, self.weight_scalars
         d = x.diagonal(dim1=1, dim2=2).transpose(1, 2)  # [B, m, C2]
-        r = x.mean(dim=2)
-        c = x.mean(dim=1)
+        if size is None:
+            r, c = x.mean(dim=2), x.mean(dim=1)
+            scal = torch.cat([d.mean(1), r.mean(1), v.mean(1)], dim=-1)  # [B, 2 C2 + C1]
+        else:
+            inv = 1.0 / size.to(x.dtype).view(-1, 1, 1)
+            r, c = x.sum(dim=2) * inv, x.sum(dim=1) * inv
+            scal = torch.cat([d.sum(1), r.sum(1), v.sum(1)], dim=-1) * inv.view(-1, 1)
         vec = torch.cat([d, r, c, v], dim=-1)  # [B, m, 3 C2 + C1]
-        scal = torch.cat([d.mean(1), r.mean(1), v.mean(1)], dim=-1)  # [B, 2 C2 + C1]
         out_vec = torch.matmul(vec, w_vec.t())
         out_scal = torch.matmul(scal, w_scal.t())
         if self.bias is not None:

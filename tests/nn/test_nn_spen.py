@@ -209,9 +209,9 @@ def reference_spen(model, data):
     return model.head(torch.stack(z).mean(0, keepdim=True))
 
 
-@pytest.mark.parametrize("size_map", [3, "shared"])
-def test_matches_slow_per_subgraph_reference(size_map):
-    model = model64(size_map=size_map, norm="none")
+@pytest.mark.parametrize("size_map,pad", [(3, False), ("shared", False), ("shared", True), (3, True)])
+def test_matches_slow_per_subgraph_reference(size_map, pad):
+    model = model64(size_map=size_map, norm="none", pad=pad)
     graphs = [random_graph(9, 0.3, 0, isolated=1, hub=True), random_graph(6, 0.5, 1),
               random_graph(5, 0.2, 2, isolated=2)]
     graphs = [as_double(g) for g in graphs]
@@ -221,6 +221,27 @@ def test_matches_slow_per_subgraph_reference(size_map):
     got = model(batch)
     expected = torch.cat([reference_spen(model, g) for g in graphs])
     torch.testing.assert_close(got, expected)
+
+
+def test_padded_buckets():
+    data = EgoNetBags()(random_graph(12, 0.3, 9, isolated=1, hub=True))
+    exact = EgoNetLayout.from_data(data)
+    padded = EgoNetLayout.from_data(data, SizeMap.shared(), pad=True)
+    sizes = sorted(set(data.ego_size.tolist()))
+    assert [b.size for b in exact.buckets] == sizes
+    assert len(padded.buckets) < len(sizes) and padded.padded
+    for b in padded.buckets:
+        m = b.size
+        true = b.sizes if b.sizes is not None else torch.full((b.subgraphs.numel(),), m)
+        assert int(true.max()) == m and int(true.min()) > m // 2  # one power-of-two range, no wider
+        assert torch.equal(true, data.ego_size[b.subgraphs])
+        assert torch.equal(b.nodes == data.num_nodes, torch.arange(m) >= true[:, None])
+    for layout in (exact, padded):
+        assert torch.equal(layout.node_count, torch.bincount(data.ego_node, minlength=data.num_nodes))
+        assert torch.equal(layout.pair_count, torch.bincount(data.ego_pair, minlength=layout.num_pairs))
+    # per-size weight groups never share a bucket
+    grouped = EgoNetLayout.from_data(data, SizeMap.up_to(3), pad=True)
+    assert [b.size for b in grouped.buckets if b.group < 3] == [s for s in sizes if s <= 3]
 
 
 def test_batching_invariance_and_determinism():
@@ -266,6 +287,10 @@ def test_compiles_inside_a_size_bucket():
     x1, x2 = max(layout.gather(h1, h2), key=lambda t: t[0].size(0))
     conv = SPENConv((3, 4), (2, 5))
     assert_compiles(lambda a, b: _bucket_step(conv, a, b), x1, x2)
+    padded = EgoNetLayout.from_data(data, SizeMap.shared(), pad=True)
+    bucket, (x1, x2) = max(zip(padded.buckets, padded.gather(h1, h2)), key=lambda t: t[0].size)
+    assert bucket.sizes is not None
+    assert_compiles(lambda a, b, s: _bucket_step(conv, a, b, s), x1, x2, bucket.sizes)
 
 
 def test_isolated_nodes_and_edgeless_graph():
