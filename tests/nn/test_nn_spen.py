@@ -288,8 +288,7 @@ def test_compiles_inside_a_size_bucket():
     conv = SPENConv((3, 4), (2, 5))
     assert_compiles(lambda a, b: _bucket_step(conv, a, b), x1, x2)
     padded = EgoNetLayout.from_data(data, SizeMap.shared(), pad=True)
-    bucket, (x1, x2) = max(zip(padded.buckets, padded.gather(h1, h2)), key=lambda t: t[0].size)
-    assert bucket.sizes is not None
+    bucket, (x1, x2) = next((b, t) for b, t in zip(padded.buckets, padded.gather(h1, h2)) if b.sizes is not None)
     assert_compiles(lambda a, b, s: _bucket_step(conv, a, b, s), x1, x2, bucket.sizes)
 
 
