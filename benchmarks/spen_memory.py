@@ -186,6 +186,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, default=RESULTS / "spen_memory.json")
+    parser.add_argument("--inprocess", action="store_true",
+                        help="measure peaks in this process (quick, less exact: freed memory is reused)")
     parser.add_argument("--_peak", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -193,7 +195,7 @@ def main(argv=None) -> dict:
         print(measure_peak(args._peak[0], int(args._peak[1]), args.width, args.depth, args.device))
         return {}
     if args.small:
-        args.sizes, args.width, args.depth, args.repeat = "20,40", 8, 2, 1
+        args.sizes, args.width, args.depth, args.repeat, args.inprocess = "20,40", 8, 2, 1, True
     sizes = [int(s) for s in args.sizes.split(",")]
     methods = [m for m in args.methods.split(",") if m]
     if set(methods) - set(METHODS):
@@ -202,7 +204,8 @@ def main(argv=None) -> dict:
     peaks = {n: {} for n in sizes}
     for n in sizes:
         for m in methods:
-            peaks[n][m] = peak_in_subprocess(m, n, args)
+            peaks[n][m] = (measure_peak(m, n, args.width, args.depth, args.device) if args.inprocess
+                           else peak_in_subprocess(m, n, args))
         print(f"  peak n={n}: " + ", ".join(f"{m} {peaks[n][m]:.1f} MiB" for m in methods), flush=True)
     times = time_all(sizes, methods, args)
     rows = [dict(n=n, **{f"{m}_peak_mib": peaks[n][m] for m in methods},
