@@ -64,6 +64,16 @@ def _bucket_step(conv: SPENConv, x1: Tensor, x2: Tensor,
     return y1.transpose(1, 2).reshape(-1, y1.size(1)), y2.permute(0, 2, 3, 1).reshape(-1, y2.size(1))
 
 
+def _encoded(data, key: str, encoder: FeatureEncoder, rows: int, what: str) -> Tensor:
+    """``encoder(data[key])``, after checking the attribute exists and has ``rows`` rows."""
+    value = getattr(data, key, None)
+    if value is None:
+        raise ValueError(f"the model was built with {what} features but `data.{key}` is missing")
+    if value.size(0) != rows:
+        raise ValueError(f"data.{key} has {value.size(0)} rows for {rows} {what}")
+    return encoder(value)
+
+
 class SPEN(torch.nn.Module):
     r"""SPEN for graph-level prediction (Mitton & Murray-Smith).
 
@@ -179,23 +189,14 @@ class SPEN(torch.nn.Module):
         if edge_pair.shape != (num_edges,):
             raise ValueError(f"data.ego_edge_pair has shape {list(edge_pair.shape)}, expected [{num_edges}]")
         if self.node_encoder is not None:
-            x = getattr(data, "x", None)
-            if x is None:
-                raise ValueError("the model was built with node features but `data.x` is missing")
-            if x.size(0) != n:
-                raise ValueError(f"data.x has {x.size(0)} rows for {n} nodes")
-            node = [self.node_encoder(x).to(dtype)]
+            node = [_encoded(data, "x", self.node_encoder, n, "nodes").to(dtype)]
         else:
             node = [torch.ones(n, 1, dtype=dtype, device=device)]
         ones = torch.ones(num_edges, 1, dtype=dtype, device=device)
         pair = [scatter(ones, edge_pair, 0, p, "sum")]
         if self.edge_encoder is not None:
-            e = getattr(data, "edge_attr", None)
-            if e is None:
-                raise ValueError("the model was built with edge features but `data.edge_attr` is missing")
-            if e.size(0) != num_edges:
-                raise ValueError(f"data.edge_attr has {e.size(0)} rows for {num_edges} edges")
-            pair.append(scatter(self.edge_encoder(e).to(dtype), edge_pair, 0, p, "sum"))
+            e = _encoded(data, "edge_attr", self.edge_encoder, num_edges, "edges").to(dtype)
+            pair.append(scatter(e, edge_pair, 0, p, "sum"))
         if self.multiplicity:
             node.append(torch.log1p(layout.node_count.to(dtype)).unsqueeze(-1))
             pair.append(torch.log1p(layout.pair_count.to(dtype)).unsqueeze(-1))
