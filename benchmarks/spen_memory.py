@@ -15,9 +15,10 @@ Methods (same width and depth)
              Python loop (same weights as ``spen``; its output is checked
              against ``spen``'s).
 
-Peak memory: each (method, n) runs in a fresh subprocess (glibc's mmap
-threshold pinned so freed blocks return to the system); the peak resident
-set during a measured step minus the resident set before it (Linux
+Peak memory: each method runs in a fresh subprocess (glibc's mmap
+threshold pinned at 4 KiB so freed blocks return to the system), sizes in
+increasing order; the peak resident set during a measured step (after a
+warm-up step) minus the resident set before it (Linux
 ``/proc/self/clear_refs``; ``torch.cuda.max_memory_allocated`` on CUDA).
 Time: median over ``--repeat`` rounds, methods alternated within a round.
 The growth exponent is the least-squares slope of log(value) on log(n).
@@ -131,12 +132,16 @@ def measure_peak(method: str, n: int, width: int, depth: int, device: str) -> fl
     return (_rss_kib("VmHWM") - base) / 1024
 
 
-def peak_in_subprocess(method: str, n: int, args) -> float:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS=str(args.threads))
-    cmd = [sys.executable, __file__, "--_peak", method, str(n), "--width", str(args.width),
+def peaks_in_subprocess(method: str, sizes, args) -> list:
+    """Peaks of ``method`` for every size, in one fresh process (sizes in
+    increasing order). glibc's mmap threshold is pinned at 4 KiB there, so
+    every block but the smallest is returned to the system when freed and
+    the resident-set peak of a step does not hide in reused heap memory."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096", OMP_NUM_THREADS=str(args.threads))
+    cmd = [sys.executable, __file__, "--_peak", method, ",".join(map(str, sizes)), "--width", str(args.width),
            "--depth", str(args.depth), "--device", args.device]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-    return float(out.stdout.strip().splitlines()[-1])
+    return [float(v) for v in out.stdout.strip().splitlines()[-1].split(",")]
 
 
 def time_all(sizes, methods, args) -> dict:
@@ -175,6 +180,31 @@ def exponent(sizes, values) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
+def plot(result: dict, path: Path) -> None:
+    """Log-log peak memory and time per method against n."""
+    import matplotlib
+    import matplotlib.ticker
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    methods = [k[:-len("_peak_mib")] for k in rows[0] if k.endswith("_peak_mib")]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, (suffix, label) in zip(axes, (("_peak_mib", "peak memory (MiB)"), ("_s", "forward+backward (s)"))):
+        for m in methods:
+            ax.loglog([r["n"] for r in rows], [r[m + suffix] for r in rows], marker="o", label=m)
+        ax.set_xticks([r["n"] for r in rows], [str(r["n"]) for r in rows])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("nodes n (average degree 4)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"SPEN vs PPGN++ vs per-ego-net loop (width {result['width']}, depth {result['depth']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny sizes and model (smoke test)")
@@ -187,13 +217,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, default=RESULTS / "spen_memory.json")
     parser.add_argument("--inprocess", action="store_true",
-                        help="measure peaks in this process, sizes in increasing order (quicker; run with "
-                             "MALLOC_MMAP_THRESHOLD_=65536 so that freed large blocks return to the system)")
+                        help="measure peaks in this process (smoke test: freed heap memory may be reused)")
     parser.add_argument("--_peak", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args._peak:
-        print(measure_peak(args._peak[0], int(args._peak[1]), args.width, args.depth, args.device))
+        method, sizes = args._peak[0], [int(v) for v in args._peak[1].split(",")]
+        print(",".join(str(measure_peak(method, n, args.width, args.depth, args.device)) for n in sizes))
         return {}
     if args.small:
         args.sizes, args.width, args.depth, args.repeat, args.inprocess = "20,40", 8, 2, 1, True
@@ -203,11 +233,12 @@ def main(argv=None) -> dict:
         parser.error(f"unknown methods {sorted(set(methods) - set(METHODS))}; choose from {METHODS}")
     print(f"SPEN memory/time: width {args.width}, depth {args.depth}, sizes {sizes}, device {args.device}")
     peaks = {n: {} for n in sizes}
-    for n in sizes:
-        for m in methods:
-            peaks[n][m] = (measure_peak(m, n, args.width, args.depth, args.device) if args.inprocess
-                           else peak_in_subprocess(m, n, args))
-        print(f"  peak n={n}: " + ", ".join(f"{m} {peaks[n][m]:.1f} MiB" for m in methods), flush=True)
+    for m in methods:
+        values = ([measure_peak(m, n, args.width, args.depth, args.device) for n in sizes] if args.inprocess
+                  else peaks_in_subprocess(m, sizes, args))
+        for n, v in zip(sizes, values):
+            peaks[n][m] = v
+        print(f"  peak {m}: " + ", ".join(f"n={n} {v:.1f} MiB" for n, v in zip(sizes, values)), flush=True)
     times = time_all(sizes, methods, args)
     rows = [dict(n=n, **{f"{m}_peak_mib": peaks[n][m] for m in methods},
                  **{f"{m}_s": times[n][m] for m in methods},
@@ -235,6 +266,8 @@ def main(argv=None) -> dict:
                   load=os.getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
+    if not args.small:
+        plot(result, args.out.with_suffix(".png"))
     return result
 
 
