@@ -190,7 +190,8 @@ def plot(result: dict, path: Path) -> None:
     rows = result["rows"]
     methods = [k[:-len("_peak_mib")] for k in rows[0] if k.endswith("_peak_mib")]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, (suffix, label) in zip(axes, (("_peak_mib", "peak memory (MiB)"), ("_s", "forward+backward (s)"))):
+    panels = (("_peak_mib", "peak memory (MiB)"), ("_s", "forward+backward (s)"))
+    for ax, (suffix, label) in zip(axes, panels):
         for m in methods:
             ax.loglog([r["n"] for r in rows], [r[m + suffix] for r in rows], marker="o", label=m)
         ax.set_xticks([r["n"] for r in rows], [str(r["n"]) for r in rows])
@@ -254,7 +255,8 @@ def main(argv=None) -> dict:
     extra = "".join(f"  {a}/{b} {'mem' if kind == 'peak_mib' else 'time'}" for a, b, kind in ratios)
     print(header + extra)
     for r in rows:
-        line = f"{r['n']:>5} " + " ".join(f"{r[m + '_peak_mib']:>12.1f} {r[m + '_s']:>10.4f}" for m in methods)
+        line = f"{r['n']:>5} " + " ".join(
+            f"{r[m + '_peak_mib']:>12.1f} {r[m + '_s']:>10.4f}" for m in methods)
         for a, b, kind in ratios:
             width = len(f"  {a}/{b} {'mem' if kind == 'peak_mib' else 'time'}")
             line += f"{r[f'{a}_{kind}'] / max(r[f'{b}_{kind}'], 1e-9):>{width}.3f}"

@@ -133,7 +133,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr-step", type=int, default=25)
     parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--size-map", type=int, default=8, help="own weights for ego-nets up to this size")
+    parser.add_argument("--size-map", type=int, default=8,
+                        help="own weights for ego-nets up to this size (0: one weight set for all)")
     parser.add_argument("--num-hops", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="only cpu is wired up here")
     parser.add_argument("--threads", type=int, default=1)

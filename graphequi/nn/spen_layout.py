@@ -163,7 +163,8 @@ class EgoNetLayout:
             real2 = (row < m_true[:, None]) & (col < m_true[:, None])
             local = pair_offset[sel, None] + row * m_true[:, None] + col
             pairs = torch.where(real2, pair[local.clamp(max=max(total_sq - 1, 0))], num_pairs)
-            buckets.append(EgoBucket(int(big), group, sel, m_true if len(members) > 1 else None, nodes, pairs))
+            sizes_or_none = m_true if len(members) > 1 else None
+            buckets.append(EgoBucket(int(big), group, sel, sizes_or_none, nodes, pairs))
         node_index = torch.cat([b.nodes.reshape(-1) for b in buckets]) if buckets else node
         pair_index = torch.cat([b.pairs.reshape(-1) for b in buckets]) if buckets else pair
         padded = any(b.sizes is not None for b in buckets)
@@ -186,7 +187,8 @@ class EgoNetLayout:
             h2 = torch.cat([h2, h2.new_zeros(1, h2.size(-1))])
         counts = [b.subgraphs.numel() for b in self.buckets]
         nodes = h1.index_select(0, self.node_index).split([c * b.size for c, b in zip(counts, self.buckets)])
-        pairs = h2.index_select(0, self.pair_index).split([c * b.size ** 2 for c, b in zip(counts, self.buckets)])
+        pairs = h2.index_select(0, self.pair_index).split(
+            [c * b.size ** 2 for c, b in zip(counts, self.buckets)])
         return [(x1.view(c, b.size, -1), x2.view(c, b.size ** 2, -1))
                 for x1, x2, c, b in zip(nodes, pairs, counts, self.buckets)]
 

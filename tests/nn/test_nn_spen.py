@@ -152,7 +152,8 @@ def test_conv_bad_shapes_and_repr():
     assert not torch.equal(before, conv.weight_stats)
     w = conv.basis_weights()
     assert {k: tuple(v.shape) for k, v in w.items()} == {
-        "w22": (5, 4, 15), "w12": (5, 3, 5), "w21": (2, 4, 5), "w11": (2, 3, 2), "bias2": (5, 2), "bias1": (2,)}
+        "w22": (5, 4, 15), "w12": (5, 3, 5), "w21": (2, 4, 5), "w11": (2, 3, 2),
+        "bias2": (5, 2), "bias1": (2,)}
     # every stored weight is exactly one basis weight (27 blocks, no entry twice)
     total = sum(v.numel() for k, v in w.items() if k.startswith("w"))
     assert total == sum(p.numel() for n, p in conv.named_parameters() if n.startswith("weight"))
@@ -288,7 +289,8 @@ def test_compiles_inside_a_size_bucket():
     conv = SPENConv((3, 4), (2, 5))
     assert_compiles(lambda a, b: _bucket_step(conv, a, b), x1, x2)
     padded = EgoNetLayout.from_data(data, SizeMap.shared(), pad=True)
-    bucket, (x1, x2) = next((b, t) for b, t in zip(padded.buckets, padded.gather(h1, h2)) if b.sizes is not None)
+    bucket, (x1, x2) = next((b, t) for b, t in zip(padded.buckets, padded.gather(h1, h2))
+                            if b.sizes is not None)
     assert_compiles(lambda a, b, s: _bucket_step(conv, a, b, s), x1, x2, bucket.sizes)
 
 

@@ -19,8 +19,8 @@ def random_graph(n, p, seed, isolated=0):
     edge_index = torch.cat([torch.stack([u, v]), torch.stack([v, u])], dim=1)
     perm = torch.randperm(edge_index.size(1), generator=gen)
     x = torch.randn(n, 3, generator=gen)
-    return Data(x=x, edge_index=edge_index[:, perm], edge_attr=torch.randn(edge_index.size(1), 2, generator=gen),
-                num_nodes=n)
+    edge_attr = torch.randn(edge_index.size(1), 2, generator=gen)
+    return Data(x=x, edge_index=edge_index[:, perm], edge_attr=edge_attr, num_nodes=n)
 
 
 def nx_ego(data, k):
