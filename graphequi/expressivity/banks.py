@@ -59,7 +59,12 @@ Built-in banks (see :func:`get_bank`):
   node of :math:`\{x\} \cup N(x)` (all of them lie in the ego-net of ``r``);
   ``r = x`` is the sharing of pair features across ego-nets. Assumes the root
   of an ego-net is identifiable (as with ego-net+ marking) and a 0/1
-  adjacency (the ego-net membership indicator is the edge itself).
+  adjacency (the ego-net membership indicator is the edge itself), and
+  models sums. :class:`graphequi.nn.SPEN` meets these: it marks the centre
+  (local node 0) in every layer, and its sharing means become sums through
+  its multiplicity input channels (the number of ego-nets holding a node or
+  pair); its graph readout is a mean, a constant factor between graphs of
+  equal size.
 
 Users build their own banks from :func:`elimination_rule` predicates (see
 :class:`ContractionBank` and :func:`register_bank`).

@@ -8,6 +8,9 @@
   on polynomial pair channels, with padding masks.
 * :class:`PolyGIN` / :class:`PolyGINE` -- GIN / GINE with polynomial node
   (and edge) features concatenated.
+* :class:`SPEN` / :class:`SPENConv` -- subgraph permutation equivariant
+  networks (Mitton & Murray-Smith): order-1/2 equivariant layers inside
+  ego-nets bucketed by size, features shared across ego-nets.
 * :class:`FeatureEncoder` -- categorical-type embeddings or a linear map.
 * :class:`Ponita`, :class:`PonitaConv`, :class:`PonitaBlock` -- PONITA
   (Bekkers et al., ICLR 2024) on point clouds (:mod:`graphequi.nn.ponita`).
@@ -22,7 +25,11 @@ from graphequi.nn.ponita import (PointCloudOutput, Ponita, PonitaBlock, PonitaCo
                                  energy_and_forces)
 from graphequi.nn.poly_gin import PolyGIN, PolyGINE
 from graphequi.nn.ppgn import PPGNBlock, PPGNPlusPlus, dense_pair_features
+from graphequi.nn.spen import SPEN, build_spen
+from graphequi.nn.spen_conv import SPENConv
+from graphequi.nn.spen_layout import EgoNetLayout, SizeMap
 
 __all__ = ["aggr", "GINConv", "GINEConv", "PPGNPlusPlus", "PPGNBlock", "PolyGIN",
            "PolyGINE", "FeatureEncoder", "dense_pair_features", "Ponita", "PonitaConv", "PonitaBlock",
-           "PointCloudOutput", "energy_and_forces", "build_ponita", "FrameAveraging", "pca_frames"]
+           "PointCloudOutput", "energy_and_forces", "build_ponita", "FrameAveraging", "pca_frames",
+           "SPEN", "SPENConv", "SizeMap", "EgoNetLayout", "build_spen"]

@@ -10,7 +10,10 @@
   position-orientation nodes.
 * :class:`BundleEdgeAttributes` -- PONITA's bi-invariant edge attributes.
 * :class:`PolynomialCutoff` -- a smooth ``edge_weight`` envelope.
+* :class:`EgoNetBags` -- bags of k-hop ego-networks (nodes and pairs, flat
+  with per-subgraph sizes) for :class:`graphequi.nn.SPEN`.
 """
+from .ego_net_bags import EgoNetBags, EgoNetData
 from .polynomial_features import PolynomialFeatures
 from .bundle_attributes import BundleEdgeAttributes
 from .cutoff import PolynomialCutoff
@@ -20,4 +23,5 @@ from .validate import ValidateGraph, validate_graph
 
 __all__ = ["PolynomialFeatures", "ValidateGraph", "validate_graph", "RadiusGraph", "FullyConnected",
            "PositionOrientationGraph", "PositionOrientationData", "BundleEdgeAttributes",
-           "PolynomialCutoff"]
+           "PolynomialCutoff",
+           "EgoNetBags", "EgoNetData"]
