@@ -8,21 +8,26 @@ exactly those) and how to build it for a task. Adding a model is adding a row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 import torch
 
-from graphequi.nn import PolyGIN, PolyGINE, PPGNPlusPlus
+from graphequi.nn import PolyGIN, PolyGINE, PPGNPlusPlus, build_ponita, build_spen
+from graphequi.nn.aggr import LCMAggregation
+from graphequi.poly.keys import POLY_EDGE_KEY, POLY_NODE_KEY, POLY_PAIR_KEY
+from graphequi.transforms import EgoNetBags
 
 if TYPE_CHECKING:  # tasks imports this module for the feature levels; only the type flows back
     from graphequi.train.tasks import Task
 
 __all__ = ["Model", "MODELS", "MODEL_NAMES", "PAIR_KEY", "build_model", "model_help"]
 
-PAIR_KEY = "poly_pair_attr"
+PAIR_KEY = POLY_PAIR_KEY
 
 #: ``build(task, poly_levels, **kwargs)`` -> the model; ``poly_levels`` is the row's own
 ModelFactory = Callable[..., torch.nn.Module]
+#: ``transform(model_kwargs)`` -> a per-graph transform that :func:`~graphequi.train.tasks.load_task` applies
+GraphTransform = Callable[[dict], Callable]
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Model:
     description: str
     build: ModelFactory
     poly_levels: Tuple[str, ...] = ()
+    transform: Optional[GraphTransform] = None
 
 
 def _width(task: "Task", key: str) -> int:
@@ -60,13 +66,33 @@ def _ppgn(task: "Task", levels, **kwargs) -> torch.nn.Module:
 
 
 def _gin(task: "Task", levels, **kwargs) -> torch.nn.Module:
-    poly = _width(task, "poly_x") if "node" in levels else 0
+    poly = _width(task, POLY_NODE_KEY) if "node" in levels else 0
     return PolyGIN(task.num_outputs, **_node_inputs(task), poly_channels=poly, **kwargs)
 
 
+def _gin_lcm(task: "Task", levels, lcm_cell: str = "gru", **kwargs) -> torch.nn.Module:
+    return _gin(task, levels, aggr=LCMAggregation.square(cell=lcm_cell), **kwargs)
+
+
+def _spen(task: "Task", levels, num_hops: int = 1, **kwargs) -> torch.nn.Module:
+    del levels, num_hops  # the ego-nets were built by the row's transform
+    return build_spen(task, **kwargs)
+
+
+def _ego_nets(kwargs: dict) -> Callable:
+    return EgoNetBags(num_hops=int(kwargs.get("num_hops", 1)))
+
+
+def _ponita(task: "Task", levels, **kwargs) -> torch.nn.Module:
+    del levels
+    if getattr(task.train[0], "pos", None) is None:
+        raise ValueError(f"ponita needs 3D positions (data.pos), which {task.name} does not have")
+    return build_ponita(task, **kwargs)
+
+
 def _gine(task: "Task", levels, **kwargs) -> torch.nn.Module:
-    poly = _width(task, "poly_x") if "node" in levels else 0
-    poly_edge = _width(task, "poly_edge_attr") if "edge" in levels else 0
+    poly = _width(task, POLY_NODE_KEY) if "node" in levels else 0
+    poly_edge = _width(task, POLY_EDGE_KEY) if "edge" in levels else 0
     if task.edge_vocab is None and task.edge_in_channels is None and not poly_edge:
         raise ValueError(f"GINE needs edge features but {task.name} has none; use gin/polygin")
     return PolyGINE(task.num_outputs, **_node_inputs(task), **_edge_inputs(task), poly_channels=poly,
@@ -80,6 +106,11 @@ MODELS: Dict[str, Model] = {
     "polygine": Model("GINE with the node- and edge-level polynomial features", _gine, ("node", "edge")),
     "gin": Model("GIN (Xu et al., ICLR 2019), no polynomial features", _gin),
     "gine": Model("GINE (GIN with edge features, Hu et al., ICLR 2020), no polynomial features", _gine),
+    "gin-lcm": Model("GIN with learnable commutative monoid aggregation (Ong & Velickovic, LoG 2022; "
+                     "--model-arg lcm_cell=gru|mlp)", _gin_lcm),
+    "spen": Model("subgraph permutation equivariant network on 1-hop ego-nets (Mitton & Murray-Smith; "
+                  "--model-arg num_hops=K)", _spen, transform=_ego_nets),
+    "ponita": Model("PONITA (Bekkers et al., ICLR 2024) on point clouds with data.pos", _ponita),
 }
 MODEL_NAMES = tuple(MODELS)
 

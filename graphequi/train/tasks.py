@@ -261,7 +261,8 @@ def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
     """Load the dataset of ``cfg``, cut it to ``cfg.subset``, attach the
     polynomial features ``cfg.model`` needs (cached under ``cache_dir``) and
     validate every graph (:func:`graphequi.transforms.validate_graph`)."""
-    levels = get_model(cfg.model).poly_levels
+    model = get_model(cfg.model)
+    levels = model.poly_levels
     task = _loader_for(cfg.dataset)(cfg)
     if cfg.subset is not None:
         task.train, task.val, task.test = (_subset(s, cfg.subset) for s in (task.train, task.val, task.test))
@@ -280,6 +281,9 @@ def load_task(cfg: TrainConfig, *, cache_dir: Optional[Path] = None) -> Task:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 splits = (task.train, task.val, task.test)
                 atomic_write(cache, lambda tmp: torch.save(splits, tmp))
+    if model.transform is not None:
+        transform = model.transform(dict(cfg.model_options))
+        task.train, task.val, task.test = ([transform(g) for g in s] for s in (task.train, task.val, task.test))
     # the one place where a run's graphs are checked (index ranges, empty graphs, NaN):
     # the models' forward passes check shapes only
     for split, graphs in zip(("train", "val", "test"), (task.train, task.val, task.test)):
