@@ -66,6 +66,7 @@ from .wl import wl_equivalent
 
 __all__ = [
     "BRECConfig",
+    "BREC_REFERENCE",
     "BREC_THRESHOLD",
     "CategoryCount",
     "PairVerdict",
@@ -105,6 +106,12 @@ class BRECConfig:
             raise ValueError(f"ridge must be finite and >= 0, got {self.ridge}")
         if self.statistic not in ("brec", "hotelling"):
             raise ValueError(f"statistic must be 'brec' or 'hotelling', got {self.statistic!r}")
+
+
+#: BREC's reference settings (``base/test_BREC.py``, PPGN configuration):
+#: batches of 32 graphs and ``pinv(S)`` without a ridge. :func:`run_brec` and
+#: the CLI use it; :class:`BRECConfig` keeps ``batch_size=16, ridge=1e-7``.
+BREC_REFERENCE = BRECConfig(batch_size=32, ridge=0.0)
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,14 @@ class CSRAdjacency(NamedTuple):
     def matmul(self, x: Tensor, reduce: str = "sum") -> Tensor:
         r""":math:`\mathrm{out}_i = \bigoplus_{k \in [\mathrm{ptr}_i, \mathrm{ptr}_{i+1})} \mathrm{value}_k\, x_{\mathrm{col}_k}`
         by :func:`graphequi.ops.spmm`; ``[N_source, F]`` -> ``[N_target, F]``."""
-        return ops.spmm(self.ptr, self.col, x, self.value, reduce=reduce)
+        spmm = getattr(ops, "spmm", None)
+        if spmm is not None:
+            return spmm(self.ptr, self.col, x, self.value, reduce=reduce)
+        # the unfused form with the same semantics, for builds without the fused kernel
+        msg = x.index_select(0, self.col)
+        if self.value is not None:
+            msg = msg * self.value.view(-1, *([1] * (msg.dim() - 1)))
+        return ops.segment(msg, self.ptr, reduce)
 
 
 def is_csr_adjacency(adj) -> bool:
