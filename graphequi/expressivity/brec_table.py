@@ -182,7 +182,7 @@ class BRECTable:
         cats = list(self.totals) + ["total"]
         methods = list(self.cells)
         values = np.full((len(methods), len(cats)), np.nan)
-        fig, ax = plt.subplots(figsize=(2.0 + 1.35 * len(cats), 0.9 + 0.48 * len(methods)))
+        fig, ax = plt.subplots(figsize=(3.2 + 1.25 * len(cats), 1.0 + 0.45 * len(methods)))
         for i, m in enumerate(methods):
             row = [self.cells[m][c] for c in self.totals] + [self.overall(m)]
             for j, cell in enumerate(row):
@@ -202,7 +202,7 @@ class BRECTable:
         n_oracles = sum(m in ORACLES for m in methods)
         if 0 < n_oracles < len(methods):
             ax.axhline(n_oracles - 0.5, color="black", linewidth=1.5)
-        ax.set_title("BREC: pairs separated per category (reliable verdicts)", fontsize=9)
+        ax.set_title("BREC: pairs separated / evaluated (reliable verdicts)", fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=130)
         plt.close(fig)

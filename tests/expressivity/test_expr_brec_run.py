@@ -26,15 +26,16 @@ FAST = BRECConfig(num_relabel=4, epochs=1, batch_size=8, ridge=0.0)
 
 
 class TriangleModel(nn.Module):
-    """An exact invariant beyond 1-WL (triangle counts) through an MLP."""
+    """An exact invariant beyond 1-WL: the triangle count along a fixed
+    direction, scaled by one trained weight."""
 
     def __init__(self):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, 16))
+        self.scale = nn.Parameter(torch.ones(()))
 
     def forward(self, batch):
-        adj = to_dense_adj(batch.edge_index, batch.batch)
-        return self.mlp(triangle_count(adj).unsqueeze(-1))
+        counts = triangle_count(to_dense_adj(batch.edge_index, batch.batch))
+        return self.scale * (counts.unsqueeze(-1) + 1.0) * torch.linspace(-1.0, 2.0, 16)
 
 
 class DriftingModel(nn.Module):
@@ -293,3 +294,23 @@ def test_cli_on_a_brec_folder_resumes(tmp_path, capsys):
 def test_reference_preset_is_brecs():
     assert (BREC_REFERENCE.batch_size, BREC_REFERENCE.ridge, BREC_REFERENCE.statistic) == (32, 0.0, "brec")
     assert (BREC_REFERENCE.num_relabel, BREC_REFERENCE.epochs, BREC_REFERENCE.lr) == (32, 20, 1e-4)
+
+
+def test_registered_model_gets_cli_row_and_bound(tmp_path, monkeypatch):
+    from graphequi.expressivity import models
+
+    for name in ("_BUILDERS", "MODEL_BOUNDS", "MODEL_DEFAULTS"):
+        monkeypatch.setattr(models, name, dict(getattr(models, name)))
+    monkeypatch.setattr(models, "MODELS", list(models.MODELS))
+    models.register_model("triangles", lambda hidden, layers, dim: (lambda seed: TriangleModel(), None),
+                          bound="1-WL")
+    assert "triangles" in models.MODELS and models.MODEL_BOUNDS["triangles"] == "1-WL"
+    folder = _write_brec_folder(tmp_path / "brec")
+    out = tmp_path / "out"
+    assert main(["expressivity", "--skip-symbolic", "--pairs", f"brec:{folder}", "--model", "triangles",
+                 "--oracles", "1-WL", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    table = json.loads((out / "brec_table.json").read_text())
+    assert table["bounds"] == {"triangles": "1-WL"}
+    assert table["methods"]["triangles"]["violating_pairs"] is not None
+    with pytest.raises(TypeError, match="callable"):
+        models.register_model("broken", None, bound=None)
