@@ -140,7 +140,7 @@ class BRECTable:
                             [o.label(), str(o.reliability_failures), self._bound_label(m)])
             rel_rows.append([m] + [str(row[c].reliability_failures) if row[c].evaluated else "-"
                                    for c in cats])
-            time_rows.append([m] + [_time(row[c]) for c in cats] + [_time(o)])
+            time_rows.append([m] + [_time(row[c]) for c in cats] + [_total_time(row.values())])
         return "\n\n".join([
             "Pairs separated (reliable verdicts only):\n" + _render(head, sep_rows, markdown),
             "Reliability failures (a graph against its own relabelings judged different):\n"
@@ -215,6 +215,21 @@ def _time(cell: CategoryCell) -> str:
     if cell.complete:
         return f"{cell.seconds:.1f}"
     return f"{cell.seconds:.1f} [{cell.seconds / cell.evaluated * cell.total:.0f}]"
+
+
+def _total_time(cells) -> str:
+    """Seconds so far and, when partial, the sum of the per-category
+    projections (``+ ?`` for categories with no pair run yet)."""
+    cells = list(cells)
+    seconds = sum(c.seconds for c in cells)
+    if all(c.complete for c in cells):
+        return f"{seconds:.1f}"
+    run = [c for c in cells if c.evaluated]
+    if not run:
+        return "-"
+    projected = sum(c.seconds / c.evaluated * c.total for c in run)
+    unknown = " + ?" if len(run) < len(cells) else ""
+    return f"{seconds:.1f} [{projected:.0f}{unknown}]"
 
 
 def _render(head: list[str], rows: list[list[str]], markdown: bool) -> str:
