@@ -174,6 +174,8 @@ def run_brec(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], records
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("seeds must not be empty")
+    if time_limit_s is not None and not time_limit_s >= 0:
+        raise ValueError(f"time_limit_s must be >= 0, got {time_limit_s}")
     path = Path(records)
     fp = fingerprint(cfg, model)
     done = _finished(path, method, fp)

@@ -252,6 +252,32 @@ def test_pair_feature_errors():
         run_oracle(_pairs(), "unused.jsonl", "3-WL")
 
 
+def test_runner_bad_input(tmp_path):
+    records = tmp_path / "r.jsonl"
+    with pytest.raises(ValueError, match="no pairs"):
+        run_brec(lambda s: TriangleModel(), [], records, method="tri", config=FAST, progress=False)
+    with pytest.raises(ValueError, match="unique"):
+        run_brec(lambda s: TriangleModel(), _pairs()[:1] * 2, records, method="tri", config=FAST,
+                 progress=False)
+    with pytest.raises(ValueError, match="seeds"):
+        run_brec(lambda s: TriangleModel(), _pairs(), records, method="tri", seeds=(), progress=False)
+    with pytest.raises(ValueError, match="time_limit_s"):
+        run_brec(lambda s: TriangleModel(), _pairs(), records, method="tri", time_limit_s=-1.0,
+                 progress=False)
+    records.write_text(json.dumps({"method": "tri"}) + "\n")
+    with pytest.raises(ValueError, match="method, name and category"):
+        read_records(records)
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["expressivity", "--skip-symbolic", "--pairs", f"brec:{tmp_path / 'none'}", "--out",
+              str(tmp_path), "--no-progress"])
+    with pytest.raises(SystemExit, match="lacks"):
+        main(["expressivity", "--skip-symbolic", "--pairs", f"brec:{tmp_path}", "--out",
+              str(tmp_path / "o"), "--no-progress"])
+    with pytest.raises(SystemExit, match="batch_size"):
+        main(["expressivity", "--skip-symbolic", "--pairs", f"brec:{_write_brec_folder(tmp_path / 'b')}",
+              "--batch-size", "3", "--out", str(tmp_path / "o"), "--no-progress"])
+
+
 # --- CLI end to end -------------------------------------------------------------------
 
 def test_cli_on_a_brec_folder_resumes(tmp_path, capsys):
