@@ -142,10 +142,10 @@ class BRECTable:
                                    for c in cats])
             time_rows.append([m] + [_time(row[c]) for c in cats] + [_total_time(row.values())])
         return "\n\n".join([
-            "Pairs separated (reliable verdicts only):\n" + _render(head, sep_rows, markdown),
-            "Reliability failures (a graph against its own relabelings judged different):\n"
+            "Pairs separated (reliable verdicts only):\n\n" + _render(head, sep_rows, markdown),
+            "Reliability failures (a graph against its own relabelings judged different):\n\n"
             + _render(["method"] + cats, rel_rows, markdown),
-            "Seconds: run so far [projected for the full category]:\n"
+            "Seconds: run so far [projected for the full category]:\n\n"
             + _render(["method"] + cats + ["total"], time_rows, markdown)])
 
     def to_dict(self) -> dict[str, Any]:
