@@ -10,24 +10,33 @@ bank (:mod:`graphequi.expressivity.banks`) and writes
 
 Empirical side (with ``--pairs``)::
 
-    graphequi expressivity --pairs brec --data path/to/BREC --model gin
+    graphequi expressivity --skip-symbolic --pairs brec:path/to/BREC --model gin --model ppgn
+    graphequi expressivity --pairs brec:path/to/BREC --category Basic --model ppgn++
     graphequi expressivity --pairs exp --model ppgn++ --limit 20
     graphequi expressivity --pairs g6:graphs.g6 --model polygin
 
-runs the exact 1-WL / 2-FWL oracles and BREC's reliable paired comparison
-(:func:`graphequi.expressivity.separates`) with a tqdm bar, and writes
-``<out>/pairs_<method>.json`` / ``.png``.
+runs the exact oracles (1-WL, 2-FWL and both started from the ``ppgn++``
+polynomials) and BREC's reliable paired comparison for every ``--model``
+(:func:`graphequi.expressivity.run_brec`), appending one JSON line per
+finished pair to ``<out>/pairs_records.jsonl``; a rerun skips the pairs
+already there, so a long table is built by several runs (``--time-limit-min``
+stops starting new pairs). Writes ``<out>/brec_table.{md,json,png}`` (the
+table by category with reliability failures, oracle-bound violations and
+time; the heatmap), ``<out>/pairs_<method>.json`` / ``.png`` and
+``<out>/pairs_summary.json``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 from typing import Optional
 
 from graphequi.datasets import default_source
-from graphequi.expressivity.models import MODELS, model_factory
+from graphequi.expressivity import models as _models
+from graphequi.expressivity.models import model_factory
 
 DEFAULT_BANKS = "mpnn,ppgn,ppgn++(6),subgraph,spen"
 
@@ -49,15 +58,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sym.add_argument("--skip-symbolic", action="store_true", help="only run the pair separation")
     emp = parser.add_argument_group("pair separation (BREC protocol)")
     emp.add_argument("--pairs", default=None,
-                     help="brec | exp | cexp | csl | generated | g6:PATH (all pairs of a graph6 file)")
+                     help="brec | brec:PATH | exp | cexp | csl | generated | g6:PATH (all pairs of a "
+                          "graph6 file)")
     emp.add_argument("--data", default=None,
                      help="dataset folder/file for --pairs (default: ../shared/data/<name>)")
-    emp.add_argument("--model", default="gin", choices=MODELS, help="model trained per pair")
+    emp.add_argument("--model", action="append", default=None,
+                     help="model trained per pair, repeatable (registered: "
+                          f"{', '.join(_models.MODELS)}; default gin)")
+    emp.add_argument("--category", action="append", default=None,
+                     help="only pairs of this category, repeatable (BREC: Basic, Regular, Extension, "
+                          "CFI, 4-Vertex, DR)")
+    emp.add_argument("--oracles", default="1-WL,2-FWL,1-WL+ppgn++(6),2-FWL+ppgn++(6)",
+                     help="comma-separated exact oracles to run ('' for none)")
     emp.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
     emp.add_argument("--epochs", type=int, default=20, help="training epochs per pair (BREC: 20)")
+    emp.add_argument("--batch-size", type=int, default=32, help="graphs per batch (BREC: 32)")
+    emp.add_argument("--ridge", type=float, default=0.0,
+                     help="epsilon added to the covariance before pinv (BREC: 0)")
+    emp.add_argument("--statistic", choices=("brec", "hotelling"), default="brec",
+                     help="T^2 without (brec, BREC's code) or with the factor n (textbook)")
     emp.add_argument("--seeds", default="0", help="comma-separated seeds")
-    emp.add_argument("--hidden", type=int, default=32, help="model width")
-    emp.add_argument("--layers", type=int, default=4, help="model depth")
+    emp.add_argument("--hidden", type=int, default=None, help="model width (default: the model's)")
+    emp.add_argument("--layers", type=int, default=None, help="model depth (default: the model's)")
+    emp.add_argument("--records", default=None,
+                     help="JSONL of per-pair results to resume from (default <out>/pairs_records.jsonl)")
+    emp.add_argument("--time-limit-min", type=float, default=None,
+                     help="stop starting new pairs of a model after this many minutes (rerun to continue)")
     emp.add_argument("--threads", type=int, default=1,
                      help="torch intra-op threads while training (default 1: the per-pair models are "
                           "small, and more threads mostly add synchronization overhead)")
@@ -83,6 +109,14 @@ def load_pairs(spec: str, data: Optional[str] = None, limit: Optional[int] = Non
     if name.startswith("g6:"):
         path = Path(spec[3:])
         pairs = make_pairs(load_graph6(path), mode="all")
+    elif name.startswith("brec:"):
+        path = Path(spec[5:])
+        if not path.exists():
+            raise SystemExit(f"graphequi expressivity: {path} does not exist")
+        try:
+            pairs = load_brec(path)
+        except ValueError as err:
+            raise SystemExit(f"graphequi expressivity: {err}")
     elif name == "generated":
         pairs = generated_pairs()
     else:
@@ -156,32 +190,46 @@ def run_symbolic(banks: list[str], max_degree: int, marks: list[int], out: Path,
     return table
 
 
-def run_pairs(pairs: list, model: str, out: Path, *, epochs: int = 20, seeds=(0,), hidden: int = 32,
-              layers: int = 4, progress: bool = True, threads: Optional[int] = 1) -> dict:
-    """Oracles and the BREC protocol on ``pairs``; prints and saves the reports."""
+def run_pairs(pairs: list, models, out: Path, *, epochs: int = 20, seeds=(0,),
+              hidden: Optional[int] = None, layers: Optional[int] = None, progress: bool = True,
+              threads: Optional[int] = 1, oracles=("1-WL", "2-FWL"), config=None,
+              records: Optional[Path] = None, time_limit_s: Optional[float] = None) -> dict:
+    """Oracles and the BREC protocol on ``pairs`` for each model name,
+    resumable through ``records``; prints and saves the table and reports."""
+    import dataclasses
+
     import torch
 
-    from graphequi.expressivity import BRECConfig, oracle_separation, separates
+    from graphequi.expressivity import BREC_REFERENCE, BRECTable, run_brec, run_oracle
 
+    models = [models] if isinstance(models, str) else list(models)
     out.mkdir(parents=True, exist_ok=True)
+    records = Path(records) if records else out / "pairs_records.jsonl"
+    cfg = dataclasses.replace(config or BREC_REFERENCE, epochs=epochs)
     reports = {}
-    for k in (1, 2):
-        rep = oracle_separation(pairs, k=k, progress=progress)
-        reports[rep.method] = rep
-    model_fn, transform = model_factory(model, hidden, layers)
+    for oracle in oracles:
+        reports[oracle] = run_oracle(pairs, records, oracle, progress=progress)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        rep = separates(model_fn, pairs, seeds=seeds, config=BRECConfig(epochs=epochs), transform=transform,
-                        progress=progress, method=f"brec:{model}")
+        for name in models:
+            model_fn, transform = model_factory(name, hidden, layers, cfg.output_dim)
+            sizes = _models.MODEL_DEFAULTS[name]
+            description = (f"{name} hidden={hidden or sizes['hidden']} layers={layers or sizes['layers']} "
+                           f"{model_fn(0)!r} {transform!r}")
+            reports[name] = run_brec(model_fn, pairs, records, method=name, model=description,
+                                     seeds=seeds, config=cfg, transform=transform, progress=progress,
+                                     time_limit_s=time_limit_s)
     finally:
         torch.set_num_threads(before)
-    reports[rep.method] = rep
     for name, rep in reports.items():
-        print(rep.table())
-        stem = name.split(" ")[0].replace(":", "_").replace("+", "p")
+        stem = re.sub(r"[^0-9A-Za-z-]+", "_", name.replace("++", "pp")).strip("_")
         rep.save(out / f"pairs_{stem}.json")
+    table = BRECTable.from_records(records, pairs, methods=list(reports))
+    print(table.format(markdown=False))
+    table.save(out / "brec_table.json")
+    print(f"wrote {out / 'brec_table.md'}, .json and .png; per-pair records in {records}")
     return reports
 
 
@@ -208,11 +256,40 @@ def run(args: argparse.Namespace) -> int:
     if args.pairs:
         if args.threads < 1 or args.epochs < 0:
             raise SystemExit("graphequi expressivity: --threads must be >= 1 and --epochs >= 0")
+        from graphequi.expressivity import ORACLES, BRECConfig
+
+        models = args.model or ["gin"]
+        unknown = [m for m in models if m not in _models.MODELS]
+        if unknown:
+            raise SystemExit(f"graphequi expressivity: unknown --model {unknown[0]!r}; "
+                             f"registered: {', '.join(_models.MODELS)}")
+        oracles = [o.strip() for o in args.oracles.split(",") if o.strip()]
+        bad = [o for o in oracles if o not in ORACLES]
+        if bad:
+            raise SystemExit(f"graphequi expressivity: unknown oracle {bad[0]!r}; "
+                             f"available: {', '.join(ORACLES)}")
         pairs = load_pairs(args.pairs, args.data, args.limit)
+        if args.category:
+            present = sorted({p.category for p in pairs})
+            missing = [c for c in args.category if c not in present]
+            if missing:
+                raise SystemExit(f"graphequi expressivity: no pairs of category {missing[0]!r}; "
+                                 f"categories: {', '.join(present)}")
+            pairs = [p for p in pairs if p.category in args.category]
         seeds = _int_list(args.seeds, "--seeds")
-        reports = run_pairs(pairs, args.model, out, epochs=args.epochs, seeds=seeds or [0],
-                            hidden=args.hidden, layers=args.layers, progress=progress,
-                            threads=args.threads)
+        try:
+            config = BRECConfig(epochs=args.epochs, batch_size=args.batch_size, ridge=args.ridge,
+                                statistic=args.statistic)
+        except ValueError as err:
+            raise SystemExit(f"graphequi expressivity: {err}")
+        limit = None if args.time_limit_min is None else 60.0 * args.time_limit_min
+        try:
+            reports = run_pairs(pairs, models, out, epochs=args.epochs, seeds=seeds or [0],
+                                hidden=args.hidden, layers=args.layers, progress=progress,
+                                threads=args.threads, oracles=oracles, config=config,
+                                records=args.records, time_limit_s=limit)
+        except ValueError as err:  # e.g. a records file made with another configuration
+            raise SystemExit(f"graphequi expressivity: {err}")
         summary = {name: {"separated": r.overall.separated, "total": r.overall.total,
                           "reliability_failures": r.overall.reliability_failures}
                    for name, r in reports.items()}

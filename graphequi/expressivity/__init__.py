@@ -10,6 +10,9 @@ BREC pair-separation protocol.
 * pair separation: :func:`separates` (BREC protocol with any PyG model,
   e.g. from :func:`model_factory`), :func:`oracle_separation` (exact WL
   verdicts per category), :func:`separating_polynomials`;
+* resumable BREC tables: :func:`run_brec` / :func:`run_oracle` (one JSON
+  line per finished pair) and :class:`BRECTable` (categories, reliability,
+  oracle-bound violations, time, heatmap);
 * symbolic side: :func:`certify` / :func:`verify` (certificates),
   :class:`ContractionBank` / :func:`get_bank` (banks), :func:`analyze`
   (the table);
@@ -17,6 +20,7 @@ BREC pair-separation protocol.
 """
 from ._graphs import GraphPair, as_simple_graph, to_data, to_networkx
 from .brec import (
+    BREC_REFERENCE,
     BREC_THRESHOLD,
     BRECConfig,
     CategoryCount,
@@ -75,6 +79,7 @@ __all__ = [
     "hotelling_t2",
     "BRECConfig",
     "BREC_THRESHOLD",
+    "BREC_REFERENCE",
     "PairVerdict",
     "CategoryCount",
     "SeparationReport",
@@ -91,7 +96,10 @@ from .banks import (
     register_bank,
 )
 from .certificates import Certificate, CertificateError, State, Step, verify
-from .models import MODELS, model_factory
+from .brec_run import ORACLES, read_records, run_brec, run_oracle, stable_pair_id
+from .brec_table import BRECTable, CategoryCell
+from .models import MODEL_BOUNDS, MODEL_DEFAULTS, MODELS, model_factory, register_model
+from .polynomial_colors import with_polynomial_colors
 from .search import certify, is_computable
 from .separation import separating_polynomials
 
@@ -115,5 +123,16 @@ __all__ += [
     "separating_polynomials",
     "verify",
     "MODELS",
+    "MODEL_BOUNDS",
+    "MODEL_DEFAULTS",
     "model_factory",
+    "register_model",
+    "ORACLES",
+    "run_brec",
+    "run_oracle",
+    "read_records",
+    "stable_pair_id",
+    "BRECTable",
+    "CategoryCell",
+    "with_polynomial_colors",
 ]

@@ -30,11 +30,26 @@ class SimpleGraph:
             ``edges[0] < edges[1]``, sorted lexicographically.
         features: ``float64`` array ``[n, f]`` of initial node colors
             (``f = 0`` when no node attribute is used).
+        pair_features: optional ``float64`` array ``[n, n, q]`` of initial
+            colors of the ordered pairs ``(i, j)``, read by the 2-FWL oracle
+            only (e.g. polynomial pair channels, see
+            :func:`~graphequi.expressivity.with_polynomial_colors`).
     """
 
     num_nodes: int
     edges: np.ndarray
     features: np.ndarray
+    pair_features: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        pf = self.pair_features
+        if pf is not None:
+            n = self.num_nodes
+            if pf.ndim != 3 or pf.shape[:2] != (n, n):
+                raise ValueError(f"pair_features must have shape [n, n, q] = [{n}, {n}, q], "
+                                 f"got {list(pf.shape)}")
+            if not np.isfinite(pf).all():
+                raise ValueError("pair_features contain NaN or infinite values")
 
     @property
     def num_edges(self) -> int:

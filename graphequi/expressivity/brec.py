@@ -6,7 +6,8 @@ BREC protocol (Wang & Zhang 2023; reference ``GraphPKU/BREC``,
 
 1. 32 random relabelings of each graph (the first is the identity; node
    order and edge order are shuffled), interleaved ``G_0, H_0, G_1, ...``
-   and fed in batches of 16 graphs.
+   and fed in batches (``batch_size``: 16 in :class:`BRECConfig`, 32 in
+   :data:`BREC_REFERENCE`, BREC's PPGN setting).
 2. A fresh model (``model_fn(seed)``) mapping a PyG ``Batch`` to
    ``[num_graphs, 16]`` is trained for at most 20 epochs with Adam
    (lr ``1e-4``, weight decay ``1e-4``, ``ReduceLROnPlateau``) on
@@ -35,8 +36,10 @@ Two details of the reference code, kept as defaults and switchable:
   different the two graphs; BREC's comments recommend adding
   :math:`\epsilon I` with ``EPSILON_MATRIX = 1e-7`` for such models. This
   module adds it by default (``ridge=1e-7``); ``ridge=0`` is the reference
-  behavior. With the ridge, differences below about
-  ``sqrt(72.34 * 1e-7) ~ 3e-3`` in output units are not significant.
+  behavior (:data:`BREC_REFERENCE`, used by :func:`run_brec` and the CLI).
+  With the ridge, differences below about ``sqrt(72.34 * 1e-7) ~ 3e-3`` in
+  output units are not significant, which hides models with small outputs
+  (e.g. a PPGN in eval mode) whose outputs are not bitwise invariant.
 
 A pair is counted as separated only when it is separated *and* reliable
 (BREC's "Real_correct" subtracts reliability failures globally); with several
@@ -66,6 +69,7 @@ from .wl import wl_equivalent
 
 __all__ = [
     "BRECConfig",
+    "BREC_REFERENCE",
     "BREC_THRESHOLD",
     "CategoryCount",
     "PairVerdict",
@@ -105,6 +109,12 @@ class BRECConfig:
             raise ValueError(f"ridge must be finite and >= 0, got {self.ridge}")
         if self.statistic not in ("brec", "hotelling"):
             raise ValueError(f"statistic must be 'brec' or 'hotelling', got {self.statistic!r}")
+
+
+#: BREC's reference settings (``base/test_BREC.py``, PPGN configuration):
+#: batches of 32 graphs and ``pinv(S)`` without a ridge. :func:`run_brec` and
+#: the CLI use it; :class:`BRECConfig` keeps ``batch_size=16, ridge=1e-7``.
+BREC_REFERENCE = BRECConfig(batch_size=32, ridge=0.0)
 
 
 @dataclass(frozen=True)

@@ -1,53 +1,119 @@
 """Models for the BREC pair-separation protocol, by name.
 
 :func:`model_factory` builds the ``(model_fn, transform)`` pair that
-:func:`~graphequi.expressivity.separates` takes, for a GIN without and with
-the ``ppgn++`` polynomial features and for PPGN++ itself.
+:func:`~graphequi.expressivity.separates` and
+:func:`~graphequi.expressivity.run_brec` take. Each name also has the exact
+oracle that bounds it (:data:`MODEL_BOUNDS`, the ``violations`` column of
+:class:`~graphequi.expressivity.BRECTable`) and default sizes
+(:data:`MODEL_DEFAULTS`; the PPGNs use BREC's PPGN configuration, 5 blocks of
+width 32).
+
+More models are added with :func:`register_model`, e.g. SPEN once its module
+exists::
+
+    register_model("spen", build_spen, bound="2-FWL", layers=5)
+
+where ``build_spen(hidden, layers, output_dim) -> (model_fn, transform)``;
+the name then works in ``graphequi expressivity --model spen`` and gets a
+row (and a violations check) in the BREC table.
 """
 from __future__ import annotations
 
 from typing import Callable, Optional
 
-__all__ = ["MODELS", "model_factory"]
+__all__ = ["MODELS", "MODEL_BOUNDS", "MODEL_DEFAULTS", "model_factory", "register_model"]
 
-MODELS = ("gin", "polygin", "ppgn++")
+Builder = Callable[[int, int, int], tuple]
+
+_BUILDERS: dict[str, Builder] = {}
+#: model name -> the oracle (:data:`~graphequi.expressivity.brec_run.ORACLES`) bounding it.
+MODEL_BOUNDS: dict[str, str] = {}
+#: model name -> default ``{"hidden": ..., "layers": ...}``.
+MODEL_DEFAULTS: dict[str, dict[str, int]] = {}
+#: registered model names, in registration order (updated in place by :func:`register_model`).
+MODELS: list[str] = []
 
 
-def model_factory(name: str, hidden: int = 32, layers: int = 4, output_dim: int = 16
+def register_model(name: str, builder: Builder, *, bound: Optional[str], hidden: int = 32,
+                   layers: int = 4) -> None:
+    """Add a model name.
+
+    Args:
+        name: the name used by :func:`model_factory` and the CLI.
+        builder: ``(hidden, layers, output_dim) -> (model_fn, transform)``.
+        bound: the oracle that bounds the model (``None``: no check).
+        hidden, layers: default sizes.
+    """
+    if not callable(builder):
+        raise TypeError(f"builder for {name!r} must be callable")
+    _BUILDERS[name] = builder
+    if bound is None:
+        MODEL_BOUNDS.pop(name, None)
+    else:
+        MODEL_BOUNDS[name] = bound
+    MODEL_DEFAULTS[name] = {"hidden": int(hidden), "layers": int(layers)}
+    if name not in MODELS:
+        MODELS.append(name)
+
+
+def model_factory(name: str, hidden: Optional[int] = None, layers: Optional[int] = None,
+                  output_dim: int = 16
                   ) -> tuple[Callable[[int], "torch.nn.Module"], Optional[Callable]]:  # noqa: F821
     """``(model_fn, transform)`` for :func:`~graphequi.expressivity.separates`.
 
     * ``gin``: GIN (sum pooling, structure only);
     * ``polygin``: GIN with the node-level ``ppgn++`` polynomial features;
-    * ``ppgn++``: the dense 2-FWL network PPGN++ with its pair features.
+    * ``ppgn``: the dense 2-FWL network without polynomial channels;
+    * ``ppgn++``: PPGN with the 12 ``ppgn++`` pair features of degree <= 6.
 
     Args:
         name: one of :data:`MODELS`.
-        hidden: width of the hidden layers.
-        layers: number of layers.
+        hidden: width of the hidden layers (default :data:`MODEL_DEFAULTS`).
+        layers: number of layers (default :data:`MODEL_DEFAULTS`).
         output_dim: size of the graph embedding compared by the protocol
             (BREC: 16).
 
     Returns:
         ``model_fn(seed) -> nn.Module`` and the transform the model's inputs
-        need (``None`` for ``gin``).
+        need (``None`` for ``gin`` and ``ppgn``).
     """
-    from graphequi.nn import PolyGIN, PPGNPlusPlus
-
-    if name not in MODELS:
+    if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
-    if name == "gin":
-        return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, dropout=0.0,
-                                     pool="sum")), None
+    defaults = MODEL_DEFAULTS[name]
+    return _BUILDERS[name](defaults["hidden"] if hidden is None else hidden,
+                           defaults["layers"] if layers is None else layers, output_dim)
+
+
+def _gin(hidden: int, layers: int, output_dim: int):
+    from graphequi.nn import PolyGIN
+
+    return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, dropout=0.0,
+                                 pool="sum")), None
+
+
+def _polygin(hidden: int, layers: int, output_dim: int):
+    from graphequi.nn import PolyGIN
     from graphequi.transforms import PolynomialFeatures
 
-    if name == "polygin":
-        transform = PolynomialFeatures("ppgn++", level="node")
-        channels = transform.num_features
-        return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, poly_channels=channels,
-                                     dropout=0.0, pool="sum")), transform
-    transform = PolynomialFeatures("ppgn++", level="pair")
+    transform = PolynomialFeatures("ppgn++", level="node")
     channels = transform.num_features
+    return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, poly_channels=channels,
+                                 dropout=0.0, pool="sum")), transform
+
+
+def _ppgn(hidden: int, layers: int, output_dim: int, poly: bool = False):
+    from graphequi.nn import PPGNPlusPlus
+    from graphequi.transforms import PolynomialFeatures
+
+    transform = PolynomialFeatures("ppgn++", level="pair") if poly else None
+    channels = transform.num_features if poly else 0
     return (lambda seed: PPGNPlusPlus(output_dim, hidden_channels=hidden, num_layers=layers,
                                       node_in_channels=1, poly_channels=channels, readout="sum",
                                       dropout=0.0, pair_key="poly_pair_attr")), transform
+
+
+register_model("gin", _gin, bound="1-WL", hidden=32, layers=4)
+register_model("polygin", _polygin, bound="1-WL+ppgn++(6)", hidden=32, layers=4)
+register_model("ppgn", _ppgn, bound="2-FWL", hidden=32, layers=5)
+register_model("ppgn++", lambda h, n, d: _ppgn(h, n, d, poly=True), bound="2-FWL+ppgn++(6)",
+               hidden=32, layers=5)

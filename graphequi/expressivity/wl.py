@@ -12,8 +12,9 @@ as PPGN) on ordered node pairs,
     c^{t+1}(i, j) = \big(c^t(i, j),\ \{\!\{ (c^t(i, w), c^t(w, j)) : w \in V \}\!\}\big),
 
 starting from the atomic type of :math:`(i, j)` (equal?, adjacent?, initial
-colors of :math:`i` and :math:`j`). Both iterate until the number of color
-classes stops growing.
+colors of :math:`i` and :math:`j`, and optional initial pair colors such as
+polynomial pair channels, ``SimpleGraph.pair_features``). Both iterate until
+the number of color classes stops growing.
 
 Determinism: colors are never hashed with Python's salted ``hash()``. After
 each round the signatures are sorted and the new color is the rank of a
@@ -155,7 +156,10 @@ class _Refinement:
                 eye = np.eye(n, dtype=np.float64).reshape(-1, 1)
                 fi = np.repeat(f, n, axis=0)  # feature of i for pair (i, j)
                 fj = np.tile(f, (n, 1))       # feature of j
-                rows.append(np.hstack([eye, adj, fi, fj]))
+                cols = [eye, adj, fi, fj]
+                if g.pair_features is not None:
+                    cols.append(g.pair_features.reshape(n * n, -1).astype(np.float64) + 0.0)
+                rows.append(np.hstack(cols))
             keys = np.concatenate(rows)
         self._assign(keys)
 
@@ -342,5 +346,10 @@ def wl_equivalent(g1: Any, g2: Any, k: int = 1, *, node_attr: Optional[str] = No
         return False
     if a.features.shape[1] != b.features.shape[1]:
         return False
+    widths = [None if g.pair_features is None else g.pair_features.shape[2] for g in (a, b)]
+    if widths[0] != widths[1]:
+        raise ValueError(f"both graphs need the same pair features, got widths {widths}")
+    if widths[0] is not None and k != 2:
+        raise ValueError("pair_features are initial colors of node pairs and need k=2")
     run = _Refinement([a, b], k).run(stop_on_difference=True)
     return not run.histograms_differ()
