@@ -8,18 +8,19 @@ oracle that bounds it (:data:`MODEL_BOUNDS`, the ``violations`` column of
 (:data:`MODEL_DEFAULTS`; the PPGNs use BREC's PPGN configuration, 5 blocks of
 width 32).
 
-More models are added with :func:`register_model`, e.g. SPEN once its module
-exists::
+More models are added with :func:`register_model`, e.g.::
 
-    register_model("spen", build_spen, bound="2-FWL", layers=5)
+    register_model("my-model", build, bound="2-FWL", layers=5)
 
-where ``build_spen(hidden, layers, output_dim) -> (model_fn, transform)``;
+where ``build(hidden, layers, output_dim) -> (model_fn, transform)``;
 the name then works in ``graphequi expressivity --model spen`` and gets a
 row (and a violations check) in the BREC table.
 """
 from __future__ import annotations
 
 from typing import Callable, Optional
+
+from graphequi.poly.keys import POLY_PAIR_KEY
 
 __all__ = ["MODELS", "MODEL_BOUNDS", "MODEL_DEFAULTS", "model_factory", "register_model"]
 
@@ -64,7 +65,8 @@ def model_factory(name: str, hidden: Optional[int] = None, layers: Optional[int]
     * ``gin``: GIN (sum pooling, structure only);
     * ``polygin``: GIN with the node-level ``ppgn++`` polynomial features;
     * ``ppgn``: the dense 2-FWL network without polynomial channels;
-    * ``ppgn++``: PPGN with the 12 ``ppgn++`` pair features of degree <= 6.
+    * ``ppgn++``: PPGN with the 12 ``ppgn++`` pair features of degree <= 6;
+    * ``spen``: SPEN on 1-hop ego-nets (:class:`graphequi.nn.SPEN`).
 
     Args:
         name: one of :data:`MODELS`.
@@ -109,7 +111,16 @@ def _ppgn(hidden: int, layers: int, output_dim: int, poly: bool = False):
     channels = transform.num_features if poly else 0
     return (lambda seed: PPGNPlusPlus(output_dim, hidden_channels=hidden, num_layers=layers,
                                       node_in_channels=1, poly_channels=channels, readout="sum",
-                                      dropout=0.0, pair_key="poly_pair_attr")), transform
+                                      dropout=0.0, pair_key=POLY_PAIR_KEY)), transform
+
+
+def _spen(hidden: int, layers: int, output_dim: int):
+    from graphequi.nn import SPEN
+    from graphequi.transforms import EgoNetBags
+
+    # node-based subgraph networks are bounded by 3-WL = 2-FWL (Frasca et al., NeurIPS 2022)
+    return (lambda seed: SPEN(output_dim, hidden_channels=hidden, num_layers=layers, node_in_channels=1)), \
+        EgoNetBags(num_hops=1)
 
 
 register_model("gin", _gin, bound="1-WL", hidden=32, layers=4)
@@ -117,3 +128,4 @@ register_model("polygin", _polygin, bound="1-WL+ppgn++(6)", hidden=32, layers=4)
 register_model("ppgn", _ppgn, bound="2-FWL", hidden=32, layers=5)
 register_model("ppgn++", lambda h, n, d: _ppgn(h, n, d, poly=True), bound="2-FWL+ppgn++(6)",
                hidden=32, layers=5)
+register_model("spen", _spen, bound="2-FWL", hidden=32, layers=4)

@@ -1,4 +1,4 @@
-"""The LCM benchmarks stay runnable (tiny sizes; the real figures live in benchmarks/results/lcm.md)."""
+"""The LCM benchmarks stay runnable (tiny sizes; the real figures live in benchmarks/RESULTS.md)."""
 import json
 import subprocess
 import sys
