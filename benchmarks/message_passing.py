@@ -84,9 +84,7 @@ def molhiv_graphs(limit: int) -> list[Data]:
     graphs = []
     with path.open() as f:
         for row in csv.DictReader(f):
-            mol = mol_from_smiles(row["smiles"])
-            if mol is None:
-                continue
+            mol, _ = mol_from_smiles(row["smiles"])
             g = mol_to_ogb_graph(mol)
             graphs.append(Data(x=g.x.float(), edge_index=g.edge_index, y=torch.tensor([[float(row["HIV_active"])]]),
                                num_nodes=g.num_nodes))

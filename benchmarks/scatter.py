@@ -41,6 +41,14 @@ except Exception:  # noqa: BLE001 - any import failure means "not available"
 from torch_geometric.utils import scatter as pyg_scatter
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: where the inputs live (``--device``); the generators stay on the CPU so that
+#: every device times the same data
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 NATIVE_REDUCE = {"sum": "sum", "mean": "mean", "max": "amax"}
 
 
@@ -49,8 +57,10 @@ def median_ms(fn, repeats: int, warmup: int = 1) -> float:
         fn()
     times = []
     for _ in range(repeats):
+        _sync()
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
 
@@ -90,8 +100,10 @@ def interleaved_medians(benches: dict, repeats: int, warmup: int = 1) -> dict:
     times = {name: [] for name in benches}
     for round_ in range(warmup + repeats):
         for name, fn in benches.items():
+            _sync()
             start = time.perf_counter()
             fn()
+            _sync()
             if round_ >= warmup:
                 times[name].append(time.perf_counter() - start)
     return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
@@ -101,10 +113,10 @@ def run(E: int, N: int, features, reduces, repeats: int, seed: int = 0):
     rows = []
     gen = torch.Generator().manual_seed(seed)
     for F in features:
-        src = torch.randn(E, F, generator=gen)
-        grad_out = torch.randn(N, F, generator=gen)
-        random_index = torch.randint(0, N, (E,), generator=gen)
-        floor_benches = {"read": lambda: src.sum(0), "write": lambda: torch.empty(E, F).fill_(1.0)}
+        src = torch.randn(E, F, generator=gen).to(DEVICE)
+        grad_out = torch.randn(N, F, generator=gen).to(DEVICE)
+        random_index = torch.randint(0, N, (E,), generator=gen).to(DEVICE)
+        floor_benches = {"read": lambda: src.sum(0), "write": lambda: torch.empty(E, F, device=DEVICE).fill_(1.0)}
         for index_kind in ("sorted", "random"):
             index = random_index.sort().values if index_kind == "sorted" else random_index
             ptr = gops.index_to_ptr(index.sort().values, N)
@@ -126,8 +138,8 @@ def run(E: int, N: int, features, reduces, repeats: int, seed: int = 0):
 def parallel_scaling(E: int, N: int, F: int, repeats: int, seed: int = 0) -> dict:
     """graphequi forward on 1 thread vs all threads: both cores busy on one call."""
     gen = torch.Generator().manual_seed(seed)
-    src = torch.randn(E, F, generator=gen)
-    index = torch.randint(0, N, (E,), generator=gen)
+    src = torch.randn(E, F, generator=gen).to(DEVICE)
+    index = torch.randint(0, N, (E,), generator=gen).to(DEVICE)
     ptr = gops.index_to_ptr(index.sort().values, N)
     threads = torch.get_num_threads()
     result = {}
@@ -215,11 +227,11 @@ def spmm_candidates(csr, A, reduce: str) -> dict:
 def run_spmm(E: int, N: int, F: int, reduces, repeats: int, seed: int = 0):
     """Forward+backward (grad w.r.t. x) of the fused gather-reduce and its anchors."""
     gen = torch.Generator().manual_seed(seed)
-    edge_index = torch.randint(0, N, (2, E), generator=gen)
+    edge_index = torch.randint(0, N, (2, E), generator=gen).to(DEVICE)
     csr = gops.to_csr(edge_index, num_nodes=N)  # over targets, transpose cached
-    A = torch.sparse_csr_tensor(csr.ptr, csr.col, torch.ones(E), (N, N))
-    x = torch.randn(N, F, generator=gen)
-    grad_out = torch.randn(N, F, generator=gen)
+    A = torch.sparse_csr_tensor(csr.ptr, csr.col, torch.ones(E, device=DEVICE), (N, N))
+    x = torch.randn(N, F, generator=gen).to(DEVICE)
+    grad_out = torch.randn(N, F, generator=gen).to(DEVICE)
     rows = []
     for reduce in reduces:
         benches = {}
@@ -251,8 +263,20 @@ def spmm_markdown(rows) -> str:
     return "\n".join(lines)
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
-    return dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(),
+    return dict(platform=platform.platform(), processor=cpu_model(), cpus=os.cpu_count(), device=str(DEVICE),
+                gpu=torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None,
+                load_average=list(os.getloadavg()),
                 torch=torch.__version__, threads=torch.get_num_threads(), backend=gops.backend(),
                 torch_scatter=getattr(torch_scatter, "__version__", None))
 
@@ -260,6 +284,7 @@ def machine() -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="E=20k, N=2k, F=16: a smoke run")
+    parser.add_argument("--device", default="cpu", help="where the inputs live: cpu (default) or cuda")
     parser.add_argument("--features", default="16,64,256")
     parser.add_argument("--reduces", default="sum,mean,max")
     parser.add_argument("--repeats", type=int, default=5)
@@ -269,6 +294,8 @@ def main(argv=None) -> int:
                         help="results JSON (default results/scatter.json, results/scatter_small.json with "
                              "--small, so that a smoke run never replaces the recorded figures)")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.out is None:
         args.out = str(RESULTS / ("scatter_small.json" if args.small else "scatter.json"))
     if args.small:

@@ -450,8 +450,12 @@ void spmm_arg_grad_kernel(const index_t* colptr, const index_t* row, const int64
         const int64_t* a = arg + i * F;
         const scalar_t* g = grad + i * F;
         const acc_t w = kWeighted ? static_cast<acc_t>(value[k]) : acc_t(1);
-        for (int64_t f = 0; f < F; ++f)
-          if (a[f] == k) acc[f] += kWeighted ? w * static_cast<acc_t>(g[f]) : static_cast<acc_t>(g[f]);
+        acc_t* __restrict ac = acc.data();
+        // branch-free, so that the compare-and-add vectorises
+        for (int64_t f = 0; f < F; ++f) {
+          const acc_t contrib = kWeighted ? w * static_cast<acc_t>(g[f]) : static_cast<acc_t>(g[f]);
+          ac[f] += a[f] == k ? contrib : acc_t(0);
+        }
       }
       scalar_t* o = out + j * F;
       for (int64_t f = 0; f < F; ++f) o[f] = static_cast<scalar_t>(acc[f]);

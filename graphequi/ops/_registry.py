@@ -368,9 +368,12 @@ def _register_autograd(ns: str) -> None:
         src, ptr, reduce = inputs
         ctx.save_for_backward(ptr, output[1])
         ctx.num_rows, ctx.reduce = src.size(1), reduce
+        ctx.set_materialize_grads(False)  # no zero gradient for the integer winners
 
     def segment_arg_backward(ctx, grad, _grad_arg):
         ptr, arg = ctx.saved_tensors
+        if grad is None:
+            return None, None, None
         return ops.gather_csr(grad.contiguous(), ptr, arg, ctx.num_rows, ctx.reduce), None, None
 
     def scatter_setup(ctx, inputs, output):
@@ -387,9 +390,12 @@ def _register_autograd(ns: str) -> None:
         src, index, dim_size, reduce = inputs
         ctx.save_for_backward(index, output[1])
         ctx.reduce = reduce
+        ctx.set_materialize_grads(False)  # no zero gradient for the integer winners
 
     def scatter_arg_backward(ctx, grad, _grad_arg):
         index, arg = ctx.saved_tensors
+        if grad is None:
+            return None, None, None, None
         return ops.gather_coo(grad.contiguous(), index, arg, ctx.reduce), None, None, None
 
     def gather_csr_setup(ctx, inputs, output):
@@ -448,9 +454,13 @@ def _register_autograd(ns: str) -> None:
     def spmm_arg_setup(ctx, inputs, output):
         ptr, col, x, value, reduce, _validate = inputs
         ctx.save_for_backward(ptr, col, x, value, output[1])
+        # the winners are integers: no [G, F] zero gradient needs to be made for them
+        ctx.set_materialize_grads(False)
 
     def spmm_arg_backward(ctx, grad, _grad_arg):
         ptr, col, x, value, arg = ctx.saved_tensors
+        if grad is None:
+            return None, None, None, None, None, None
         grad_x, grad_value = _spmm_winner_grads(ops, ptr, col, x, value, arg, grad.contiguous(),
                                                 ctx.needs_input_grad[2], ctx.needs_input_grad[3])
         return None, None, grad_x, grad_value, None, None

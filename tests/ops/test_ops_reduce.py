@@ -221,16 +221,10 @@ def test_compiled_backward_matches_eager(backend):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cpu_instruction_sets_give_identical_results(dtype):
+def test_cpu_instruction_sets_give_identical_results(dtype, assert_same_on_every_cpu_isa):
     """The C++ kernels exist as a baseline-x86-64 and an AVX2 copy of one source
     (picked at run time); both must give bit-identical values, winners and
     gradients, sorted and unsorted, for every reduction."""
-    if "cpu" not in ops.cpp_devices():
-        pytest.skip("extension not built")
-    from graphequi.ops import _backend
-
-    if not _backend.cpu_supports_avx2():
-        pytest.skip("this CPU (or build) has no AVX2 kernels to compare with the baseline")
     gen = torch.Generator().manual_seed(11)
     E, G, F = 30_000, 2_000, 19  # odd F: vector body plus scalar tail
     src = torch.randn(E, F, generator=gen, dtype=dtype)
@@ -250,16 +244,7 @@ def test_cpu_instruction_sets_give_identical_results(dtype):
             results += list(ops.scatter_arg(src, idx, 0, G, "max")) + list(ops.segment_arg(src, ptr, "min"))
         return results
 
-    with ops.use_backend("cpp"):
-        previous = _backend.set_cpu_isa("baseline")
-        try:
-            baseline = run_all()
-            _backend.set_cpu_isa("avx2")
-            auto = run_all()
-        finally:
-            _backend.set_cpu_isa(previous)
-    for a, b in zip(baseline, auto):
-        assert torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan())
+    assert_same_on_every_cpu_isa(run_all)
 
 
 def test_cpu_instruction_set_choice_is_checked():

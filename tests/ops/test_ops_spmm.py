@@ -382,13 +382,9 @@ def test_empty_matrix(backend):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cpu_instruction_sets_give_identical_spmm(dtype):
+def test_cpu_instruction_sets_give_identical_spmm(dtype, assert_same_on_every_cpu_isa):
     """Baseline and AVX2 copies of the spmm kernels: bit-identical values,
     winners and gradients (x and value)."""
-    if not HAS_CPP:
-        pytest.skip("extension not built")
-    if not _backend.cpu_supports_avx2():
-        pytest.skip("this CPU (or build) has no AVX2 kernels to compare with the baseline")
     gen = torch.Generator().manual_seed(12)
     ptr, col = random_csr(3_000, 2_000, 20, gen)
     x = torch.randn(2_000, 19, generator=gen, dtype=dtype)  # odd F: vector body plus scalar tail
@@ -409,16 +405,7 @@ def test_cpu_instruction_sets_give_identical_spmm(dtype):
                     results += list(torch.ops.graphequi.spmm_arg(ptr, col, x, weights, reduce, True))
         return results
 
-    with ops.use_backend("cpp"):
-        previous = _backend.set_cpu_isa("baseline")
-        try:
-            baseline = run_all()
-            _backend.set_cpu_isa("avx2")
-            avx2 = run_all()
-        finally:
-            _backend.set_cpu_isa(previous)
-    for a, b in zip(baseline, avx2):
-        assert torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan())
+    assert_same_on_every_cpu_isa(run_all)
 
 
 @pytest.mark.skipif(not HAS_CPP, reason="extension not built")
