@@ -75,4 +75,24 @@ inline void check_spmm_inputs(const at::Tensor& ptr, const at::Tensor& col, cons
 
 inline Reduce parse_any_reduce(const std::string& r) { return parse_reduce(r, false); }
 
+// spmm_value_grad: sum/mean only, grad [G, F] in x's dtype.
+inline void check_spmm_value_grad_args(const at::Tensor& ptr, const at::Tensor& grad, const at::Tensor& x,
+                                       Reduce r, const std::string& reduce) {
+  TORCH_CHECK_VALUE(r == Reduce::Sum || r == Reduce::Mean, "spmm_value_grad takes reduce 'sum' or 'mean', got '",
+                    reduce, "'");
+  TORCH_CHECK_VALUE(grad.dim() == 2 && grad.size(0) == ptr.numel() - 1 && grad.size(1) == x.size(1),
+                    "grad must be [", ptr.numel() - 1, ", ", x.size(1), "], got ", grad.sizes());
+  TORCH_CHECK_TYPE(grad.scalar_type() == x.scalar_type(), "grad must have the dtype of x");
+}
+
+// csr_transpose: ptr and col of one index dtype, a non-negative column count.
+inline void check_csr_transpose_args(const at::Tensor& ptr, const at::Tensor& col, int64_t num_cols) {
+  check_index_tensor(ptr, "ptr");
+  check_index_tensor(col, "col");
+  TORCH_CHECK_TYPE(ptr.scalar_type() == col.scalar_type(), "ptr and col must have the same dtype, got ",
+                   ptr.scalar_type(), " and ", col.scalar_type());
+  TORCH_CHECK_VALUE(ptr.numel() >= 1, "ptr must have at least one entry");
+  TORCH_CHECK_VALUE(num_cols >= 0, "num_cols must be non-negative, got ", num_cols);
+}
+
 }  // namespace graphequi

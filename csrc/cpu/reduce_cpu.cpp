@@ -516,12 +516,8 @@ std::tuple<at::Tensor, at::Tensor> spmm_arg_cpu(const at::Tensor& ptr_in, const 
 at::Tensor spmm_value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& grad_in,
                                const at::Tensor& x_in, c10::string_view reduce, bool validate) {
   const Reduce r = parse_reduce(std::string(reduce), false);
-  TORCH_CHECK_VALUE(r == Reduce::Sum || r == Reduce::Mean, "spmm_value_grad takes reduce 'sum' or 'mean', got '",
-                    std::string(reduce), "'");
   check_spmm_inputs(ptr_in, col_in, x_in, c10::nullopt);
-  TORCH_CHECK_VALUE(grad_in.dim() == 2 && grad_in.size(0) == ptr_in.numel() - 1 && grad_in.size(1) == x_in.size(1),
-                    "grad must be [", ptr_in.numel() - 1, ", ", x_in.size(1), "], got ", grad_in.sizes());
-  TORCH_CHECK_TYPE(grad_in.scalar_type() == x_in.scalar_type(), "grad must have the dtype of x");
+  check_spmm_value_grad_args(ptr_in, grad_in, x_in, r, std::string(reduce));
   auto ptr = ptr_in.contiguous();
   auto col = col_in.contiguous();
   auto x = x_in.contiguous();
@@ -593,12 +589,7 @@ at::Tensor spmm_arg_grad_cpu(const at::Tensor& colptr_in, const at::Tensor& row_
 // sort, so the edges of one column keep their CSR order.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in,
                                                                  int64_t num_cols, bool validate) {
-  check_index_tensor(ptr_in, "ptr");
-  check_index_tensor(col_in, "col");
-  TORCH_CHECK_TYPE(ptr_in.scalar_type() == col_in.scalar_type(), "ptr and col must have the same dtype, got ",
-                   ptr_in.scalar_type(), " and ", col_in.scalar_type());
-  TORCH_CHECK_VALUE(ptr_in.numel() >= 1, "ptr must have at least one entry");
-  TORCH_CHECK_VALUE(num_cols >= 0, "num_cols must be non-negative, got ", num_cols);
+  check_csr_transpose_args(ptr_in, col_in, num_cols);
   auto ptr = ptr_in.contiguous();
   auto col = col_in.contiguous();
   const int64_t G = ptr.numel() - 1, E = col.numel();

@@ -309,11 +309,7 @@ std::tuple<at::Tensor, at::Tensor> spmm_arg_cuda(const at::Tensor& ptr, const at
 at::Tensor spmm_value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad_in,
                                 const at::Tensor& x, c10::string_view reduce, bool validate) {
   const Reduce r = parse_reduce(std::string(reduce), false);
-  TORCH_CHECK_VALUE(r == Reduce::Sum || r == Reduce::Mean, "spmm_value_grad takes reduce 'sum' or 'mean', got '",
-                    std::string(reduce), "'");
-  TORCH_CHECK_VALUE(grad_in.dim() == 2 && grad_in.size(0) == ptr.numel() - 1 && grad_in.size(1) == x.size(1),
-                    "grad must be [", ptr.numel() - 1, ", ", x.size(1), "], got ", grad_in.sizes());
-  TORCH_CHECK_TYPE(grad_in.scalar_type() == x.scalar_type(), "grad must have the dtype of x");
+  check_spmm_value_grad_args(ptr, grad_in, x, r, std::string(reduce));
   check_same_device(x, grad_in, "grad");
   const c10::cuda::CUDAGuard guard(x.device());
   auto in = prepare_spmm(ptr, col, x, c10::nullopt, validate);
@@ -335,12 +331,7 @@ at::Tensor spmm_value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, co
 // validation nothing here syncs with the host.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose_cuda(const at::Tensor& ptr_in, const at::Tensor& col_in,
                                                                   int64_t num_cols, bool validate) {
-  check_index_tensor(ptr_in, "ptr");
-  check_index_tensor(col_in, "col");
-  TORCH_CHECK_TYPE(ptr_in.scalar_type() == col_in.scalar_type(), "ptr and col must have the same dtype, got ",
-                   ptr_in.scalar_type(), " and ", col_in.scalar_type());
-  TORCH_CHECK_VALUE(ptr_in.numel() >= 1, "ptr must have at least one entry");
-  TORCH_CHECK_VALUE(num_cols >= 0, "num_cols must be non-negative, got ", num_cols);
+  check_csr_transpose_args(ptr_in, col_in, num_cols);
   check_same_device(ptr_in, col_in, "col");
   const c10::cuda::CUDAGuard guard(ptr_in.device());
   auto ptr = ptr_in.contiguous();
