@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import statistics
 import sys
 import time
@@ -48,6 +47,7 @@ from torch_geometric.nn import GINConv as PyGGINConv
 from torch_geometric.nn import global_mean_pool
 
 from graphequi import ops
+from graphequi._platform import cpu_model
 from graphequi.nn import PolyGIN
 
 try:
@@ -266,15 +266,6 @@ def markdown(rows) -> str:
                      + f" | {'-' if verdict is None else ('met' if verdict else 'not met')} |")
     return "\n".join(lines)
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> int:

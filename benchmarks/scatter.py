@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 import graphequi.ops as gops
+from graphequi._platform import cpu_model
 
 try:
     import torch_scatter  # optional anchor, not a dependency
@@ -262,15 +263,6 @@ def spmm_markdown(rows) -> str:
                      f"{anchor_ms / ours:.2f}x | {status} |")
     return "\n".join(lines)
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict:

@@ -9,7 +9,6 @@ every validation and test score at each seed's best validation epoch,
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 from typing import List
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from graphequi._io import atomic_write
+from graphequi._platform import cpu_model
 from graphequi.train.config import TrainConfig
 from graphequi.train.tasks import Task
 
@@ -29,15 +29,7 @@ def hardware_description(device: str, world_size: int = 1) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         what = torch.cuda.get_device_name(torch.device(device))
     else:
-        what = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    what = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        what = f"{what} ({torch.get_num_threads()} threads)"
+        what = f"{cpu_model()} ({torch.get_num_threads()} threads)"
     return f"{world_size} x {what}" if world_size > 1 else what
 
 

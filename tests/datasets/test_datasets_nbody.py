@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from graphequi.datasets import NBodyCharged
-from graphequi.datasets.nbody_sim import (ChargedInitialStates, draw_initial_states,
+from graphequi.datasets.nbody_sim import (draw_initial_states,
                                           simulate_charged)
 
 

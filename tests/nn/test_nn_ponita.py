@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from graphequi.geometry import fully_connected_graph, radius_graph
+from graphequi.geometry import radius_graph
 from graphequi.nn import Ponita, PonitaConv, build_ponita, energy_and_forces
 from graphequi.testing import (assert_compiles, assert_e3_equivariant, assert_gradcheck,
                                assert_permutation_equivariant)

@@ -1,5 +1,4 @@
 import doctest
-import itertools
 
 import networkx as nx
 import pytest

@@ -1,6 +1,5 @@
 """The models on the real ``PolynomialFeatures('ppgn++')`` inputs."""
 import networkx as nx
-import pytest
 import torch
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from graphequi.poly import basis, evaluate, evaluate_each, plan, select
-from graphequi.poly import planning as plan_module
 from graphequi.testing import assert_gradcheck
 
 

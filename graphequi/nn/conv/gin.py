@@ -16,7 +16,7 @@ ICLR 2020), with two ways to aggregate:
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
