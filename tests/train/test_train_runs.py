@@ -285,3 +285,15 @@ def test_trainer_precise_bn_changes_only_the_evaluation_and_resumes_exactly(tmp_
 def test_sparse_models_train_under_bfloat16(tmp_path, model):
     summary = train(tiny(tmp_path, model=model, epochs=1, precision="bf16"))
     assert math.isfinite(summary["test_mae_mean"])
+
+
+def test_lcm_and_spen_rows_train_and_ponita_asks_for_positions(tmp_path):
+    lcm = train(tiny(tmp_path / "lcm", model="gin-lcm", epochs=1, subset=32,
+                     model_kwargs=dict(hidden_channels=8, num_layers=2, lcm_cell="mlp")))
+    spen = train(tiny(tmp_path / "spen", model="spen", epochs=1, subset=32,
+                      model_kwargs=dict(hidden_channels=8, num_layers=2)))
+    for summary, out in ((lcm, tmp_path / "lcm"), (spen, tmp_path / "spen")):
+        assert summary["per_seed"][0]["epochs_run"] == 1
+        assert optimizer_steps(out) == batches_per_epoch(summary)
+    with pytest.raises(ValueError, match="data.pos"):
+        train(tiny(tmp_path / "ponita", model="ponita", epochs=1, subset=32))
