@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["scatter.py", "poly.py"]
+BENCHMARKS = ["scatter.py", "poly.py", "message_passing.py"]
 
 
 def main() -> int:
