@@ -156,15 +156,18 @@ def interleaved_medians(benches: dict, repeats: int, device: str, warmup: int = 
 
 def columns(graphs: list[Data], reduce: str, in_channels: int, hidden: int, layers: int, batch_size: int,
             device: str, compile_model: bool) -> dict:
-    batches = [Batch.from_data_list(graphs[i:i + batch_size]).to(device) for i in range(0, len(graphs), batch_size)]
-    for b in batches:
+    # one plain batch list; the CSR columns get copies that carry their adjacency
+    plain_batches = [Batch.from_data_list(graphs[i:i + batch_size]).to(device)
+                     for i in range(0, len(graphs), batch_size)]
+    pyg_csr_batches, cached = [], []
+    for b in plain_batches:
         n = b.num_nodes
-        b.pyg_adj_t = torch.sparse_csr_tensor(*_pyg_csr(b.edge_index, n), size=(n, n))
-    cached = []
-    for b in batches:
-        c = b.clone()
-        c.adj_t = ops.to_csr(b.edge_index, b.num_nodes)
-        cached.append(c)
+        with_sparse = b.clone()
+        with_sparse.pyg_adj_t = torch.sparse_csr_tensor(*_pyg_csr(b.edge_index, n), size=(n, n))
+        pyg_csr_batches.append(with_sparse)
+        with_csr = b.clone()
+        with_csr.adj_t = ops.to_csr(b.edge_index, n)
+        cached.append(with_csr)
     common = dict(hidden_channels=hidden, num_layers=layers, node_in_channels=in_channels, dropout=0.0,
                   pool="mean", aggr=reduce)
     torch.manual_seed(0)
@@ -175,13 +178,12 @@ def columns(graphs: list[Data], reduce: str, in_channels: int, hidden: int, laye
         model.load_state_dict(reference.state_dict(), strict=False)
         return model
 
-    plain_batches = [_without(b, "pyg_adj_t") for b in batches]
     benches = {
-        "pyg": epoch_fn(clone(PyGGIN), [_without(b, "pyg_adj_t") for b in batches]),
-        "pyg-csr": epoch_fn(clone(PyGGIN), batches),
+        "pyg": epoch_fn(clone(PyGGIN), plain_batches),
+        "pyg-csr": epoch_fn(clone(PyGGIN), pyg_csr_batches),
         "graphequi": epoch_fn(clone(PolyGIN, fused=False), plain_batches),
         "graphequi-csr": epoch_fn(clone(PolyGIN), plain_batches),
-        "graphequi-csr-cached": epoch_fn(clone(PolyGIN), [_without(b, "pyg_adj_t") for b in cached]),
+        "graphequi-csr-cached": epoch_fn(clone(PolyGIN), cached),
         "floor": epoch_fn(clone(Floor), plain_batches),
     }
     if compile_model:
@@ -198,13 +200,6 @@ def _pyg_csr(edge_index, n):
     dst, src = edge_index[1][perm], edge_index[0][perm]
     crow = ops.index_to_ptr(dst, n)
     return crow, src, torch.ones(src.numel(), device=edge_index.device)
-
-
-def _without(batch, key):
-    out = batch.clone()
-    if key in out:
-        del out[key]
-    return out
 
 
 def run(graphs, reduces, args, label: str) -> list[dict]:

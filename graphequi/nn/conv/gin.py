@@ -57,12 +57,9 @@ def resolve_aggregation(aggr: Union[str, KernelAggregation, torch.nn.Module]) ->
 
 
 def _fused_reduce(aggr: torch.nn.Module) -> Optional[str]:
-    """The :func:`graphequi.ops.spmm` reduction that equals ``aggr``, if any."""
-    for cls, name in ((SumAggregation, "sum"), (MeanAggregation, "mean"), (MaxAggregation, "max"),
-                      (MinAggregation, "min")):
-        if type(aggr) is cls:
-            return name
-    return None
+    """The :func:`graphequi.ops.spmm` reduction that equals ``aggr``, if any
+    (exactly one of the basic classes: a subclass may reduce differently)."""
+    return aggr._reduce if type(aggr) in _BY_NAME.values() else None
 
 
 class _GINBase(MessagePassing):
