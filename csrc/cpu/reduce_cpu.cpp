@@ -445,18 +445,29 @@ void validate_csr(const at::Tensor& ptr, const at::Tensor& col, int64_t num_cols
   });
 }
 
+struct SpmmInputs {
+  at::Tensor ptr, col, x, value;
+};
+
+// Shape/dtype checks (always), contiguous copies, then the index checks
+// unless the caller vouches for the CSR (validate = false); as on CUDA.
+SpmmInputs prepare_spmm(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& x_in,
+                        const c10::optional<at::Tensor>& value_in, bool validate) {
+  check_spmm_inputs(ptr_in, col_in, x_in, value_in);
+  SpmmInputs in{ptr_in.contiguous(), col_in.contiguous(), x_in.contiguous(),
+                value_in.has_value() ? value_in->contiguous() : at::Tensor()};
+  if (validate) validate_csr(in.ptr, in.col, in.x.size(0));
+  return in;
+}
+
 at::Tensor spmm_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& x_in,
                     const c10::optional<at::Tensor>& value_in, const c10::optional<at::Tensor>& /*csc_ptr*/,
                     const c10::optional<at::Tensor>& /*csc_row*/, const c10::optional<at::Tensor>& /*csc_perm*/,
                     c10::string_view reduce, bool validate) {
   const Reduce r = parse_reduce(std::string(reduce), false);
-  check_spmm_inputs(ptr_in, col_in, x_in, value_in);
   check_mean_dtype(x_in, r, "x");
-  auto ptr = ptr_in.contiguous();
-  auto col = col_in.contiguous();
-  auto x = x_in.contiguous();
-  at::Tensor value = value_in.has_value() ? value_in->contiguous() : at::Tensor();
-  if (validate) validate_csr(ptr, col, x.size(0));
+  auto in = prepare_spmm(ptr_in, col_in, x_in, value_in, validate);
+  const at::Tensor &ptr = in.ptr, &col = in.col, &x = in.x, &value = in.value;
   const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
   auto out = empty_output({G, F}, x.options());
   GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_cpu", [&] {
@@ -480,12 +491,8 @@ std::tuple<at::Tensor, at::Tensor> spmm_arg_cpu(const at::Tensor& ptr_in, const 
                                                 const at::Tensor& x_in, const c10::optional<at::Tensor>& value_in,
                                                 c10::string_view reduce, bool validate) {
   const Reduce r = parse_reduce(std::string(reduce), true);
-  check_spmm_inputs(ptr_in, col_in, x_in, value_in);
-  auto ptr = ptr_in.contiguous();
-  auto col = col_in.contiguous();
-  auto x = x_in.contiguous();
-  at::Tensor value = value_in.has_value() ? value_in->contiguous() : at::Tensor();
-  if (validate) validate_csr(ptr, col, x.size(0));
+  auto in = prepare_spmm(ptr_in, col_in, x_in, value_in, validate);
+  const at::Tensor &ptr = in.ptr, &col = in.col, &x = in.x, &value = in.value;
   const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
   auto out = empty_output({G, F}, x.options());
   auto arg = empty_output({G, F}, x.options().dtype(at::kLong));
