@@ -36,7 +36,11 @@ demo: install
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: install
+$(VENV)/.bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet --no-build-isolation -e ".[test,ogb,bench]"
+	touch $@
+
+bench: $(VENV)/.bench
 	$(PY) benchmarks/run_all.py
 
 clean:

@@ -11,7 +11,17 @@ Anchors, alternated in one run, medians:
   three invariants (a, b, c) of every (target orientation, source
   orientation) pair, as a full R^3 x S^2 group convolution (written here);
 * ``egnn``: Satorras et al.'s E(n)-GNN layer (written here, same width and depth);
-* e3nn is not installed, so no tensor-product column.
+* ``e3nn (NequIP-style)``, when e3nn is importable (the optional ``bench``
+  extra, ``pip install graphequi[bench]``): a tensor-product convolution
+  with features ``C x 0e + C x 1o + C x 2e`` and spherical harmonics up to
+  l = 2, per-edge path weights from a radial MLP, a gate nonlinearity and a
+  residual (:class:`E3nnConv`, written here on e3nn's public modules).
+
+A second table compares **one layer** at equal width C: a PONITA block
+(:class:`~graphequi.nn.ponita.PonitaBlock`: separable conv on [N, O, C]
+plus its ConvNeXt MLP) against one :class:`E3nnConv`, each given the
+per-forward geometry it shares between layers (PONITA's kernel bases, e3nn's
+spherical harmonics and radial embedding), forward + backward.
 
 Memory is the bytes autograd saves for backward (activations), measured
 with saved-tensor hooks, plus peak CUDA memory on ``--device cuda``.
@@ -42,6 +52,114 @@ from graphequi.nn.ponita import KernelBasis
 from graphequi.testing import random_rotation
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+try:
+    from e3nn import o3
+    from e3nn.math import soft_one_hot_linspace
+    from e3nn.nn import FullyConnectedNet, Gate
+    E3NN = __import__("e3nn").__version__
+except ImportError:
+    o3, E3NN = None, None
+
+E3NN_LMAX, E3NN_RADIAL, E3NN_CUTOFF = 2, 8, 5.0
+
+
+def e3nn_geometry(pos, edge_index):
+    """What an e3nn convolution computes once per forward: the spherical
+    harmonics of the edge vectors ``[E, 9]`` and their radial embedding ``[E, R]``."""
+    rel = edge_vectors(pos, edge_index)
+    sh = o3.spherical_harmonics(o3.Irreps.spherical_harmonics(E3NN_LMAX), rel, normalize=True,
+                                normalization="component")
+    radial = soft_one_hot_linspace(rel.norm(dim=-1), 0.0, E3NN_CUTOFF, E3NN_RADIAL, basis="bessel",
+                                   cutoff=True) * E3NN_RADIAL ** 0.5
+    return sh, radial
+
+
+class E3nnConv(nn.Module):
+    """One NequIP-style interaction: linear, tensor-product convolution with
+    the edge harmonics (``uvu`` paths to l <= 2, weights per edge from a radial
+    MLP), sum over neighbours, linear, gate, residual."""
+
+    def __init__(self, channels):
+        super().__init__()
+        c = channels
+        self.irreps = o3.Irreps(f"{c}x0e + {c}x1o + {c}x2e")
+        sh = o3.Irreps.spherical_harmonics(E3NN_LMAX)
+        mid, instructions = [], []
+        for i, (mul, ir_in) in enumerate(self.irreps):
+            for j, (_, ir_sh) in enumerate(sh):
+                for ir_out in ir_in * ir_sh:
+                    if ir_out in self.irreps:
+                        instructions.append((i, j, len(mid), "uvu", True))
+                        mid.append((mul, ir_out))
+        self.lin_in = o3.Linear(self.irreps, self.irreps)
+        self.tp = o3.TensorProduct(self.irreps, sh, o3.Irreps(mid), instructions,
+                                   shared_weights=False, internal_weights=False)
+        self.radial = FullyConnectedNet([E3NN_RADIAL, 64, self.tp.weight_numel], torch.nn.functional.silu)
+        gated = o3.Irreps(f"{c}x1o + {c}x2e")
+        self.gate = Gate(o3.Irreps(f"{c}x0e"), [torch.nn.functional.silu], o3.Irreps(f"{2 * c}x0e"),
+                         [torch.sigmoid], gated)
+        self.lin_out = o3.Linear(o3.Irreps(mid).simplify(), self.gate.irreps_in)
+        self.mid = o3.Irreps(mid)
+
+    def forward(self, h, edge_index, sh, radial):
+        src, dst = edge_index
+        msg = self.tp(self.lin_in(h).index_select(0, src), sh, self.radial(radial))
+        agg = ops.scatter(msg, dst, 0, h.size(0), "sum")
+        return h + self.gate(self.lin_out(agg))
+
+
+class E3nnModel(nn.Module):
+    """Embedding, ``num_layers`` :class:`E3nnConv`, an invariant and a vector readout."""
+
+    def __init__(self, in_scalars, hidden, num_layers):
+        super().__init__()
+        self.convs = nn.ModuleList(E3nnConv(hidden) for _ in range(num_layers))
+        irreps = self.convs[0].irreps
+        self.embed = o3.Linear(o3.Irreps(f"{in_scalars}x0e + 1x1o"), irreps)
+        self.readout = o3.Linear(irreps, o3.Irreps("1x0e + 1x1o"))
+
+    def forward(self, data):
+        sh, radial = e3nn_geometry(data.pos, data.edge_index)
+        h = self.embed(torch.cat([data.x, data.vec[:, 0]], -1))
+        for conv in self.convs:
+            h = conv(h, data.edge_index, sh, radial)
+        out = self.readout(h)
+        return out[:, 0], out[:, 1:]
+
+
+def layer_step(name, hidden, num_ori, data):
+    """A closure running one layer forward+backward on its precomputed
+    per-forward geometry, and the layer's parameter count."""
+    torch.manual_seed(0)
+    n, device = data.num_nodes, data.pos.device
+    if name == "ponita block":
+        net = Ponita(data.x.size(1), hidden, 1, in_vectors=1, num_layers=1, num_ori=num_ori).to(device)
+        grid = net.grid
+        with torch.no_grad():
+            from graphequi.geometry import bundle_fiber_invariants, bundle_spatial_invariants
+            spatial = net.spatial_basis(bundle_spatial_invariants(edge_vectors(data.pos, data.edge_index), grid))
+            fiber = net.fiber_basis(bundle_fiber_invariants(grid))
+        block = net.blocks[0]
+        h = torch.randn(n, num_ori, hidden, device=device, requires_grad=True)
+        return (lambda: block(h, data.edge_index, spatial, fiber, None).square().sum()), \
+            sum(p.numel() for p in block.parameters())
+    conv = E3nnConv(hidden).to(device)
+    with torch.no_grad():
+        sh, radial = e3nn_geometry(data.pos, data.edge_index)
+    h = torch.randn(n, conv.irreps.dim, device=device, requires_grad=True)
+    return (lambda: conv(h, data.edge_index, sh, radial).square().sum()), \
+        sum(p.numel() for p in conv.parameters())
+
+
+def timed(fn, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn().backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 class NonSeparablePonita(nn.Module):
@@ -199,6 +317,8 @@ def main(argv=None):
             "non-separable": NonSeparablePonita(in_s, args.hidden, args.layers, args.num_ori),
             "egnn": EGNN(in_s, args.hidden, args.layers),
         }
+        if o3 is not None:
+            models["e3nn (NequIP-style)"] = E3nnModel(in_s, args.hidden, args.layers)
         models = {k: m.to(device) for k, m in models.items()}
         mem, peak = {}, {}
         for name, model in models.items():
@@ -213,14 +333,7 @@ def main(argv=None):
                 step(model, data)().backward()
         for _ in range(args.repeats):
             for name, model in models.items():
-                run = step(model, data)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                run().backward()
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(timed(step(model, data), device))
         base = statistics.median(times["ponita (separable)"])
         for name in models:
             ms = 1e3 * statistics.median(times[name])
@@ -230,6 +343,26 @@ def main(argv=None):
             pk = "-" if peak[name] is None else f"{peak[name]:.0f}"
             print(f"| {label} | {data.num_nodes} | {data.num_edges} | {name} | {ms:.1f} | {row['ratio']:.2f} | "
                   f"{row['saved_mb']:.1f} | {pk} |")
+    layer_rows = []
+    if o3 is not None:
+        print(f"\n| workload | one layer, C = {args.hidden} | params | fwd+bwd ms | e3nn / ponita |")
+        print("|---|---|---|---|---|")
+        for label, (kind, bs) in sizes.items():
+            data = make_batch(kind, bs, device)
+            layers = {name: layer_step(name, args.hidden, args.num_ori, data)
+                      for name in ("ponita block", "e3nn conv")}
+            times = {name: [] for name in layers}
+            for round_ in range(args.repeats + 1):      # round 0 warms up
+                for name, (fn, _) in layers.items():
+                    t = timed(fn, device)
+                    if round_:
+                        times[name].append(t)
+            ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+            for name, (_, params) in layers.items():
+                row = {"workload": label, "layer": name, "params": params, "ms": ms[name],
+                       "e3nn_over_ponita": ms["e3nn conv"] / ms["ponita block"]}
+                layer_rows.append(row)
+                print(f"| {label} | {name} | {params} | {ms[name]:.1f} | {row['e3nn_over_ponita']:.2f} |")
     orientations = [4, 8] if args.small else [4, 8, 16, 32, 64]
     eq = equivariance_errors(orientations, 8 if args.small else 16, 1 if args.small else 2)
     print("\n| num_ori | model | relative equivariance error (vectors, max over 6 rigid motions) |")
@@ -239,7 +372,8 @@ def main(argv=None):
     result = {"benchmark": "ponita_speed", "device": args.device, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
               "hidden": args.hidden, "layers": args.layers, "num_ori": args.num_ori,
-              "e3nn": "not installed (column skipped)", "rows": rows, "equivariance": eq}
+              "e3nn": E3NN or "not installed (columns skipped)", "rows": rows, "layers_table": layer_rows,
+              "equivariance": eq}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     return result

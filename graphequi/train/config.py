@@ -85,6 +85,8 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     model_kwargs: tuple = ()
+    associativity_weight: float = 0.0
+    associativity_triples: int = 256
 
     def __post_init__(self):
         if isinstance(self.model_kwargs, Mapping):
@@ -117,6 +119,10 @@ class TrainConfig:
             problems.append(f"threads must be >= 1, got {self.threads}")
         if self.subset is not None and self.subset < 1:
             problems.append(f"subset must be >= 1, got {self.subset}")
+        if self.associativity_weight < 0:
+            problems.append(f"associativity_weight must be >= 0, got {self.associativity_weight}")
+        if self.associativity_triples < 1:
+            problems.append(f"associativity_triples must be >= 1, got {self.associativity_triples}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if problems:
@@ -145,7 +151,8 @@ class TrainConfig:
     # Fields that must agree for --resume to continue a run (epochs may grow).
     RESUME_KEYS = ("dataset", "model", "batch_size", "lr", "weight_decay", "lr_factor", "lr_patience",
                    "loss", "polys", "target", "fold", "subset", "model_kwargs", "scheduler",
-                   "bucket_by_size", "precision", "precise_bn_batches")
+                   "bucket_by_size", "precision", "precise_bn_batches", "associativity_weight",
+                   "associativity_triples")
 
     @classmethod
     def defaults(cls) -> dict:
@@ -206,6 +213,10 @@ _FLAGS = {
     "--precise-bn-batches": ("precise_bn_batches", int, "before each evaluation, re-estimate the batch-norm "
                                                         "statistics as the plain average over N training batches"),
     "--time-limit-h": ("time_limit_h", float, "stop after this many hours of training (per seed)"),
+    "--associativity-weight": ("associativity_weight", float, "add this weight times the associativity error "
+                                                              "of the model's LCM aggregations to the loss"),
+    "--associativity-triples": ("associativity_triples", int, "triples sampled per LCM layer and batch "
+                                                              "for that error (default 256)"),
 }
 
 

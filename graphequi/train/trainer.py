@@ -59,6 +59,7 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from graphequi._io import atomic_write
+from graphequi.nn.aggr import AssociativityRegularizer
 from graphequi.train import distributed
 from graphequi.train.checkpoint import RunState, capture_rng_state, load_checkpoint, save_checkpoint
 from graphequi.train.config import TrainConfig
@@ -131,14 +132,17 @@ def _evaluate(model, shard: _Shard, task: Task, device, info: DistInfo, cfg: Tra
 
 
 def _train_epoch(model, loader, optimizer, task: Task, loss_name: str, cfg: TrainConfig, device,
-                 info: DistInfo, desc: str) -> float:
+                 info: DistInfo, desc: str, regularizer: Optional[AssociativityRegularizer] = None) -> tuple:
+    """One pass over ``loader``; returns the mean training loss and, with a
+    ``regularizer``, the mean associativity error it added (else ``None``)."""
     model.train()
-    total, count = 0.0, 0
+    total, count, assoc_total = 0.0, 0, 0.0
     bar = tqdm(loader, desc=desc, leave=False, disable=not (cfg.progress and info.is_main))
     for batch in bar:
         batch = batch.to(device)
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(cfg, device):
+        recording = regularizer.recording() if regularizer is not None else contextlib.nullcontext()
+        with _autocast(cfg, device), recording:
             out = model(batch)
         if out.dtype == torch.bfloat16:  # the loss in float32, as autocast computes its own losses
             out = out.float()
@@ -146,9 +150,15 @@ def _train_epoch(model, loader, optimizer, task: Task, loss_name: str, cfg: Trai
         if task.kind == "regression":
             y = (y.view(out.shape).to(out.dtype) - task.y_mean) / task.y_std
         loss = loss_fn(loss_name, out, y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss {loss.item()} ({desc}); lower the learning rate")
-        loss.backward()
+        objective = loss
+        if regularizer is not None:
+            with _autocast(cfg, device):
+                assoc = regularizer.penalty().float()
+            objective = loss + cfg.associativity_weight * assoc
+            assoc_total += float(assoc.detach()) * int(batch.num_graphs)
+        if not torch.isfinite(objective):
+            raise FloatingPointError(f"non-finite training loss {objective.item()} ({desc}); lower the learning rate")
+        objective.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -156,8 +166,8 @@ def _train_epoch(model, loader, optimizer, task: Task, loss_name: str, cfg: Trai
         total += float(loss.detach()) * n
         count += n
         bar.set_postfix(loss=f"{loss.item():.4f}")
-    total, count = distributed.all_reduce_sum([total, count], info, device)
-    return total / max(count, 1)
+    total, count, assoc_total = distributed.all_reduce_sum([total, count, assoc_total], info, device)
+    return total / max(count, 1), (assoc_total / max(count, 1) if regularizer is not None else None)
 
 
 def _better(value: float, best: Optional[float], higher: bool) -> bool:
@@ -189,12 +199,20 @@ class _SeedRun:
     schedule: Schedule
     scheduler: object
     loss_name: str
+    regularizer: Optional[AssociativityRegularizer] = None
 
 
 def _build(cfg: TrainConfig, task: Task, seed: int, info: DistInfo, device: str) -> _SeedRun:
     """The seeded model (DDP-wrapped under ``torchrun``), its optimizer and scheduler."""
     seed_everything(seed)
     model = build_model(cfg.model, task, **cfg.model_options).to(device)
+    regularizer = None
+    if cfg.associativity_weight > 0:
+        try:
+            regularizer = AssociativityRegularizer(model, cfg.associativity_triples)
+        except ValueError as err:
+            raise ValueError(f"associativity_weight > 0 needs a model with LCM aggregation "
+                             f"(e.g. gin-lcm): {err}") from None
     train_model = model
     if info.enabled:
         if device.startswith("cuda"):
@@ -206,7 +224,7 @@ def _build(cfg: TrainConfig, task: Task, seed: int, info: DistInfo, device: str)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = SCHEDULES[cfg.scheduler]
     scheduler = schedule.build(optimizer, cfg, task.higher_is_better)
-    return _SeedRun(model, train_model, optimizer, schedule, scheduler, cfg.loss or task.loss)
+    return _SeedRun(model, train_model, optimizer, schedule, scheduler, cfg.loss or task.loss, regularizer)
 
 
 def _resume(run: _SeedRun, cfg: TrainConfig, ckpt_path: Path, info: DistInfo) -> RunState:
@@ -239,8 +257,8 @@ def _epoch(run: _SeedRun, state: RunState, epoch: int, loader, shards: tuple, ta
            info: DistInfo, device: str) -> dict:
     """Train and evaluate one epoch, step the schedule, update ``state``; return the epoch's record."""
     start = time.perf_counter()
-    train_loss = _train_epoch(run.train_model, loader, run.optimizer, task, run.loss_name, cfg, device,
-                              info, f"epoch {epoch}")
+    train_loss, train_assoc = _train_epoch(run.train_model, loader, run.optimizer, task, run.loss_name, cfg,
+                                           device, info, f"epoch {epoch}", run.regularizer)
     if cfg.precise_bn_batches:
         # the batches of this epoch's (seeded) order, so a resumed run sees the same ones
         recompute_batch_norm_statistics(run.model, loader, cfg.precise_bn_batches,
@@ -261,6 +279,7 @@ def _epoch(run: _SeedRun, state: RunState, epoch: int, loader, shards: tuple, ta
     elapsed = max(distributed.all_gather_objects(time.perf_counter() - start, info))
     state.wall_time += elapsed
     record = {"epoch": epoch, "train_loss": train_loss, "lr": lr,
+              **({"train_associativity": train_assoc} if train_assoc is not None else {}),
               **{f"val_{k}": v for k, v in val.items()}, **{f"test_{k}": v for k, v in test.items()},
               "best_epoch": state.best_epoch, "epoch_time_s": elapsed}
     state.history.append(record)

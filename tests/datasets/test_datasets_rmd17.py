@@ -7,19 +7,8 @@ from graphequi.datasets import KCAL_PER_MOL_IN_MEV, RMD17
 from graphequi.datasets._cache import DatasetFileError
 
 
-def fake_source(tmp_path, n_atoms=3, frames=1000):
-    folder = tmp_path / "src" / "rmd17_npz"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for part in ("train", "test"):
-        np.savez(folder / f"rmd17_ethanol_{part}_01.npz", nuclear_charges=np.array([6, 1, 8], dtype=np.uint8),
-                 coords=rng.normal(size=(frames, n_atoms, 3)), energies=np.arange(frames, dtype=np.float64),
-                 forces=rng.normal(size=(frames, n_atoms, 3)))
-    return tmp_path / "src"
-
-
-def test_splits_and_units(tmp_path):
-    source = fake_source(tmp_path)
+def test_splits_and_units(tmp_path, fake_rmd17):
+    source = fake_rmd17(tmp_path)
     train = RMD17(tmp_path / "cache", "ethanol", "train", source=source, log=False)
     val = RMD17(tmp_path / "cache", "ethanol", "val", source=source, log=False)
     test = RMD17(tmp_path / "cache", "ethanol", "test", source=source, log=False)
@@ -31,12 +20,12 @@ def test_splits_and_units(tmp_path):
     assert torch.equal(g.x, torch.tensor([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]]))   # elements 1, 6, 8
 
 
-def test_errors(tmp_path):
+def test_errors(tmp_path, fake_rmd17):
     with pytest.raises(ValueError, match="unknown rMD17 molecule"):
         RMD17(tmp_path, "water")
     with pytest.raises(FileNotFoundError, match="rmd17_npz"):
         RMD17(tmp_path / "c", "ethanol", source=tmp_path / "nowhere", log=False)
-    source = fake_source(tmp_path)
+    source = fake_rmd17(tmp_path)
     bad = source / "rmd17_npz" / "rmd17_ethanol_test_01.npz"
     bad.chmod(0o644)
     bad.write_bytes(b"not a zip")

@@ -152,3 +152,27 @@ def test_conv_compiles_fullgraph():
     x = torch.randn(5, 6, 4, generator=gen)
     ei = torch.tensor([[1, 2, 3, 4, 0], [0, 0, 1, 2, 4]])
     assert_compiles(conv, x, ei, torch.randn(5, 6, 3, generator=gen), torch.randn(6, 6, 3, generator=gen))
+
+
+@pytest.mark.parametrize("num_ori", [0, 6])
+def test_edge_scalars_enter_the_kernel(num_ori):
+    """``edge_attr`` invariants (e.g. charge products) change the output,
+    keep distance mode exactly invariant, and permute with the edges."""
+    data = cloud(vec=num_ori != 0)
+    gen = torch.Generator().manual_seed(3)
+    data.edge_attr = torch.randn(data.edge_index.size(1), 2, generator=gen, dtype=torch.float64)
+    net = model(num_ori, edge_scalars=2)
+    out = net(data).scalar
+    other = data.clone()
+    other.edge_attr = other.edge_attr.flip(0)
+    assert not torch.allclose(out, net(other).scalar)
+    if num_ori == 0:
+        assert_e3_equivariant(lambda p: net(with_points(data, p)).scalar, points_of(data), trials=3)
+    batch = Batch.from_data_list([data, data])
+    assert_permutation_equivariant(lambda d: net(d).scalar, batch, output="graph", node_attrs=NODE_ATTRS)
+    with pytest.raises(ValueError, match=r"data.edge_attr must have shape \[30, 2\]"):
+        bad = data.clone()
+        bad.edge_attr = data.edge_attr[:, :1]
+        net(bad)
+    with pytest.raises(ValueError, match="edge_scalars"):
+        Ponita(2, 8, num_ori=-1, edge_scalars=1)

@@ -297,3 +297,26 @@ def test_lcm_and_spen_rows_train_and_ponita_asks_for_positions(tmp_path):
         assert optimizer_steps(out) == batches_per_epoch(summary)
     with pytest.raises(ValueError, match="data.pos"):
         train(tiny(tmp_path / "ponita", model="ponita", epochs=1, subset=32))
+
+
+def test_associativity_weight_adds_the_lcm_regularizer(tmp_path):
+    """The weight changes the optimised objective (so the trained weights),
+    every epoch records the mean associativity error, the run stays
+    deterministic, and a model without LCM layers is refused by name."""
+    kw = dict(model="gin-lcm", epochs=2, subset=32, model_kwargs=dict(hidden_channels=8, num_layers=2,
+                                                                         lcm_cell="mlp"))
+    plain = train(tiny(tmp_path / "plain", **kw))
+    reg_a = train(tiny(tmp_path / "a", associativity_weight=0.5, **kw))
+    reg_b = train(tiny(tmp_path / "b", associativity_weight=0.5, **kw))
+    plain_log = read_jsonl(tmp_path / "plain" / "seed0" / "metrics.jsonl")
+    log_a = read_jsonl(tmp_path / "a" / "seed0" / "metrics.jsonl")
+    assert all("train_associativity" not in r for r in plain_log)
+    assert all(math.isfinite(r["train_associativity"]) and r["train_associativity"] > 0 for r in log_a)
+    assert without_time(log_a) == without_time(read_jsonl(tmp_path / "b" / "seed0" / "metrics.jsonl"))
+    assert reg_a["per_seed"][0]["test"] == reg_b["per_seed"][0]["test"]
+    assert log_a[0]["train_loss"] != plain_log[0]["train_loss"] or log_a[1]["train_loss"] != plain_log[1]["train_loss"]
+    assert optimizer_steps(tmp_path / "a") == 2 * batches_per_epoch(reg_a)
+    with pytest.raises(ValueError, match="needs a model with LCM aggregation"):
+        train(tiny(tmp_path / "gin", model="gin", epochs=1, subset=32, associativity_weight=0.5))
+    with pytest.raises(ValueError, match="associativity_weight must be >= 0"):
+        TrainConfig(dataset="zinc", model="gin-lcm", associativity_weight=-1.0)

@@ -13,6 +13,7 @@ through :class:`~graphequi.nn.aggr.base.KernelAggregation`, so it can be the
 from graphequi.nn.aggr.base import KernelAggregation
 from graphequi.nn.aggr.basic import MaxAggregation, MeanAggregation, MinAggregation, SumAggregation
 from graphequi.nn.aggr.lcm import LCMAggregation
+from graphequi.nn.aggr.associativity import AssociativityRegularizer
 
 __all__ = ["KernelAggregation", "SumAggregation", "MeanAggregation", "MaxAggregation", "MinAggregation",
-           "LCMAggregation"]
+           "LCMAggregation", "AssociativityRegularizer"]

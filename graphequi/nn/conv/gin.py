@@ -63,7 +63,7 @@ def _fused_reduce(aggr: torch.nn.Module) -> Optional[str]:
 
 
 class _GINBase(MessagePassing):
-    """What GIN and GINE share: the MLP :math:`h_\Theta`, :math:`\epsilon`, the aggregation."""
+    r"""What GIN and GINE share: the MLP :math:`h_\Theta`, :math:`\epsilon`, the aggregation."""
 
     def __init__(self, nn: torch.nn.Module, eps: float, train_eps: bool, aggr):
         super().__init__(aggr=resolve_aggregation(aggr))

@@ -66,6 +66,11 @@ class Ponita(nn.Module):
         hidden: channels :math:`C`.
         out_scalars, out_vectors: output widths.
         in_vectors: :math:`V`.
+        edge_scalars: :math:`D`, invariant edge scalars ``data.edge_attr``
+            ``[E, D]`` (e.g. the charge products :math:`q_i q_j` of the
+            n-body task), appended to the geometric invariants of the spatial
+            kernel (grid and distance modes; the lifted mode has no edges of
+            the input graph to attach them to).
         num_layers: number of :class:`PonitaBlock`.
         num_ori: ``-1``, ``0`` or the grid size.
         radius: cutoff radius of the smooth envelope
@@ -80,7 +85,7 @@ class Ponita(nn.Module):
     """
 
     def __init__(self, in_scalars: int, hidden: int, out_scalars: int = 1, *, in_vectors: int = 0,
-                 out_vectors: int = 0, num_layers: int = 4, num_ori: int = 12,
+                 out_vectors: int = 0, edge_scalars: int = 0, num_layers: int = 4, num_ori: int = 12,
                  radius: Optional[float] = None, basis_dim: Optional[int] = None, degree: int = 3,
                  widening: int = 4, layer_scale: Optional[float] = 1e-6, aggr: str = "sum",
                  task_level: str = "graph", pool: str = "mean"):
@@ -97,14 +102,17 @@ class Ponita(nn.Module):
             raise ValueError(f"radius must be positive, got {radius}")
         if out_scalars + out_vectors < 1:
             raise ValueError("the model needs at least one output")
+        if edge_scalars < 0 or (edge_scalars and num_ori == -1):
+            raise ValueError(f"edge_scalars must be >= 0 and needs num_ori >= 0 (the lifted mode has no "
+                             f"input-graph edges), got edge_scalars={edge_scalars}, num_ori={num_ori}")
         basis_dim = basis_dim or hidden
-        self.in_scalars, self.in_vectors = in_scalars, in_vectors
+        self.in_scalars, self.in_vectors, self.edge_scalars = in_scalars, in_vectors, edge_scalars
         self.out_scalars, self.out_vectors = out_scalars, out_vectors
         self.hidden, self.num_ori, self.radius = hidden, num_ori, radius
         self.task_level, self.pool = task_level, pool
         self.register_buffer("grid", fibonacci_sphere(max(num_ori, 1)), persistent=False)
         spatial_dim = {0: 1, -1: 3}.get(num_ori, 2)
-        self.spatial_basis = KernelBasis(spatial_dim, hidden, basis_dim, degree)
+        self.spatial_basis = KernelBasis(spatial_dim + edge_scalars, hidden, basis_dim, degree)
         self.fiber_basis = KernelBasis(1, hidden, basis_dim, degree) if num_ori > 0 else None
         self.embed = nn.Linear(max(in_scalars, 1) + in_vectors, hidden)
         self.blocks = nn.ModuleList(PonitaBlock(hidden, basis_dim, fiber=num_ori > 0, widening=widening,
@@ -143,6 +151,20 @@ class Ponita(nn.Module):
             vec = vec.to(pos.dtype)
         return x, vec
 
+    def _with_edge_scalars(self, data, invariants: Tensor) -> Tensor:
+        """``[E, O, I]`` geometric invariants, with ``data.edge_attr`` appended on every orientation."""
+        if not self.edge_scalars:
+            return invariants
+        attr = getattr(data, "edge_attr", None)
+        num_edges = invariants.size(0)
+        if attr is not None and attr.dim() == 1:
+            attr = attr.unsqueeze(1)
+        if attr is None or attr.dim() != 2 or attr.shape != (num_edges, self.edge_scalars):
+            raise ValueError(f"{self.__class__.__name__}: data.edge_attr must have shape "
+                             f"[{num_edges}, {self.edge_scalars}], got {None if attr is None else tuple(attr.shape)}")
+        attr = attr.to(invariants.dtype).unsqueeze(1).expand(-1, invariants.size(1), -1)
+        return torch.cat([invariants, attr], -1)
+
     def forward(self, data) -> PointCloudOutput:
         pos, edge_index = data.pos, getattr(data, "edge_index", None)
         if pos is None or pos.dim() != 2 or pos.size(1) != 3:
@@ -156,7 +178,8 @@ class Ponita(nn.Module):
         fiber_basis = None
         if self.num_ori > 0:
             rel = edge_vectors(pos, edge_index)
-            spatial = self.spatial_basis(bundle_spatial_invariants(rel, grid))      # [E, O, B]
+            spatial = self.spatial_basis(self._with_edge_scalars(
+                data, bundle_spatial_invariants(rel, grid)))                           # [E, O, B]
             fiber_basis = self.fiber_basis(bundle_fiber_invariants(grid))          # [O, O, B]
             feats = x.unsqueeze(1).expand(-1, self.num_ori, -1)
             if vec is not None:
@@ -165,7 +188,7 @@ class Ponita(nn.Module):
             dist = None if self.radius is None else distance(pos, edge_index)
         elif self.num_ori == 0:
             dist = distance(pos, edge_index)
-            spatial = self.spatial_basis(dist.unsqueeze(1))                        # [E, 1, B]
+            spatial = self.spatial_basis(self._with_edge_scalars(data, dist.unsqueeze(1)))  # [E, 1, B]
             feats, graph_edges, ori, base = x.unsqueeze(1), edge_index, None, None
         else:
             lifted = lift_edges(edge_index, num_nodes)
@@ -210,7 +233,8 @@ class Ponita(nn.Module):
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(in_scalars={self.in_scalars}, in_vectors={self.in_vectors}, "
-                f"hidden={self.hidden}, out_scalars={self.out_scalars}, out_vectors={self.out_vectors}, "
+                f"edge_scalars={self.edge_scalars}, hidden={self.hidden}, out_scalars={self.out_scalars}, "
+                f"out_vectors={self.out_vectors}, "
                 f"num_layers={len(self.blocks)}, num_ori={self.num_ori}, radius={self.radius})")
 
 
