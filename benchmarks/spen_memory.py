@@ -10,6 +10,8 @@ Methods (same width and depth)
              segment-mean sharing;
     spen-pad graphequi.nn.SPEN(size_map='shared', pad=True): one set of
              weights, sizes zero-padded up to powers of two (fewer buckets);
+    spen-one graphequi.nn.SPEN(size_map='shared', pad='group'): one set of
+             weights, one bucket padded to the largest ego-net;
     ppgn++   graphequi.nn.PPGNPlusPlus: dense [C, 1, n, n] pair tensors;
     loop     SPEN as the paper describes it, one ego-net at a time in a
              Python loop (same weights as ``spen``; its output is checked
@@ -51,7 +53,7 @@ from graphequi.transforms import EgoNetBags
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = ("spen", "spen-pad", "ppgn++", "loop")
+METHODS = ("spen", "spen-pad", "spen-one", "ppgn++", "loop")
 
 
 def random_graph(n: int, seed: int) -> Data:
@@ -94,7 +96,8 @@ def build(method: str, n: int, width: int, depth: int, device: str):
     if method == "ppgn++":
         model = PPGNPlusPlus(1, hidden_channels=width, num_layers=depth).to(device)
         return model, data.to(device), model
-    options = dict(size_map="shared", pad=True) if method == "spen-pad" else {}
+    options = {"spen-pad": dict(size_map="shared", pad=True),
+               "spen-one": dict(size_map="shared", pad="group")}.get(method, {})
     model = SPEN(1, hidden_channels=width, num_layers=depth, **options).to(device)
     bags = EgoNetBags()(data).to(device)
     fn = (lambda d: loop_forward(model, d)) if method == "loop" else model
@@ -251,7 +254,8 @@ def main(argv=None) -> dict:
             for m in methods for kind in ("memory", "time")}
     header = f"{'n':>5} " + " ".join(f"{m + ' MiB':>12} {m + ' s':>10}" for m in methods)
     ratios = [(a, b, kind) for a, b, kind in (("spen", "ppgn++", "peak_mib"), ("loop", "spen", "s"),
-                                              ("loop", "spen-pad", "s")) if {a, b} <= set(methods)]
+                                              ("loop", "spen-pad", "s"), ("loop", "spen-one", "s"))
+              if {a, b} <= set(methods)]
     extra = "".join(f"  {a}/{b} {'mem' if kind == 'peak_mib' else 'time'}" for a, b, kind in ratios)
     print(header + extra)
     for r in rows:

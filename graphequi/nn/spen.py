@@ -37,7 +37,7 @@ from torch import Tensor
 
 from graphequi.nn.encoders import FeatureEncoder, Vocab
 from graphequi.nn.spen_conv import SPENConv
-from graphequi.nn.spen_layout import EgoNetLayout, SizeMap
+from graphequi.nn.spen_layout import PAD_MODES, EgoNetLayout, SizeMap
 from graphequi.ops import scatter
 
 __all__ = ["SPEN", "build_spen", "bucket_inputs"]
@@ -101,10 +101,12 @@ class SPEN(torch.nn.Module):
         norm (str): ``'batch'`` (batch norm of the shared node and pair
             features after each layer) or ``'none'``.
         multiplicity (bool): add the multiplicity input channels.
-        pad (bool): bucket the ego-nets of one weight group by size rounded
-            up to a power of two, zero-padded (:class:`EgoNetLayout`): same
-            result, fewer and larger dense tensors. Worth it when many sizes
-            share weights (e.g. ``size_map='shared'``).
+        pad (bool or str): ``True``/``'pow2'``: bucket the ego-nets of one
+            weight group by size rounded up to a power of two, zero-padded
+            (:class:`EgoNetLayout`); ``'group'``: one bucket per weight group,
+            padded to its largest ego-net. Same result, fewer and larger dense
+            tensors. Worth it when many sizes share weights (e.g.
+            ``size_map='shared'``) and the ego-nets are small.
         dropout (float): dropout in the head.
 
     Shapes:
@@ -132,7 +134,7 @@ class SPEN(torch.nn.Module):
         size_map: Union[SizeMap, int, str] = 8,
         norm: str = "batch",
         multiplicity: bool = True,
-        pad: bool = False,
+        pad: Union[bool, str] = False,
         dropout: float = 0.0,
     ):
         super().__init__()
@@ -140,6 +142,8 @@ class SPEN(torch.nn.Module):
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         if norm not in ("batch", "none"):
             raise ValueError(f"norm must be 'batch' or 'none', got {norm!r}")
+        if pad not in PAD_MODES:
+            raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
         if isinstance(size_map, str):
             if size_map != "shared":
                 raise ValueError(f"size_map must be a SizeMap, an int or 'shared', got {size_map!r}")
@@ -148,7 +152,7 @@ class SPEN(torch.nn.Module):
             size_map = SizeMap.up_to(size_map)
         self.size_map = size_map
         self.out_channels, self.hidden_channels, self.num_layers = out_channels, hidden_channels, num_layers
-        self.norm, self.multiplicity, self.pad, self.dropout = norm, bool(multiplicity), bool(pad), dropout
+        self.norm, self.multiplicity, self.pad, self.dropout = norm, bool(multiplicity), pad, dropout
         h = hidden_channels
         self.node_encoder = (FeatureEncoder(h, vocab=node_vocab, in_channels=node_in_channels,
                                             name="node features (data.x)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -81,6 +81,9 @@ class EgoBucket:
     pairs: Tensor
 
 
+PAD_MODES = (False, True, "pow2", "group")
+
+
 def _next_pow2(m: int) -> int:
     return 1 << (int(m) - 1).bit_length()
 
@@ -94,7 +97,8 @@ class EgoNetLayout:
     distinct sizes; a loop over those sizes, never over nodes or subgraphs).
     Without padding a bucket holds the ego-nets of one size. With
     ``pad=True`` the ego-nets of one weight group whose sizes round up to the
-    same power of two share a bucket, zero-padded to its largest size (fewer,
+    same power of two share a bucket (with ``pad="group"``, all the ego-nets
+    of a weight group), zero-padded to its largest size (fewer,
     larger dense tensors: fewer kernel launches for some padding work;
     :class:`SPENConv` normalises by the true sizes, so the result is the
     same). :meth:`gather` reads every bucket's local rows in one gather per
@@ -117,13 +121,19 @@ class EgoNetLayout:
     pair_count: Tensor  # [P] ego-nets holding each pair
 
     @classmethod
-    def from_data(cls, data, size_map: Optional[SizeMap] = None, pad: bool = False) -> "EgoNetLayout":
+    def from_data(cls, data, size_map: Optional[SizeMap] = None,
+                  pad: Union[bool, str] = False) -> "EgoNetLayout":
         """Args:
             data: a graph or batch written by :class:`graphequi.transforms.EgoNetBags`.
             size_map: weight groups; ego-nets of different groups never share
                 a bucket (default: one group).
-            pad: merge sizes of one group up to the next power of two.
+            pad: ``False``: one bucket per size; ``True`` or ``"pow2"``:
+                merge the sizes of one group up to the next power of two;
+                ``"group"``: one bucket per weight group, padded to its
+                largest ego-net (the fewest tensors, the most padding).
         """
+        if pad not in PAD_MODES:
+            raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
         missing = [k for k in _REQUIRED if getattr(data, k, None) is None]
         if missing:
             raise ValueError(f"the graph has no ego-net bags ({', '.join(missing)} missing); "
@@ -149,7 +159,8 @@ class EgoNetLayout:
         pair_offset = torch.cumsum(sq, 0) - sq
         keys: dict[tuple[int, int], list[int]] = {}
         for m in torch.unique(size).tolist():  # the few distinct sizes, not the subgraphs
-            keys.setdefault((size_map.group(m), _next_pow2(m) if pad else m), []).append(m)
+            merged = {False: m, True: _next_pow2(m), "pow2": _next_pow2(m), "group": 0}[pad]
+            keys.setdefault((size_map.group(m), merged), []).append(m)
         buckets = []
         for (group, _), members in sorted(keys.items()):
             big = max(members)

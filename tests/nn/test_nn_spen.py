@@ -209,7 +209,8 @@ def reference_spen(model, data):
     return model.head(torch.stack(z).mean(0, keepdim=True))
 
 
-@pytest.mark.parametrize("size_map,pad", [(3, False), ("shared", False), ("shared", True), (3, True)])
+@pytest.mark.parametrize("size_map,pad", [(3, False), ("shared", False), ("shared", True), (3, True),
+                                          ("shared", "group"), (3, "group")])
 def test_matches_slow_per_subgraph_reference(size_map, pad):
     model = model64(size_map=size_map, norm="none", pad=pad)
     graphs = [random_graph(9, 0.3, 0, isolated=1, hub=True), random_graph(6, 0.5, 1),
@@ -242,6 +243,14 @@ def test_padded_buckets():
     # per-size weight groups never share a bucket
     grouped = EgoNetLayout.from_data(data, SizeMap.up_to(3), pad=True)
     assert [b.size for b in grouped.buckets if b.group < 3] == [s for s in sizes if s <= 3]
+    # pad="group": one bucket per weight group, padded to its largest ego-net
+    single = EgoNetLayout.from_data(data, SizeMap.shared(), pad="group")
+    assert len(single.buckets) == 1 and single.buckets[0].size == max(sizes)
+    assert torch.equal(single.pair_count, exact.pair_count)
+    per_group = EgoNetLayout.from_data(data, SizeMap.up_to(3), pad="group")
+    assert [b.size for b in per_group.buckets] == [s for s in sizes if s <= 3] + [max(sizes)]
+    with pytest.raises(ValueError, match="pad must be one of"):
+        EgoNetLayout.from_data(data, pad="max")
 
 
 def test_batching_invariance_and_determinism():
