@@ -50,6 +50,7 @@ __all__ = [
     "RMD17",
     "RMD17_MOLECULES",
     "KCAL_PER_MOL_IN_MEV",
+    "RMD17_RADIUS",
     "DatasetSplits",
     "get_dataset",
     "dataset_names",
@@ -106,7 +107,12 @@ class DatasetSplits:
 def dataset_names() -> tuple:
     """Every name :func:`get_dataset` accepts (canonical spellings)."""
     return (("zinc",) + OGB_MOL_NAMES + tuple(GIN_TU_NAMES)
-            + tuple(f"count-{t}" for t in SUBSTRUCTURE_TARGETS))
+            + tuple(f"count-{t}" for t in SUBSTRUCTURE_TARGETS)
+            + tuple(f"rmd17-{m}" for m in RMD17_MOLECULES))
+
+
+#: radius graph of the ``rmd17-*`` entries of :func:`get_dataset`, in Å (PONITA's and NequIP's cutoff)
+RMD17_RADIUS = 5.0
 
 
 def get_dataset(name: str, root, source=None, *, fold: int = 0,
@@ -120,7 +126,11 @@ def get_dataset(name: str, root, source=None, *, fold: int = 0,
             ``"PTC"``, ``"PROTEINS"``, ``"NCI1"``, ``"IMDB-B"``, ``"IMDB-M"``);
             or ``"count-<target>"`` with target in ``triangle``,
             ``tailed_triangle``, ``4cycle``, ``star``, ``chordal_cycle``
-            (graph-level counts). Case-insensitive.
+            (graph-level counts); or ``"rmd17-<molecule>"`` (the energy in meV
+            as a graph-level regression target, on a radius graph of
+            :data:`RMD17_RADIUS` Å built on access; forces stay in
+            ``data.force`` for force-trained models such as
+            ``benchmarks/ponita_rmd17.py``). Case-insensitive.
         root: writable cache folder.
         source: read-only data folder (default ``$GRAPHEQUI_SHARED_DATA`` or
             ``../shared/data``).
@@ -164,4 +174,14 @@ def get_dataset(name: str, root, source=None, *, fold: int = 0,
                              num_tasks=1,
                              result_name=f"substructure counting ({target}, graph-level, Chen et al. 2020 split)",
                              extra={"target_std": parts[0].target_std})
+    if key.startswith("rmd17-"):
+        from graphequi.transforms import RadiusGraph
+        from torch_geometric.transforms import Compose
+
+        graph = RadiusGraph(RMD17_RADIUS, max_num_neighbors=None)
+        molecular = dict(common, transform=graph if transform is None else Compose([graph, transform]))
+        molecule = key.split("-", 1)[1]
+        parts = [RMD17(root, molecule, s, source=source, **molecular) for s in ("train", "val", "test")]
+        return DatasetSplits(key, *parts, task_type="regression", metric="mae", num_tasks=1,
+                             result_name=f"rMD17 {molecule} energy (meV), split 01, radius {RMD17_RADIUS} A")
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(dataset_names())}")

@@ -83,11 +83,29 @@ def _ego_nets(kwargs: dict) -> Callable:
     return EgoNetBags(num_hops=int(kwargs.get("num_hops", 1)))
 
 
+class ScalarOutputs(torch.nn.Module):
+    """A point-cloud model's invariant outputs (``PointCloudOutput.scalar``,
+    ``[B, S]``) as the tensor the trainer scores."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def reset_parameters(self):
+        self.model.reset_parameters()
+
+    def forward(self, data):
+        return self.model(data).scalar
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.model!r})"
+
+
 def _ponita(task: "Task", levels, **kwargs) -> torch.nn.Module:
     del levels
     if getattr(task.train[0], "pos", None) is None:
         raise ValueError(f"ponita needs 3D positions (data.pos), which {task.name} does not have")
-    return build_ponita(task, **kwargs)
+    return ScalarOutputs(build_ponita(task, **kwargs))
 
 
 def _gine(task: "Task", levels, **kwargs) -> torch.nn.Module:

@@ -37,3 +37,23 @@ def test_real_aspirin(shared_data, tmp_path):
     shared_data("rmd17_npz", "rmd17_aspirin_train_01.npz")
     val = RMD17(tmp_path, "aspirin", "val", log=False)
     assert len(val) == 50 and val[0].pos.shape == (21, 3) and val[0].x.shape == (21, 3)
+
+
+def test_get_dataset_entry_and_trainer_run(tmp_path, fake_rmd17, monkeypatch):
+    """``rmd17-<molecule>``: energy regression on a 5 A radius graph, which the
+    trainer's ``ponita`` row trains (positions present)."""
+    from graphequi.datasets import RMD17_RADIUS, dataset_names, get_dataset
+    from graphequi.train import TrainConfig, train
+
+    source = fake_rmd17(tmp_path)
+    splits = get_dataset("rMD17-ethanol", tmp_path / "cache", source=source, log=False)
+    assert "rmd17-aspirin" in dataset_names() and splits.metric == "mae" and splits.num_tasks == 1
+    g = splits.train[0]
+    dist = (g.pos[g.edge_index[0]] - g.pos[g.edge_index[1]]).norm(dim=-1)
+    full = torch.cdist(g.pos, g.pos)
+    assert g.edge_index.size(1) == int(((full <= RMD17_RADIUS) & (full > 0)).sum()) and bool((dist <= RMD17_RADIUS).all())
+    monkeypatch.setenv("GRAPHEQUI_SHARED_DATA", str(source))
+    summary = train(TrainConfig(dataset="rmd17-ethanol", model="ponita", epochs=1, batch_size=8, subset=16,
+                                threads=1, progress=False, root=str(tmp_path / "root"), out=str(tmp_path / "run"),
+                                model_kwargs=dict(hidden=8, num_layers=1, num_ori=4)))
+    assert summary["per_seed"][0]["epochs_run"] == 1
