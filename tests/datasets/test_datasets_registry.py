@@ -6,9 +6,9 @@ from graphequi.datasets import DatasetSplits, dataset_names, get_dataset
 
 
 def test_unknown_names_list_the_available_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset 'qm9'.*zinc.*ogbg-molhiv.*MUTAG.*count-4cycle"):
+    with pytest.raises(ValueError, match="unknown dataset 'qm9'.*zinc.*ogbg-molhiv.*MUTAG.*count-4cycle.*rmd17-aspirin"):
         get_dataset("qm9", tmp_path)
-    assert len(dataset_names()) == len(set(dataset_names())) == 17
+    assert len(dataset_names()) == len(set(dataset_names())) == 17 + 10   # 10 rMD17 molecules
 
 
 def test_split_scoring_and_bad_predictions():
