@@ -174,6 +174,15 @@ def main(argv=None):
     train = DataLoader(splits["train"], batch_size=args.batch_size, shuffle=True, generator=gen)
     valid = DataLoader(splits["valid"], batch_size=500)
     test = DataLoader(splits["test"], batch_size=500)
+    def write_result():
+        result = {"benchmark": "ponita_nbody", "args": vars(args), "torch": torch.__version__,
+                  "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+                  "params": sum(p.numel() for p in model.parameters()), "best": best, "history": history,
+                  "sizes": {k: len(v) for k, v in splits.items()}}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+        return result
+
     start, history, best = time.time(), [], None
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -199,15 +208,10 @@ def main(argv=None):
                 best = row
             history.append(row)
             print(json.dumps(row), flush=True)
+            write_result()   # a stopped run keeps its record
         if out_of_time:
             break
-    result = {"benchmark": "ponita_nbody", "args": vars(args), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-              "params": sum(p.numel() for p in model.parameters()), "best": best, "history": history,
-              "sizes": {k: len(v) for k, v in splits.items()}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    return result
+    return write_result()
 
 
 if __name__ == "__main__":

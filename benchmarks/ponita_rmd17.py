@@ -43,7 +43,7 @@ def evaluate(model, loader, mean, scale):
     energy_err, force_err, graphs, comps = 0.0, 0.0, 0, 0
     for batch in loader:
         energy, forces = energy_and_forces(model, batch, create_graph=False)
-        energy_err += float((energy.double() * scale + mean - batch.y.view(-1)).abs().sum())
+        energy_err += float((energy.detach().double() * scale + mean - batch.y.view(-1)).abs().sum())
         force_err += float((forces.detach() * scale - batch.force).abs().sum())
         graphs, comps = graphs + batch.num_graphs, comps + batch.force.numel()
     return energy_err / graphs, force_err / comps
@@ -88,6 +88,16 @@ def main(argv=None):
     train = DataLoader(splits["train"], batch_size=args.batch_size, shuffle=True, generator=gen)
     valid = DataLoader(splits["val"], batch_size=50)
     test = DataLoader(splits["test"], batch_size=50)
+    def write_result():
+        result = {"benchmark": "ponita_rmd17", "args": vars(args), "torch": torch.__version__,
+                  "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+                  "params": sum(p.numel() for p in model.parameters()), "energy_mean_mev": mean,
+                  "force_rms_mev_per_a": scale, "best": best, "history": history,
+                  "sizes": {k: len(v) for k, v in splits.items()}}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+        return result
+
     start, history, best = time.time(), [], None
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -113,16 +123,10 @@ def main(argv=None):
                 best = row
             history.append(row)
             print(json.dumps(row), flush=True)
+            write_result()   # a stopped run keeps its record
         if out_of_time:
             break
-    result = {"benchmark": "ponita_rmd17", "args": vars(args), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-              "params": sum(p.numel() for p in model.parameters()), "energy_mean_mev": mean,
-              "force_rms_mev_per_a": scale, "best": best, "history": history,
-              "sizes": {k: len(v) for k, v in splits.items()}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    return result
+    return write_result()
 
 
 if __name__ == "__main__":
