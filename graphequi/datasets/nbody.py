@@ -44,12 +44,15 @@ class NBodyCharged(InMemoryDataset):
             sizes (smaller values give a quick, different dataset; the
             folder name records them).
         frame_in, frame_out: input and target frames.
+        walls: elastic walls at every step (NRI's simulator) instead of the
+            benchmark's free motion after the initial fold (see
+            :func:`~graphequi.datasets.nbody_sim.simulate_charged`).
         progress: tqdm bar during generation.
     """
 
     def __init__(self, root: PathLike, split: str = "train", *, num_train: int = 10000,
                  num_valid: int = 2000, num_test: int = 2000, max_train: int = 3000, seed: int = 43,
-                 frame_in: int = 30, frame_out: int = 40, progress: bool = False,
+                 frame_in: int = 30, frame_out: int = 40, walls: bool = False, progress: bool = False,
                  transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
                  force_reload: bool = False, log: bool = True):
         if split not in NBODY_SPLITS:
@@ -58,8 +61,9 @@ class NBodyCharged(InMemoryDataset):
             raise ValueError(f"need 0 <= frame_in < frame_out < 49, got {frame_in}, {frame_out}")
         self.sizes = (num_train, num_valid, num_test)
         self.max_train, self.seed = min(max_train, num_train), seed
-        self.frames, self.progress, self.split = (frame_in, frame_out), progress, split
-        tag = f"nbody_charged5_{num_train}_{num_valid}_{num_test}_{self.max_train}_s{seed}_f{frame_in}-{frame_out}"
+        self.frames, self.progress, self.split, self.walls = (frame_in, frame_out), progress, split, walls
+        tag = (f"nbody_charged5_{num_train}_{num_valid}_{num_test}_{self.max_train}_s{seed}_f{frame_in}-{frame_out}"
+               f"_{'walls' if walls else 'free'}")
         super().__init__(str(Path(root) / tag), transform, pre_transform, force_reload=force_reload, log=log)
         self.load(self.processed_paths[NBODY_SPLITS.index(split)])
 
@@ -80,7 +84,7 @@ class NBodyCharged(InMemoryDataset):
             init = draw_initial_states(rng, num)
             keep = self.max_train if split == "train" else num
             loc, vel = simulate_charged(ChargedInitialStates(*(a[:keep] for a in init)),
-                                        progress=self.progress)
+                                        walls=self.walls, progress=self.progress)
             frames = list(self.frames)
             np.save(raw / f"charges_{split}.npy", init.charges)
             np.save(raw / f"loc_{split}.npy", loc[:, frames])      # [S, 2, 3, n]

@@ -3,13 +3,17 @@ r"""The charged-particles simulator of the N-body benchmark (Kipf et al.,
 Equivariant Graph Neural Networks", 2021), re-implemented in numpy and
 vectorized over simulations.
 
-Physics: :math:`n` particles with charges :math:`q \in \{-1, +1\}` in a
-box :math:`[-5, 5]^3` with elastic walls, Coulomb forces
-:math:`F_i = \sum_{j \ne i} q_i q_j (p_i - p_j) / \lVert p_i - p_j
-\rVert^3` clipped to :math:`\pm 0.1 / \Delta t` per coordinate, a half
+Physics: :math:`n` particles with charges :math:`q \in \{-1, +1\}`,
+Coulomb forces :math:`F_i = \sum_{j \ne i} q_i q_j (p_i - p_j) / \lVert p_i -
+p_j \rVert^3` clipped to :math:`\pm 0.1 / \Delta t` per coordinate, a half
 velocity step followed by leapfrog steps of :math:`\Delta t = 0.001`.
 Frames are saved every ``sample_freq`` steps starting at step
-``sample_freq`` (``length / sample_freq - 1`` frames).
+``sample_freq`` (``length / sample_freq - 1`` frames). The box
+:math:`[-5, 5]^3` only folds the *initial* positions back inside (elastic
+walls applied once): the EGNN generator that defines the benchmark has the
+per-step wall collision of the original NRI simulator switched off, so the
+particles move freely afterwards. ``walls=True`` restores NRI's collisions
+at every step (a different dataset).
 
 Random numbers: the reference draws, for each simulation in turn, from one
 legacy ``numpy`` stream seeded once: ``choice`` of the charges ``(n, 1)``,
@@ -83,7 +87,7 @@ def _forces(loc: np.ndarray, edges: np.ndarray, strength: float, max_f: float) -
 
 def simulate_charged(init: ChargedInitialStates, length: int = 5000, sample_freq: int = 100,
                      dt: float = 0.001, vel_norm: float = 0.5, box: float = 5.0,
-                     strength: float = 1.0, progress: bool = False):
+                     strength: float = 1.0, walls: bool = False, progress: bool = False):
     """Run the simulations of ``init`` together.
 
     Args:
@@ -92,8 +96,10 @@ def simulate_charged(init: ChargedInitialStates, length: int = 5000, sample_freq
         sample_freq: steps between saved frames.
         dt: time step.
         vel_norm: initial speed of every particle.
-        box: half side of the box.
+        box: half side of the box (folds the initial positions inside).
         strength: interaction strength.
+        walls: elastic walls at every step too (NRI's original simulator;
+            not the benchmark's).
         progress: tqdm bar over steps.
 
     Returns:
@@ -121,7 +127,8 @@ def simulate_charged(init: ChargedInitialStates, length: int = 5000, sample_freq
     counter = 0
     for i in steps:
         loc_next += dt * vel_next
-        _clamp(loc_next, vel_next, box)
+        if walls:
+            _clamp(loc_next, vel_next, box)
         if i % sample_freq == 0 and counter < num_saved:
             loc[:, counter], vel[:, counter] = loc_next, vel_next
             counter += 1

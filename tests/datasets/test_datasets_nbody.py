@@ -18,7 +18,7 @@ def test_charges_match_reference_arrays(shared_data):
         assert ref.shape == charges.shape and np.array_equal(ref, charges), split
 
 
-def reference_loop(charges, loc0, vel0, length, freq, dt=0.001, vel_norm=0.5, box=5.0):
+def reference_loop(charges, loc0, vel0, length, freq, dt=0.001, vel_norm=0.5, box=5.0, walls=False):
     """One simulation, scalar loops over particles (a dense reference)."""
     n = charges.shape[0]
     loc, vel = loc0.copy(), vel0 * vel_norm / np.sqrt((vel0 ** 2).sum(0, keepdims=True))
@@ -45,21 +45,34 @@ def reference_loop(charges, loc0, vel0, length, freq, dt=0.001, vel_norm=0.5, bo
     saved = []
     for i in range(1, length):
         loc += dt * vel
-        clamp()
+        if walls:
+            clamp()
         if i % freq == 0:
             saved.append(loc.copy())
         vel += dt * force()
     return np.stack(saved[:length // freq - 1])
 
 
-def test_vectorized_simulator_matches_loop():
+@pytest.mark.parametrize("walls", [False, True])
+def test_vectorized_simulator_matches_loop(walls):
     init = draw_initial_states(np.random.RandomState(0), 3, num_saved=4)
-    loc, vel = simulate_charged(init, length=500, sample_freq=100)
+    loc, vel = simulate_charged(init, length=500, sample_freq=100, walls=walls)
     assert loc.shape == (3, 4, 3, 5) and vel.shape == loc.shape
     for s in range(3):
-        ref = reference_loop(init.charges[s], init.loc[s], init.vel[s], 500, 100)
+        ref = reference_loop(init.charges[s], init.loc[s], init.vel[s], 500, 100, walls=walls)
         np.testing.assert_allclose(loc[s], ref, rtol=1e-9, atol=1e-9)
-    assert np.all(np.abs(loc) <= 5.0)
+
+
+def test_walls_fold_only_the_initial_state():
+    """The benchmark's particles leave the box freely after the initial fold;
+    with walls=True they never do."""
+    init = draw_initial_states(np.random.RandomState(1), 2, num_saved=4)
+    init.loc[:, 0, 0] = 4.9   # particle 0 starts next to the wall at x = 5 ...
+    init.vel[:, :, 0] = np.array([1.0, 0.0, 0.0])
+    free, _ = simulate_charged(init, length=500, sample_freq=100)
+    walled, _ = simulate_charged(init, length=500, sample_freq=100, walls=True)
+    assert np.all(free[:, -1, 0, 0] > 5.0)          # ... and flies through it at speed 0.5
+    assert np.all(np.abs(walled) <= 5.0)
 
 
 def test_dataset_layout_and_determinism(tmp_path):
