@@ -30,13 +30,8 @@ Writes ``benchmarks/results/ponita_nbody.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import time
 from pathlib import Path
-
-import math
 
 import torch
 from torch import nn
@@ -45,6 +40,7 @@ from torch_geometric.loader import DataLoader
 from graphequi.datasets import NBodyCharged
 from graphequi.nn import FrameAveraging, Ponita, PointCloudOutput
 from graphequi.nn.aggr import SumAggregation
+from timed_training import train_within_cap, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -174,44 +170,21 @@ def main(argv=None):
     train = DataLoader(splits["train"], batch_size=args.batch_size, shuffle=True, generator=gen)
     valid = DataLoader(splits["valid"], batch_size=500)
     test = DataLoader(splits["test"], batch_size=500)
-    def write_result():
-        result = {"benchmark": "ponita_nbody", "args": vars(args), "torch": torch.__version__,
-                  "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-                  "params": sum(p.numel() for p in model.parameters()), "best": best, "history": history,
-                  "sizes": {k: len(v) for k, v in splits.items()}}
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
-        return result
+    def step(batch):
+        if args.augment:
+            batch = rotate_batch(batch, gen)
+        batch = batch.to(device)
+        return ((batch.pos + model(batch).vector[:, 0] - batch.y) ** 2).mean()
 
-    start, history, best = time.time(), [], None
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        for batch in train:
-            if args.schedule == "cosine":
-                done = min(1.0, (time.time() - start) / (60 * args.time_limit_min))
-                for group in opt.param_groups:
-                    group["lr"] = args.lr * 0.5 * (1.0 + math.cos(math.pi * done))
-            if args.augment:
-                batch = rotate_batch(batch, gen)
-            batch = batch.to(device)
-            loss = ((batch.pos + model(batch).vector[:, 0] - batch.y) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        out_of_time = time.time() - start > 60 * args.time_limit_min
-        if epoch % args.eval_every == 0 or out_of_time or epoch == args.epochs:
-            val = evaluate(model, valid)
-            row = {"epoch": epoch, "minutes": (time.time() - start) / 60, "train_loss": float(loss.detach()), "val_mse": val,
-                   "lr": opt.param_groups[0]["lr"]}
-            if best is None or val < best["val_mse"]:
-                row["test_mse"] = evaluate(model, test)
-                best = row
-            history.append(row)
-            print(json.dumps(row), flush=True)
-            write_result()   # a stopped run keeps its record
-        if out_of_time:
-            break
-    return write_result()
+    def record(best, history):
+        return write_result(args.out, "ponita_nbody", args, model, best=best, history=history,
+                            sizes={k: len(v) for k, v in splits.items()})
+
+    best, history = train_within_cap(
+        model, opt, train, step, lambda: {"val_mse": evaluate(model, valid)},
+        lambda: {"test_mse": evaluate(model, test)}, score="val_mse", lr=args.lr, schedule=args.schedule,
+        epochs=args.epochs, time_limit_min=args.time_limit_min, eval_every=args.eval_every, on_record=record)
+    return record(best, history)
 
 
 if __name__ == "__main__":

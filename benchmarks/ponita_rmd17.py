@@ -20,11 +20,7 @@ Writes ``benchmarks/results/ponita_rmd17.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import platform
-import time
 from pathlib import Path
 
 import torch
@@ -33,6 +29,7 @@ from torch_geometric.loader import DataLoader
 from graphequi.datasets import RMD17
 from graphequi.nn import Ponita, energy_and_forces
 from graphequi.transforms import RadiusGraph
+from timed_training import train_within_cap, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -88,45 +85,29 @@ def main(argv=None):
     train = DataLoader(splits["train"], batch_size=args.batch_size, shuffle=True, generator=gen)
     valid = DataLoader(splits["val"], batch_size=50)
     test = DataLoader(splits["test"], batch_size=50)
-    def write_result():
-        result = {"benchmark": "ponita_rmd17", "args": vars(args), "torch": torch.__version__,
-                  "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-                  "params": sum(p.numel() for p in model.parameters()), "energy_mean_mev": mean,
-                  "force_rms_mev_per_a": scale, "best": best, "history": history,
-                  "sizes": {k: len(v) for k, v in splits.items()}}
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
-        return result
+    def step(batch):
+        energy, forces = energy_and_forces(model, batch, create_graph=True)
+        target_e = ((batch.y.view(-1) - mean) / scale).float()
+        return args.energy_weight * (energy - target_e).abs().mean() + (forces - batch.force / scale).abs().mean()
 
-    start, history, best = time.time(), [], None
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        for batch in train:
-            if args.schedule == "cosine":
-                done = min(1.0, (time.time() - start) / (60 * args.time_limit_min))
-                for group in opt.param_groups:
-                    group["lr"] = args.lr * 0.5 * (1.0 + math.cos(math.pi * done))
-            energy, forces = energy_and_forces(model, batch, create_graph=True)
-            target_e = ((batch.y.view(-1) - mean) / scale).float()
-            loss = args.energy_weight * (energy - target_e).abs().mean() \
-                + (forces - batch.force / scale).abs().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        out_of_time = time.time() - start > 60 * args.time_limit_min
-        if epoch % args.eval_every == 0 or out_of_time or epoch == args.epochs:
-            val_e, val_f = evaluate(model, valid, mean, scale)
-            row = {"epoch": epoch, "minutes": (time.time() - start) / 60, "train_loss": float(loss.detach()),
-                   "val_energy_mae": val_e, "val_force_mae": val_f, "lr": opt.param_groups[0]["lr"]}
-            if best is None or val_f < best["val_force_mae"]:
-                row["test_energy_mae"], row["test_force_mae"] = evaluate(model, test, mean, scale)
-                best = row
-            history.append(row)
-            print(json.dumps(row), flush=True)
-            write_result()   # a stopped run keeps its record
-        if out_of_time:
-            break
-    return write_result()
+    def validate():
+        energy_mae, force_mae = evaluate(model, valid, mean, scale)
+        return {"val_energy_mae": energy_mae, "val_force_mae": force_mae}
+
+    def test_split():
+        energy_mae, force_mae = evaluate(model, test, mean, scale)
+        return {"test_energy_mae": energy_mae, "test_force_mae": force_mae}
+
+    def record(best, history):
+        return write_result(args.out, "ponita_rmd17", args, model, energy_mean_mev=mean,
+                            force_rms_mev_per_a=scale, best=best, history=history,
+                            sizes={k: len(v) for k, v in splits.items()})
+
+    best, history = train_within_cap(
+        model, opt, train, step, validate, test_split, score="val_force_mae", lr=args.lr,
+        schedule=args.schedule, epochs=args.epochs, time_limit_min=args.time_limit_min,
+        eval_every=args.eval_every, on_record=record)
+    return record(best, history)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,8 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 
 from graphequi import ops
-from graphequi.geometry import (edge_vectors, fibonacci_sphere, fully_connected_graph, radius_graph,
-                                safe_norm)
+from graphequi.geometry import (bundle_fiber_invariants, bundle_spatial_invariants, edge_vectors,
+                                fibonacci_sphere, fully_connected_graph, radius_graph, safe_norm)
 from graphequi.nn import FrameAveraging, Ponita
 from graphequi.nn.ponita import KernelBasis
 from graphequi.testing import random_rotation
@@ -137,7 +137,6 @@ def layer_step(name, hidden, num_ori, data):
         net = Ponita(data.x.size(1), hidden, 1, in_vectors=1, num_layers=1, num_ori=num_ori).to(device)
         grid = net.grid
         with torch.no_grad():
-            from graphequi.geometry import bundle_fiber_invariants, bundle_spatial_invariants
             spatial = net.spatial_basis(bundle_spatial_invariants(edge_vectors(data.pos, data.edge_index), grid))
             fiber = net.fiber_basis(bundle_fiber_invariants(grid))
         block = net.blocks[0]
