@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="epsilon added to the covariance before pinv (BREC: 0)")
     emp.add_argument("--statistic", choices=("brec", "hotelling"), default="brec",
                      help="T^2 without (brec, BREC's code) or with the factor n (textbook)")
+    emp.add_argument("--relabelings", default=None, metavar="PATH",
+                     help="BREC's stored relabelings (its processed brec_v3.npy) instead of drawn ones: "
+                          "BREC's exact permutations and reliability graphs")
     emp.add_argument("--seeds", default="0", help="comma-separated seeds")
     emp.add_argument("--hidden", type=int, default=None, help="model width (default: the model's)")
     emp.add_argument("--layers", type=int, default=None, help="model depth (default: the model's)")
@@ -193,9 +196,12 @@ def run_symbolic(banks: list[str], max_degree: int, marks: list[int], out: Path,
 def run_pairs(pairs: list, models, out: Path, *, epochs: int = 20, seeds=(0,),
               hidden: Optional[int] = None, layers: Optional[int] = None, progress: bool = True,
               threads: Optional[int] = 1, oracles=("1-WL", "2-FWL"), config=None,
-              records: Optional[Path] = None, time_limit_s: Optional[float] = None) -> dict:
+              records: Optional[Path] = None, time_limit_s: Optional[float] = None,
+              relabelings=None) -> dict:
     """Oracles and the BREC protocol on ``pairs`` for each model name,
-    resumable through ``records``; prints and saves the table and reports."""
+    resumable through ``records``; prints and saves the table and reports.
+    ``relabelings``: stored relabelings (``load_brec_relabelings``) instead of
+    drawn ones."""
     import dataclasses
 
     import torch
@@ -220,7 +226,7 @@ def run_pairs(pairs: list, models, out: Path, *, epochs: int = 20, seeds=(0,),
                            f"{model_fn(0)!r} {transform!r}")
             reports[name] = run_brec(model_fn, pairs, records, method=name, model=description,
                                      seeds=seeds, config=cfg, transform=transform, progress=progress,
-                                     time_limit_s=time_limit_s)
+                                     time_limit_s=time_limit_s, relabelings=relabelings)
     finally:
         torch.set_num_threads(before)
     for name, rep in reports.items():
@@ -283,11 +289,19 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise SystemExit(f"graphequi expressivity: {err}")
         limit = None if args.time_limit_min is None else 60.0 * args.time_limit_min
+        relabelings = None
+        if args.relabelings:
+            from graphequi.expressivity import load_brec_relabelings
+
+            try:
+                relabelings = load_brec_relabelings(args.relabelings, num_relabel=config.num_relabel)
+            except ValueError as err:
+                raise SystemExit(f"graphequi expressivity: {err}")
         try:
             reports = run_pairs(pairs, models, out, epochs=args.epochs, seeds=seeds or [0],
                                 hidden=args.hidden, layers=args.layers, progress=progress,
                                 threads=args.threads, oracles=oracles, config=config,
-                                records=args.records, time_limit_s=limit)
+                                records=args.records, time_limit_s=limit, relabelings=relabelings)
         except ValueError as err:  # e.g. a records file made with another configuration
             raise SystemExit(f"graphequi expressivity: {err}")
         summary = {name: {"separated": r.overall.separated, "total": r.overall.total,

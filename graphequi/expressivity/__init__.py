@@ -18,7 +18,7 @@ BREC pair-separation protocol.
   (the table);
 * :class:`GraphPair`, :func:`to_data`.
 """
-from ._graphs import GraphPair, as_simple_graph, to_data, to_networkx
+from ._graphs import GraphPair, StoredRelabelings, as_simple_graph, to_data, to_networkx
 from .brec import (
     BREC_REFERENCE,
     BREC_THRESHOLD,
@@ -41,8 +41,10 @@ from .generators import (
 )
 from .loaders import (
     BREC_CATEGORIES,
+    BRECRelabelings,
     csl_pairs,
     load_brec,
+    load_brec_relabelings,
     load_cexp,
     load_csl,
     load_exp,
@@ -53,6 +55,7 @@ from .wl import wl_colors, wl_equivalent, wl_hash
 
 __all__ = [
     "GraphPair",
+    "StoredRelabelings",
     "as_simple_graph",
     "to_data",
     "to_networkx",
@@ -68,6 +71,8 @@ __all__ = [
     "random_regular_pair",
     "BREC_CATEGORIES",
     "load_brec",
+    "load_brec_relabelings",
+    "BRECRelabelings",
     "load_graph6",
     "make_pairs",
     "load_exp",

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["GraphPair", "SimpleGraph", "as_simple_graph", "to_data", "to_networkx"]
+__all__ = ["GraphPair", "StoredRelabelings", "SimpleGraph", "as_simple_graph", "to_data", "to_networkx"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,3 +233,49 @@ class GraphPair:
     def __repr__(self) -> str:
         return (f"GraphPair(name={self.name!r}, category={self.category!r}, "
                 f"n=({self.first.number_of_nodes()}, {self.second.number_of_nodes()}))")
+
+
+def graph_signature(graph: nx.Graph) -> tuple[int, int, tuple[int, ...]]:
+    """``(nodes, edges, sorted degrees)``: equal for a graph and any relabeling
+    of it (a cheap necessary condition, not an isomorphism test)."""
+    return graph.number_of_nodes(), graph.number_of_edges(), tuple(sorted(d for _, d in graph.degree()))
+
+
+@dataclass(frozen=True, eq=False)
+class StoredRelabelings:
+    """Relabelings of one pair given in advance (BREC's ``brec_v3.npy``), used
+    by the BREC protocol instead of drawing its own.
+
+    Attributes:
+        pairs: ``2 R`` graphs, relabelings of the pair's first and second
+            graph interleaved (``first, second, first, second, ...``), the
+            order in which BREC stores them and feeds them to the model.
+        reliability: ``2 R`` relabelings of one graph of the pair, compared
+            in consecutive pairs by the reliability check.
+    """
+
+    pairs: tuple[nx.Graph, ...]
+    reliability: tuple[nx.Graph, ...]
+
+    def check(self, pair: GraphPair, num_relabel: int, where: str) -> None:
+        """Raise a ``ValueError`` unless both blocks hold ``2 * num_relabel``
+        graphs that can be relabelings of ``pair`` (:func:`graph_signature`).
+
+        This catches a misaligned file (another pair's graphs), not a swap of
+        the pair's two graphs: BREC's pairs are 1-WL equivalent, so their
+        degree sequences agree, and an isomorphism test per stored graph
+        would cost more than the protocol on the large CFI pairs."""
+        need = 2 * num_relabel
+        if len(self.pairs) != need or len(self.reliability) != need:
+            raise ValueError(f"{where}: stored relabelings hold {len(self.pairs)} pair graphs and "
+                             f"{len(self.reliability)} reliability graphs; num_relabel={num_relabel} "
+                             f"needs {need} of each")
+        wanted = (graph_signature(pair.first), graph_signature(pair.second))
+        for i, graph in enumerate(self.pairs):
+            if graph_signature(graph) != wanted[i % 2]:
+                role = "first" if i % 2 == 0 else "second"
+                raise ValueError(f"{where}: stored graph {i} is not a relabeling of the pair's {role} "
+                                 f"graph (node count, edge count or degrees differ)")
+        seen = {graph_signature(g) for g in self.reliability}
+        if len(seen) != 1 or not seen <= set(wanted):
+            raise ValueError(f"{where}: the stored reliability graphs must all relabel one graph of the pair")

@@ -25,6 +25,11 @@ BREC protocol (Wang & Zhang 2023; reference ``GraphPKU/BREC``,
    compared in consecutive pairs. Its :math:`T^2` must stay below the
    threshold, otherwise the pair's verdict is void (a *reliability failure*).
 
+The relabelings of steps 1 and 4 are drawn here from a generator seeded by
+the seed and the pair; ``relabelings=`` (BREC's stored ones,
+:func:`~graphequi.expressivity.load_brec_relabelings`) uses given graphs
+instead, which restores BREC's exact permutations and reliability graphs.
+
 Two details of the reference code, kept as defaults and switchable:
 
 * ``statistic="brec"`` omits the sample-size factor ``n = 32`` of the
@@ -57,13 +62,13 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ._graphs import GraphPair, to_data
+from ._graphs import GraphPair, StoredRelabelings, to_data
 from .loaders import BREC_CATEGORIES
 from .wl import wl_equivalent
 
@@ -334,17 +339,33 @@ def _outputs(model: nn.Module, batches: list, cfg: BRECConfig, where: str, devic
     return torch.cat(outs)
 
 
+def stored_for(relabelings: Optional[Mapping[str, StoredRelabelings]], pair: GraphPair
+               ) -> Optional[StoredRelabelings]:
+    """``relabelings[pair.name]``; a clear error when a given mapping lacks the pair."""
+    if relabelings is None:
+        return None
+    if pair.name not in relabelings:
+        raise ValueError(f"the stored relabelings have no entry for pair {pair.name!r}")
+    return relabelings[pair.name]
+
+
 def _run_pair(model_fn, pair: GraphPair, index: int, seed: int, cfg: BRECConfig,
-              transform, node_attr, device) -> tuple[PairVerdict, str]:
+              transform, node_attr, device, stored: Optional[StoredRelabelings] = None
+              ) -> tuple[PairVerdict, str]:
     where = f"pair {pair.name!r} (seed {seed})"
     gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
-    base = [to_data(pair.first, node_attr), to_data(pair.second, node_attr)]
     prepare = (lambda d: transform(d)) if transform is not None else (lambda d: d)
-    test = []
-    for r in range(cfg.num_relabel):
-        test += [prepare(_relabeled(base[0], gen, r == 0)), prepare(_relabeled(base[1], gen, r == 0))]
-    which = int(torch.randint(2, (1,), generator=gen))
-    control = [prepare(_relabeled(base[which], gen, r == 0)) for r in range(2 * cfg.num_relabel)]
+    if stored is None:
+        base = [to_data(pair.first, node_attr), to_data(pair.second, node_attr)]
+        test = []
+        for r in range(cfg.num_relabel):
+            test += [prepare(_relabeled(base[0], gen, r == 0)), prepare(_relabeled(base[1], gen, r == 0))]
+        which = int(torch.randint(2, (1,), generator=gen))
+        control = [prepare(_relabeled(base[which], gen, r == 0)) for r in range(2 * cfg.num_relabel)]
+    else:
+        stored.check(pair, cfg.num_relabel, where)
+        test = [prepare(to_data(g, node_attr)) for g in stored.pairs]
+        control = [prepare(to_data(g, node_attr)) for g in stored.reliability]
     test_batches, control_batches = _batches(test, cfg.batch_size), _batches(control, cfg.batch_size)
 
     torch.manual_seed(seed)
@@ -391,7 +412,8 @@ def separates(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], protoc
               seeds: Sequence[int] = (0,), *, config: Optional[BRECConfig] = None,
               transform: Optional[Callable] = None, node_attr: Optional[str] = None,
               device: Union[str, torch.device] = "cpu", progress: bool = True,
-              method: Optional[str] = None) -> SeparationReport:
+              method: Optional[str] = None,
+              relabelings: Optional[Mapping[str, StoredRelabelings]] = None) -> SeparationReport:
     """Run BREC's reliable paired comparison (module docstring) on ``pairs``.
 
     Args:
@@ -411,6 +433,10 @@ def separates(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], protoc
         device: where the model runs.
         progress: show a tqdm bar.
         method: report title (default: ``"brec:<model class>"``).
+        relabelings: pair name -> :class:`StoredRelabelings` to use instead
+            of drawn relabelings (BREC's own:
+            :func:`~graphequi.expressivity.load_brec_relabelings`); it must
+            cover every pair. ``config.num_relabel`` must match them.
 
     Deterministic for fixed seeds (relabelings use a generator seeded by
     seed and pair index); the caller's global RNG state is restored.
@@ -430,7 +456,7 @@ def separates(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], protoc
             for seed in seeds:
                 for index, pair in enumerate(pair_list):
                     verdict, model_name = _run_pair(model_fn, pair, index, seed, cfg, transform,
-                                                    node_attr, device)
+                                                    node_attr, device, stored_for(relabelings, pair))
                     verdicts.append(verdict)
                     title = title or f"brec:{model_name}"
                     bar.update(1)

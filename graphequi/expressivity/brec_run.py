@@ -22,7 +22,8 @@ experiments in one table.
 Relabelings are drawn from a generator seeded by the seed and a *stable*
 pair id (the number in ``brec-<id>``, else a CRC of the name), not by the
 pair's position in the list, so a pair gets the same relabelings whether it
-runs alone, in its category, or in the full benchmark.
+runs alone, in its category, or in the full benchmark; ``relabelings=``
+uses BREC's stored ones instead.
 """
 from __future__ import annotations
 
@@ -33,14 +34,15 @@ import time
 import zlib
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._graphs import StoredRelabelings
 from .brec import (BREC_REFERENCE, BRECConfig, PairVerdict, SeparationReport, _as_pairs,
-                   _category_order, _run_pair)
+                   _category_order, _run_pair, stored_for)
 from .wl import wl_equivalent
 
 __all__ = ["read_records", "run_brec", "run_oracle", "ORACLES", "stable_pair_id"]
@@ -66,9 +68,13 @@ def stable_pair_id(name: str) -> int:
     return int(match.group(1)) if match else zlib.crc32(name.encode())
 
 
-def fingerprint(config: BRECConfig, model: str) -> str:
-    """A short digest of the protocol configuration and a model description."""
-    text = json.dumps({"config": asdict(config), "model": model}, sort_keys=True)
+def fingerprint(config: BRECConfig, model: str, relabelings: Optional[str] = None) -> str:
+    """A short digest of the protocol configuration, a model description and,
+    when relabelings are given rather than drawn, their source."""
+    content = {"config": asdict(config), "model": model}
+    if relabelings is not None:
+        content["relabelings"] = relabelings
+    text = json.dumps(content, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -145,7 +151,8 @@ def run_brec(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], records
              method: str, model: str = "", seeds: Sequence[int] = (0,),
              config: Optional[BRECConfig] = None, transform: Optional[Callable] = None,
              node_attr: Optional[str] = None, device: Union[str, torch.device] = "cpu",
-             progress: bool = True, time_limit_s: Optional[float] = None) -> SeparationReport:
+             progress: bool = True, time_limit_s: Optional[float] = None,
+             relabelings: Optional[Mapping[str, StoredRelabelings]] = None) -> SeparationReport:
     """BREC's protocol on ``pairs``, resumable through the JSONL ``records``.
 
     Args:
@@ -164,6 +171,9 @@ def run_brec(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], records
         progress: show a tqdm bar.
         time_limit_s: stop starting new pairs after this many seconds (the
             pairs run so far are recorded; rerun to continue).
+        relabelings: stored relabelings to use instead of drawn ones (as for
+            :func:`~graphequi.expressivity.separates`); their ``source``
+            attribute (e.g. ``"brec_v3.npy"``) enters the fingerprint.
 
     Returns:
         The :class:`SeparationReport` of every recorded pair of ``pairs``
@@ -177,7 +187,8 @@ def run_brec(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], records
     if time_limit_s is not None and not time_limit_s >= 0:
         raise ValueError(f"time_limit_s must be >= 0, got {time_limit_s}")
     path = Path(records)
-    fp = fingerprint(cfg, model)
+    source = None if relabelings is None else str(getattr(relabelings, "source", "stored"))
+    fp = fingerprint(cfg, model, source)
     done = _finished(path, method, fp)
     todo = [(s, p) for s in seeds for p in pair_list if (p.name, s) not in done]
     appender = _Appender(path)
@@ -190,7 +201,7 @@ def run_brec(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], records
                     break
                 t0 = time.perf_counter()
                 verdict, _ = _run_pair(model_fn, pair, stable_pair_id(pair.name), seed, cfg,
-                                       transform, node_attr, device)
+                                       transform, node_attr, device, stored_for(relabelings, pair))
                 record = {"method": method, "fingerprint": fp,
                           "seconds": round(time.perf_counter() - t0, 4), **asdict(verdict)}
                 appender.write(record)

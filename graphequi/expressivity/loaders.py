@@ -18,6 +18,9 @@ both supported by :func:`load_brec`:
 * the processed ``brec_v3.npy`` (flat, 32 interleaved relabelings per pair,
   ``64 * 400`` pair entries followed by the reliability block): pair ``i`` is
   read from entries ``64 i`` and ``64 i + 1`` (the unrelabeled originals).
+  :func:`load_brec_relabelings` reads the relabelings themselves, so that
+  :func:`~graphequi.expressivity.run_brec` can use BREC's exact permutations
+  and reliability graphs instead of drawing its own.
 """
 from __future__ import annotations
 
@@ -25,17 +28,20 @@ import importlib
 import itertools
 import pickle
 from pathlib import Path
-from typing import Iterable, Literal, Sequence, Union
+from collections.abc import Mapping
+from typing import Iterable, Iterator, Literal, Sequence, Union
 
 import networkx as nx
 import numpy as np
 
-from ._graphs import GraphPair
+from ._graphs import GraphPair, StoredRelabelings
 
 __all__ = [
     "BREC_FILES",
     "BREC_CATEGORIES",
     "load_brec",
+    "load_brec_relabelings",
+    "BRECRelabelings",
     "load_graph6",
     "make_pairs",
     "load_exp",
@@ -229,6 +235,88 @@ def load_brec(path: PathLike, allow_pickle: bool = False) -> list[GraphPair]:
         pairs.append(GraphPair(_parse_g6(flat[_BREC_V3_BLOCK * i], where),
                                _parse_g6(flat[_BREC_V3_BLOCK * i + 1], where), category, f"brec-{i}"))
     return pairs
+
+
+class BRECRelabelings(Mapping):
+    """BREC's stored relabelings, ``brec-<i>`` -> :class:`StoredRelabelings`,
+    parsed from graph6 when a pair is looked up (the full file holds 51,200
+    graphs).
+
+    Attributes:
+        source: the file name, recorded in a run's fingerprint so that runs
+            with stored and with drawn relabelings are never mixed.
+        num_relabel: relabelings per graph (BREC: 32).
+    """
+
+    def __init__(self, flat: np.ndarray, num_relabel: int, source: str):
+        self._flat, self.num_relabel, self.source = flat, num_relabel, source
+        self._num_pairs = flat.size // (4 * num_relabel)
+
+    def _index(self, name: str) -> int:
+        prefix, _, number = name.rpartition("-")
+        if prefix != "brec" or not number.isdigit() or int(number) >= self._num_pairs:
+            raise KeyError(name)
+        return int(number)
+
+    def __getitem__(self, name: str) -> StoredRelabelings:
+        i, block = self._index(name), 2 * self.num_relabel
+        where = f"{self.source}, pair {i}"
+
+        def parse(start: int) -> tuple:
+            return tuple(_parse_g6(e, f"{where}, entry {start + k}")
+                         for k, e in enumerate(self._flat[start:start + block]))
+
+        return StoredRelabelings(parse(block * i), parse(block * (i + self._num_pairs)))
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self._index(str(name))
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return (f"brec-{i}" for i in range(self._num_pairs))
+
+    def __len__(self) -> int:
+        return self._num_pairs
+
+    def __repr__(self) -> str:
+        return f"BRECRelabelings({self.source!r}, pairs={self._num_pairs}, num_relabel={self.num_relabel})"
+
+
+def load_brec_relabelings(path: PathLike, num_relabel: int = 32, allow_pickle: bool = False) -> BRECRelabelings:
+    """BREC's stored relabelings from its processed ``brec_v3.npy``.
+
+    The file is flat: for ``P`` pairs, ``P`` blocks of ``2 R`` graphs (pair
+    ``i``'s relabelings, first and second graph interleaved) followed by
+    ``P`` reliability blocks of ``2 R`` relabelings of one graph, ``R =
+    num_relabel``; BREC has ``P = 400``, ``R = 32`` (51,200 entries). Pass
+    the result as ``relabelings=`` to :func:`~graphequi.expressivity.run_brec`
+    or :func:`~graphequi.expressivity.separates`, or ``--relabelings PATH``
+    to ``graphequi expressivity``, to restore BREC's exact permutations and
+    reliability graphs.
+
+    Args:
+        path: the ``brec_v3.npy`` file.
+        num_relabel: ``R``.
+        allow_pickle: allow object arrays (see :func:`load_brec`).
+
+    Returns:
+        :class:`BRECRelabelings`, keyed like :func:`load_brec`'s pair names.
+    """
+    if num_relabel < 1:
+        raise ValueError(f"num_relabel must be >= 1, got {num_relabel}")
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"BREC relabelings file {path} does not exist")
+    arr = _load_npy(path, allow_pickle)
+    quantum = 4 * num_relabel
+    if arr.ndim != 1 or arr.size == 0 or arr.size % quantum:
+        raise ValueError(f"{path}: stored relabelings must be a flat array of P * {quantum} graph6 strings "
+                         f"(P pairs, {2 * num_relabel} relabelings and {2 * num_relabel} reliability graphs "
+                         f"each), got shape {arr.shape}")
+    return BRECRelabelings(arr, num_relabel, path.name)
 
 
 def _range_of(stem: str) -> range:
