@@ -73,6 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     emp.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
     emp.add_argument("--epochs", type=int, default=20, help="training epochs per pair (BREC: 20)")
     emp.add_argument("--batch-size", type=int, default=32, help="graphs per batch (BREC: 32)")
+    emp.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate per pair (BREC: 1e-4)")
+    emp.add_argument("--tag", default="",
+                     help="appended to every model's row name (e.g. '@lr1e-3'), so that runs with other "
+                          "protocol settings get their own rows in one records file")
     emp.add_argument("--ridge", type=float, default=0.0,
                      help="epsilon added to the covariance before pinv (BREC: 0)")
     emp.add_argument("--statistic", choices=("brec", "hotelling"), default="brec",
@@ -197,11 +201,12 @@ def run_pairs(pairs: list, models, out: Path, *, epochs: int = 20, seeds=(0,),
               hidden: Optional[int] = None, layers: Optional[int] = None, progress: bool = True,
               threads: Optional[int] = 1, oracles=("1-WL", "2-FWL"), config=None,
               records: Optional[Path] = None, time_limit_s: Optional[float] = None,
-              relabelings=None) -> dict:
+              relabelings=None, tag: str = "") -> dict:
     """Oracles and the BREC protocol on ``pairs`` for each model name,
     resumable through ``records``; prints and saves the table and reports.
     ``relabelings``: stored relabelings (``load_brec_relabelings``) instead of
-    drawn ones."""
+    drawn ones. ``tag`` is appended to the models' row names (their oracle
+    bounds carry over)."""
     import dataclasses
 
     import torch
@@ -224,15 +229,18 @@ def run_pairs(pairs: list, models, out: Path, *, epochs: int = 20, seeds=(0,),
             sizes = _models.MODEL_DEFAULTS[name]
             description = (f"{name} hidden={hidden or sizes['hidden']} layers={layers or sizes['layers']} "
                            f"{model_fn(0)!r} {transform!r}")
-            reports[name] = run_brec(model_fn, pairs, records, method=name, model=description,
-                                     seeds=seeds, config=cfg, transform=transform, progress=progress,
-                                     time_limit_s=time_limit_s, relabelings=relabelings)
+            reports[name + tag] = run_brec(model_fn, pairs, records, method=name + tag,
+                                           model=description, seeds=seeds, config=cfg,
+                                           transform=transform, progress=progress,
+                                           time_limit_s=time_limit_s, relabelings=relabelings)
     finally:
         torch.set_num_threads(before)
     for name, rep in reports.items():
         stem = re.sub(r"[^0-9A-Za-z-]+", "_", name.replace("++", "pp")).strip("_")
         rep.save(out / f"pairs_{stem}.json")
-    table = BRECTable.from_records(records, pairs, methods=list(reports))
+    bounds = dict(_models.MODEL_BOUNDS)
+    bounds.update({name + tag: bounds[name] for name in models if name in bounds})
+    table = BRECTable.from_records(records, pairs, bounds=bounds, methods=list(reports))
     print(table.format(markdown=False))
     table.save(out / "brec_table.json")
     print(f"wrote {out / 'brec_table.md'}, .json and .png; per-pair records in {records}")
@@ -260,8 +268,8 @@ def run(args: argparse.Namespace) -> int:
                      simple=not args.multigraphs, connected=not args.disconnected, progress=progress,
                      show_missing=args.show_missing)
     if args.pairs:
-        if args.threads < 1 or args.epochs < 0:
-            raise SystemExit("graphequi expressivity: --threads must be >= 1 and --epochs >= 0")
+        if args.threads < 1 or args.epochs < 0 or not args.lr > 0:
+            raise SystemExit("graphequi expressivity: --threads must be >= 1, --epochs >= 0 and --lr > 0")
         from graphequi.expressivity import ORACLES, BRECConfig
 
         models = args.model or ["gin"]
@@ -285,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
         seeds = _int_list(args.seeds, "--seeds")
         try:
             config = BRECConfig(epochs=args.epochs, batch_size=args.batch_size, ridge=args.ridge,
-                                statistic=args.statistic)
+                                statistic=args.statistic, lr=args.lr)
         except ValueError as err:
             raise SystemExit(f"graphequi expressivity: {err}")
         limit = None if args.time_limit_min is None else 60.0 * args.time_limit_min
@@ -301,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
             reports = run_pairs(pairs, models, out, epochs=args.epochs, seeds=seeds or [0],
                                 hidden=args.hidden, layers=args.layers, progress=progress,
                                 threads=args.threads, oracles=oracles, config=config,
-                                records=args.records, time_limit_s=limit, relabelings=relabelings)
+                                records=args.records, time_limit_s=limit, relabelings=relabelings,
+                                tag=args.tag)
         except ValueError as err:  # e.g. a records file made with another configuration
             raise SystemExit(f"graphequi expressivity: {err}")
         summary = {name: {"separated": r.overall.separated, "total": r.overall.total,

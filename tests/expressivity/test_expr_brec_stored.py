@@ -3,6 +3,8 @@ protocol instead of drawn relabelings, fingerprints, the CLI flag and bad
 input. Small files in the same layout stand in for BREC's 51,200 graphs."""
 from __future__ import annotations
 
+import json
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -166,3 +168,24 @@ def test_cli_relabelings_flag(tmp_path):
     assert [r["name"] for r in records] == ["brec-0", "brec-1"]
     with pytest.raises(SystemExit, match="does not exist"):
         main(argv[:-1] + [str(tmp_path / "nope.npy")])
+
+
+def test_cli_lr_and_tag_give_their_own_rows(tmp_path):
+    folder = tmp_path / "brec"
+    folder.mkdir()
+    pairs = _pairs(2)
+    np.save(folder / "basic.npy", np.array([_g6(g) for p in pairs for g in p]))
+    out = tmp_path / "out"
+    argv = ["expressivity", "--skip-symbolic", "--pairs", f"brec:{folder / 'basic.npy'}", "--model", "gin",
+            "--epochs", "1", "--hidden", "4", "--layers", "1", "--oracles", "1-WL", "--out", str(out),
+            "--no-progress"]
+    assert main(argv) == 0
+    assert main(argv + ["--lr", "1e-3", "--tag", "@lr1e-3"]) == 0
+    records = read_records(out / "pairs_records.jsonl")
+    assert sorted({r["method"] for r in records}) == ["1-WL", "gin", "gin@lr1e-3"]
+    table = json.loads((out / "brec_table.json").read_text())
+    assert table["bounds"] == {"gin@lr1e-3": "1-WL"}
+    with pytest.raises(SystemExit, match="another configuration"):  # the lr is part of the fingerprint
+        main(argv + ["--lr", "3e-3", "--tag", "@lr1e-3"])
+    with pytest.raises(SystemExit, match="--lr > 0"):
+        main(argv + ["--lr", "0"])
