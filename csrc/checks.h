@@ -73,6 +73,16 @@ inline void check_spmm_inputs(const at::Tensor& ptr, const at::Tensor& col, cons
   }
 }
 
+// spmm_feature: a value per edge and feature, value [E, F] of x's dtype and width.
+inline void check_spmm_feature_inputs(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& x,
+                                      const at::Tensor& value) {
+  check_spmm_inputs(ptr, col, x, c10::nullopt);
+  TORCH_CHECK_VALUE(value.dim() == 2 && value.size(0) == col.numel() && value.size(1) == x.size(1),
+                    "value must be [E, F] = [", col.numel(), ", ", x.size(1), "], got shape ", value.sizes());
+  TORCH_CHECK_TYPE(value.scalar_type() == x.scalar_type(), "value must have the dtype of x (", x.scalar_type(),
+                   "), got ", value.scalar_type());
+}
+
 inline Reduce parse_any_reduce(const std::string& r) { return parse_reduce(r, false); }
 
 // spmm_value_grad: sum/mean only, grad [G, F] in x's dtype.

@@ -14,7 +14,8 @@
 // row. csc_* is the optional precomputed transpose (colptr [N + 1], row [E],
 // perm [E]) used by the backward; `validate = false` skips the index checks.
 // spmm_arg_grad is the min/max backward for x: out [N, F] from the transpose,
-// arg [G, F] and grad [G, F].
+// arg [G, F] and grad [G, F]. spmm_feature takes a value per edge and feature
+// (value [E, F], sum/mean), spmm_feature_value_grad is its value gradient [E, F].
 #include <Python.h>
 #include <torch/library.h>
 
@@ -32,6 +33,10 @@ TORCH_LIBRARY(graphequi, m) {
   m.def("spmm_arg(Tensor ptr, Tensor col, Tensor x, Tensor? value, str reduce, bool validate) -> (Tensor, Tensor)");
   m.def("spmm_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) -> Tensor");
   m.def("spmm_arg_grad(Tensor csc_ptr, Tensor csc_row, Tensor csc_perm, Tensor arg, Tensor grad, Tensor? value) "
+        "-> Tensor");
+  m.def("spmm_feature(Tensor ptr, Tensor col, Tensor x, Tensor value, Tensor? csc_ptr, Tensor? csc_row, "
+        "Tensor? csc_perm, str reduce, bool validate) -> Tensor");
+  m.def("spmm_feature_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) "
         "-> Tensor");
   m.def("csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)");
 }

@@ -544,6 +544,58 @@ at::Tensor spmm_value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_i
   return out;
 }
 
+at::Tensor spmm_feature_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& x_in,
+                            const at::Tensor& value_in, const c10::optional<at::Tensor>& /*csc_ptr*/,
+                            const c10::optional<at::Tensor>& /*csc_row*/, const c10::optional<at::Tensor>& /*csc_perm*/,
+                            c10::string_view reduce, bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  TORCH_CHECK_VALUE(r == Reduce::Sum || r == Reduce::Mean, "spmm_feature takes reduce 'sum' or 'mean', got '",
+                    std::string(reduce), "'");
+  check_mean_dtype(x_in, r, "x");
+  check_spmm_feature_inputs(ptr_in, col_in, x_in, value_in);
+  auto ptr = ptr_in.contiguous();
+  auto col = col_in.contiguous();
+  auto x = x_in.contiguous();
+  auto value = value_in.contiguous();
+  if (validate) validate_csr(ptr, col, x.size(0));
+  const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
+  auto out = empty_output({G, F}, x.options());
+  GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_feature_cpu", [&] {
+    AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "spmm_feature_cpu_idx", [&] {
+      with_isa<scalar_t>([&](auto k) {
+        decltype(k)::template spmm_feature<scalar_t, index_t>(ptr.data_ptr<index_t>(), col.data_ptr<index_t>(),
+                                                              x.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(),
+                                                              out.data_ptr<scalar_t>(), G, E, F, r == Reduce::Mean);
+      });
+    });
+  });
+  return out;
+}
+
+at::Tensor spmm_feature_value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& grad_in,
+                                       const at::Tensor& x_in, c10::string_view reduce, bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  check_spmm_inputs(ptr_in, col_in, x_in, c10::nullopt);
+  check_spmm_value_grad_args(ptr_in, grad_in, x_in, r, std::string(reduce));
+  auto ptr = ptr_in.contiguous();
+  auto col = col_in.contiguous();
+  auto x = x_in.contiguous();
+  auto grad = grad_in.contiguous();
+  if (validate) validate_csr(ptr, col, x.size(0));
+  const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
+  auto out = at::empty({E, F}, x.options());
+  GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_feature_value_grad_cpu", [&] {
+    AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "spmm_feature_value_grad_cpu_idx", [&] {
+      with_isa<scalar_t>([&](auto k) {
+        decltype(k)::template spmm_feature_value_grad<scalar_t, index_t>(
+            ptr.data_ptr<index_t>(), col.data_ptr<index_t>(), grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+            out.data_ptr<scalar_t>(), G, E, F, r == Reduce::Mean);
+      });
+    });
+  });
+  return out;
+}
+
 at::Tensor spmm_arg_grad_cpu(const at::Tensor& colptr_in, const at::Tensor& row_in, const at::Tensor& perm_in,
                              const at::Tensor& arg_in, const at::Tensor& grad_in,
                              const c10::optional<at::Tensor>& value_in) {
@@ -657,6 +709,8 @@ TORCH_LIBRARY_IMPL(graphequi, CPU, m) {
   m.impl("spmm_arg", &spmm_arg_cpu);
   m.impl("spmm_value_grad", &spmm_value_grad_cpu);
   m.impl("spmm_arg_grad", &spmm_arg_grad_cpu);
+  m.impl("spmm_feature", &spmm_feature_cpu);
+  m.impl("spmm_feature_value_grad", &spmm_feature_value_grad_cpu);
   m.impl("csr_transpose", &csr_transpose_cpu);
 }
 

@@ -431,6 +431,63 @@ void spmm_value_grad_kernel(const index_t* ptr, const index_t* col, const scalar
   });
 }
 
+// spmm_feature: a value per edge *and feature*,
+// out[i, f] = sum_{k in row i} value[k, f] * x[col[k], f] (mean: over the degree).
+// The depthwise messages value[k] * x[col[k]] are reduced on the spot, so no
+// [E, F] message tensor exists; value itself is [E, F] and read once.
+template <typename scalar_t, typename index_t>
+void spmm_feature_kernel(const index_t* ptr, const index_t* col, const scalar_t* x, const scalar_t* value,
+                         scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr bool kInPlace = std::is_same_v<acc_t, scalar_t>;
+  parallel_over_groups(ptr, G, E, 2 * F, [&](int64_t gb, int64_t ge) {
+    std::vector<acc_t> buffer(kInPlace ? 0 : F);
+    for (int64_t g = gb; g < ge; ++g) {
+      const int64_t lo = ptr[g], hi = ptr[g + 1];
+      scalar_t* o = out + g * F;
+      acc_t* acc;
+      if constexpr (kInPlace) acc = o;
+      else acc = buffer.data();
+      for (int64_t e = lo; e < hi; ++e) {
+        const scalar_t* __restrict row = x_row(x, col, e, E, F);
+        const scalar_t* __restrict w = value + e * F;
+        if (e == lo) {
+          for (int64_t f = 0; f < F; ++f) acc[f] = static_cast<acc_t>(w[f]) * static_cast<acc_t>(row[f]);
+        } else {
+          for (int64_t f = 0; f < F; ++f) acc[f] += static_cast<acc_t>(w[f]) * static_cast<acc_t>(row[f]);
+        }
+      }
+      store_row(acc, o, F, hi - lo, mean);
+    }
+  });
+}
+
+// Gradient of spmm_feature w.r.t. value: out[k, f] = grad[row(k), f] * x[col[k], f]
+// (over the row's degree for mean); every out[k] is written once.
+template <typename scalar_t, typename index_t>
+void spmm_feature_value_grad_kernel(const index_t* ptr, const index_t* col, const scalar_t* grad, const scalar_t* x,
+                                    scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
+  using acc_t = at::opmath_type<scalar_t>;
+  parallel_over_groups(ptr, G, E, 2 * F, [&](int64_t gb, int64_t ge) {
+    for (int64_t g = gb; g < ge; ++g) {
+      const int64_t lo = ptr[g], hi = ptr[g + 1];
+      const scalar_t* __restrict gr = grad + g * F;
+      const acc_t scale = (mean && hi > lo) ? acc_t(1) / acc_t(hi - lo) : acc_t(1);
+      for (int64_t e = lo; e < hi; ++e) {
+        const scalar_t* __restrict row = x_row(x, col, e, E, F);
+        scalar_t* __restrict o = out + e * F;
+        if (mean) {
+          for (int64_t f = 0; f < F; ++f)
+            o[f] = static_cast<scalar_t>(static_cast<acc_t>(gr[f]) * static_cast<acc_t>(row[f]) * scale);
+        } else {
+          for (int64_t f = 0; f < F; ++f)
+            o[f] = static_cast<scalar_t>(static_cast<acc_t>(gr[f]) * static_cast<acc_t>(row[f]));
+        }
+      }
+    }
+  });
+}
+
 // Gradient of spmm min/max w.r.t. x, by owner computes over the transpose:
 // source row j sums value[k] * grad[i, f] over its CSC entries (edge k from
 // target i) whose edge won output entry (i, f). Every out[j] is written by one
@@ -504,6 +561,16 @@ struct Kernels {
   static void spmm_value_grad(const index_t* ptr, const index_t* col, const scalar_t* grad, const scalar_t* x,
                               scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
     spmm_value_grad_kernel<scalar_t, index_t>(ptr, col, grad, x, out, G, E, F, mean);
+  }
+  template <typename scalar_t, typename index_t>
+  static void spmm_feature(const index_t* ptr, const index_t* col, const scalar_t* x, const scalar_t* value,
+                           scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
+    spmm_feature_kernel<scalar_t, index_t>(ptr, col, x, value, out, G, E, F, mean);
+  }
+  template <typename scalar_t, typename index_t>
+  static void spmm_feature_value_grad(const index_t* ptr, const index_t* col, const scalar_t* grad,
+                                      const scalar_t* x, scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
+    spmm_feature_value_grad_kernel<scalar_t, index_t>(ptr, col, grad, x, out, G, E, F, mean);
   }
   template <bool kWeighted, typename scalar_t, typename index_t>
   static void spmm_arg_grad(const index_t* colptr, const index_t* row, const int64_t* perm, const int64_t* arg,

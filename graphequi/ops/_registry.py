@@ -18,6 +18,8 @@ CSR matrix ``ptr [G + 1]``, ``col [E]``, optional ``value [E]`` times
 optional ``csc_*`` inputs of ``spmm`` are the transpose its backward needs
 (``colptr [N + 1]``, ``row [E]``, ``perm [E]``: CSC position ``p`` holds CSR
 edge ``perm[p]``); ``validate=False`` skips the index checks that read values.
+``spmm_feature`` takes a value per edge *and feature* (``value [E, F]``, sum and
+mean), ``spmm_feature_value_grad`` is its ``[E, F]`` value gradient.
 """
 from __future__ import annotations
 
@@ -43,6 +45,10 @@ SCHEMAS = {
     "spmm_value_grad": "spmm_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) -> Tensor",
     "spmm_arg_grad": ("spmm_arg_grad(Tensor csc_ptr, Tensor csc_row, Tensor csc_perm, Tensor arg, Tensor grad, "
                       "Tensor? value) -> Tensor"),
+    "spmm_feature": ("spmm_feature(Tensor ptr, Tensor col, Tensor x, Tensor value, Tensor? csc_ptr, "
+                     "Tensor? csc_row, Tensor? csc_perm, str reduce, bool validate) -> Tensor"),
+    "spmm_feature_value_grad": ("spmm_feature_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, "
+                                "bool validate) -> Tensor"),
     "csr_transpose": "csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)",
 }
 
@@ -216,6 +222,32 @@ def _torch_spmm_value_grad(ptr, col, grad, x, reduce: str, validate: bool) -> Te
     return out.to(x.dtype)
 
 
+def _check_feature_value(col: Tensor, x: Tensor, value: Tensor) -> None:
+    if value.dim() != 2 or value.size(0) != col.numel() or value.size(1) != x.size(1):
+        raise ValueError(f"value must be [E, F] = [{col.numel()}, {x.size(1)}], got shape {tuple(value.shape)}")
+
+
+def _torch_spmm_feature(ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce: str, validate: bool) -> Tensor:
+    check_reduce(reduce, _SUM_LIKE)
+    _torch_check_spmm(ptr, col, x, None, validate)
+    _check_feature_value(col, x, value)
+    acc = accumulation_dtype(x.dtype)
+    msgs = x.index_select(0, col.long()).to(acc) * value.to(acc)
+    rows = _rows_of(ptr, col.numel())
+    return _torch_scatter(msgs.unsqueeze(0), rows, ptr.numel() - 1, reduce, check=False)[0].to(x.dtype)
+
+
+def _torch_spmm_feature_value_grad(ptr, col, grad, x, reduce: str, validate: bool) -> Tensor:
+    check_reduce(reduce, _SUM_LIKE)
+    _torch_check_spmm(ptr, col, x, None, validate)
+    acc = accumulation_dtype(x.dtype)
+    rows = _rows_of(ptr, col.numel())
+    out = grad.index_select(0, rows).to(acc) * x.index_select(0, col.long()).to(acc)
+    if reduce == "mean":
+        out = out / (ptr[1:] - ptr[:-1]).to(acc).index_select(0, rows).unsqueeze(1)
+    return out.to(x.dtype)
+
+
 def _torch_spmm_arg_grad(csc_ptr, csc_row, csc_perm, arg, grad, value) -> Tensor:
     # the C++ kernel's sum, in the same CSC order, over an [E, F] mask (fallback only)
     rows = csc_row.long()
@@ -251,6 +283,8 @@ _TORCH_KERNELS = {
     "spmm_arg": _torch_spmm_arg,
     "spmm_value_grad": _torch_spmm_value_grad,
     "spmm_arg_grad": _torch_spmm_arg_grad,
+    "spmm_feature": _torch_spmm_feature,
+    "spmm_feature_value_grad": _torch_spmm_feature_value_grad,
     "csr_transpose": _torch_csr_transpose,
 }
 
@@ -300,6 +334,14 @@ def _fake_spmm_arg_grad(csc_ptr, csc_row, csc_perm, arg, grad, value):
     return grad.new_empty(csc_ptr.size(0) - 1, grad.size(1))
 
 
+def _fake_spmm_feature(ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce, validate):
+    return x.new_empty(ptr.size(0) - 1, x.size(1))
+
+
+def _fake_spmm_feature_value_grad(ptr, col, grad, x, reduce, validate):
+    return x.new_empty(col.size(0), x.size(1))
+
+
 def _fake_csr_transpose(ptr, col, num_cols, validate):
     return col.new_empty(num_cols + 1), col.new_empty(col.size(0)), col.new_empty(col.size(0), dtype=torch.long)
 
@@ -315,6 +357,8 @@ _FAKE_KERNELS = {
     "spmm_arg": _fake_spmm_arg,
     "spmm_value_grad": _fake_spmm_value_grad,
     "spmm_arg_grad": _fake_spmm_arg_grad,
+    "spmm_feature": _fake_spmm_feature,
+    "spmm_feature_value_grad": _fake_spmm_feature_value_grad,
     "csr_transpose": _fake_csr_transpose,
 }
 
@@ -451,6 +495,30 @@ def _register_autograd(ns: str) -> None:
                 grad_value = ops.spmm_value_grad(ptr, col, grad, x, ctx.reduce, False)
         return None, None, grad_x, grad_value, None, None, None, None, None
 
+    # spmm_feature: x's gradient is spmm_feature over the transpose with the
+    # values in CSC order (scaled by the row's 1/degree for mean), the value's
+    # the [E, F] product of the row's gradient and the gathered x row.
+    def spmm_feature_setup(ctx, inputs, output):
+        ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce, _validate = inputs
+        ctx.save_for_backward(ptr, col, x, value, csc_ptr, csc_row, csc_perm)
+        ctx.reduce = reduce
+
+    def spmm_feature_backward(ctx, grad):
+        ptr, col, x, value, csc_ptr, csc_row, csc_perm = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad_value = None
+        if ctx.needs_input_grad[2]:
+            if csc_ptr is None:
+                csc_ptr, csc_row, csc_perm = ops.csr_transpose(ptr, col, x.size(0), False)
+            weight = value.index_select(0, csc_perm)
+            if ctx.reduce == "mean":
+                inv_degree = 1.0 / (ptr[1:] - ptr[:-1]).clamp(min=1).to(accumulation_dtype(x.dtype))
+                weight = weight * inv_degree.index_select(0, csc_row.long()).to(x.dtype).unsqueeze(1)
+            grad_x = ops.spmm_feature(csc_ptr, csc_row, grad, weight, None, None, None, "sum", False)
+        if ctx.needs_input_grad[3]:
+            grad_value = ops.spmm_feature_value_grad(ptr, col, grad, x, ctx.reduce, False)
+        return None, None, grad_x, grad_value, None, None, None, None, None
+
     def spmm_arg_setup(ctx, inputs, output):
         ptr, col, x, value, reduce, _validate = inputs
         ctx.save_for_backward(ptr, col, x, value, output[1])
@@ -468,6 +536,7 @@ def _register_autograd(ns: str) -> None:
     table = {
         "spmm": (spmm_backward, spmm_setup),
         "spmm_arg": (spmm_arg_backward, spmm_arg_setup),
+        "spmm_feature": (spmm_feature_backward, spmm_feature_setup),
         "segment": (segment_backward, segment_setup),
         "segment_arg": (segment_arg_backward, segment_arg_setup),
         "scatter": (scatter_backward, scatter_setup),
@@ -511,9 +580,13 @@ def register_cpp_backend() -> None:
     _register_autograd("graphequi")
     if _cuda_library is None:
         # the min/max backward of spmm has a CPU kernel only; on CUDA its torch
-        # formulation (a masked segment sum over the transpose) serves
+        # formulation (a masked segment sum over the transpose) serves.
         _cuda_library = torch.library.Library("graphequi", "IMPL")
         _cuda_library.impl("spmm_arg_grad", _torch_spmm_arg_grad, "CUDA")
+        # per-feature values have CPU kernels only so far; on CUDA the torch
+        # formulation (gathered messages, then a scatter) serves
+        _cuda_library.impl("spmm_feature", _torch_spmm_feature, "CUDA")
+        _cuda_library.impl("spmm_feature_value_grad", _torch_spmm_feature_value_grad, "CUDA")
 
 
 def namespace(ns: str) -> SimpleNamespace:

@@ -8,7 +8,12 @@ For a CSR matrix with offsets ``ptr`` (``[N_dst + 1]``), column ids ``col``
         \mathrm{value}_k \, x_{\mathrm{col}_k}
 
 with :math:`\oplus` one of sum, mean, min, max; empty rows give ``0``, NaN
-propagates, as in :func:`graphequi.ops.scatter`. The kernels read each
+propagates, as in :func:`graphequi.ops.scatter`. ``value`` may also be
+``[E, F...]``, one weight per edge and feature (sum and mean):
+:math:`\mathrm{out}_{i} = \sum_k \mathrm{value}_k \odot x_{\mathrm{col}_k}`,
+the depthwise product of continuous-filter convolutions; its gradient for
+``value`` is the ``[E, F]`` product :math:`g_{\mathrm{row}(k)} \odot
+x_{\mathrm{col}_k}`, the only ``[E, F]`` tensor it makes. The kernels read each
 ``x[col[k]]`` row once and reduce it on the spot: no ``[E, F]`` message tensor
 exists in the forward or in the backward for ``x``.
 
@@ -69,8 +74,11 @@ def _check_spmm_args(ptr, col, x, value, csc) -> None:
     if value is not None:
         if not isinstance(value, Tensor):
             raise TypeError(f"value must be a torch.Tensor or None, got {type(value).__name__}")
-        if value.dim() != 1 or value.numel() != col.numel():
-            raise ValueError(f"value must be 1-D with one entry per edge ({col.numel()}), "
+        per_edge = value.dim() == 1 and value.numel() == col.numel()
+        per_feature = value.dim() > 1 and value.shape == (col.numel(),) + x.shape[1:]
+        if not (per_edge or per_feature):
+            raise ValueError(f"value must be [E] = [{col.numel()}] or [E, F...] = "
+                             f"{[col.numel()] + list(x.shape[1:])} (a value per edge and feature), "
                              f"got shape {tuple(value.shape)}")
         if value.dtype != x.dtype:
             raise TypeError(f"value must have the dtype of x ({x.dtype}), got {value.dtype}")
@@ -103,7 +111,11 @@ def spmm(ptr: Tensor, col: Tensor, x: Tensor, value: Optional[Tensor] = None, re
         x (Tensor): ``[N_src, F...]`` features; trailing dims are flattened
             for the kernel and restored. Floating or integer (not for mean).
         value (Tensor, optional): ``[E]`` edge weights of ``x``'s dtype;
-            ``None`` means 1. Differentiable.
+            ``None`` means 1. Or ``[E, F...]``, one weight per edge and
+            feature (``x``'s trailing shape): the depthwise message
+            :math:`\mathrm{value}_k \odot x_{\mathrm{col}_k}` of continuous
+            filters (SchNet, PONITA), reduced without materialising it;
+            sum and mean only. Differentiable.
         reduce (str): ``"sum"``/``"add"``, ``"mean"``, ``"min"`` or ``"max"``.
         csc (tuple, optional): the transpose ``(colptr [N_src + 1], row [E],
             perm [E] int64)`` (CSC position ``p`` holds CSR edge ``perm[p]``),
@@ -142,6 +154,13 @@ def spmm(ptr: Tensor, col: Tensor, x: Tensor, value: Optional[Tensor] = None, re
         F *= s
     x2 = x.reshape(x.size(0), F)
     ops = ops_for(x.device)
+    if value is not None and value.dim() > 1:
+        if reduce not in ("sum", "add", "mean"):
+            raise ValueError(f"a value per edge and feature supports reduce 'sum' or 'mean', got {reduce!r}")
+        colptr, row, perm = csc if csc is not None else (None, None, None)
+        out = ops.spmm_feature(ptr, col, x2, value.reshape(value.size(0), F), colptr, row, perm,
+                               "sum" if reduce == "add" else reduce, validate)
+        return out.reshape((ptr.size(0) - 1,) + tuple(features))
     if reduce in ("min", "max") and (_needs_grad(x) or (value is not None and _needs_grad(value))):
         out, _ = ops.spmm_arg(ptr, col, x2, value, reduce, validate)
     else:
@@ -157,7 +176,8 @@ class CSR(NamedTuple):
     Attributes:
         ptr (Tensor): ``[N_dst + 1]`` row offsets.
         col (Tensor): ``[E]`` column ids (rows of ``x``), ``ptr``'s dtype.
-        value (Tensor, optional): ``[E]`` edge values in CSR order.
+        value (Tensor, optional): ``[E]`` (or ``[E, F...]``) edge values in
+            CSR order.
         csc (tuple, optional): ``(colptr [N_src + 1], row [E], perm [E])``,
             the transpose: CSC position ``p`` holds CSR edge ``perm[p]``.
     """
@@ -197,8 +217,9 @@ def _from_edge_index(edge_index, num_nodes: Optional[int], value: Optional[Tenso
     elif num_nodes is not None and tuple(edge_index.sparse_size()) != (num_nodes, num_nodes):
         raise ValueError(f"num_nodes={num_nodes} disagrees with the EdgeIndex's sparse size "
                          f"{tuple(edge_index.sparse_size())}")
-    if value is not None and value.numel() != edge_index.size(1):
-        raise ValueError(f"value must have one entry per edge ({edge_index.size(1)}), got shape {tuple(value.shape)}")
+    if value is not None and (value.dim() == 0 or value.size(0) != edge_index.size(1)):
+        raise ValueError(f"value must have one entry (or row) per edge ({edge_index.size(1)}), "
+                         f"got shape {tuple(value.shape)}")
     # Messages flow edge_index[0] -> edge_index[1]: the CSR is over targets,
     # i.e. the CSC of edge_index. EdgeIndex caches it (and sorts at most once).
     order = None  # original edge of each CSR position, None = identity
@@ -242,7 +263,7 @@ def to_csr(adj, num_nodes: Optional[int] = None, *, value: Optional[Tensor] = No
         adj: the adjacency, one of the above.
         num_nodes (int, optional): node count of an ``edge_index`` whose size
             is not known; inferred from its maximum otherwise (a sync).
-        value (Tensor, optional): ``[E]`` edge weights for ``edge_index``
+        value (Tensor, optional): ``[E]`` (or ``[E, F...]``) edge weights for ``edge_index``
             inputs (the sparse tensors carry their own values).
         transpose (bool): also build the transpose that the backward uses.
         validate (bool): check that an ``edge_index`` lies in

@@ -274,8 +274,10 @@ def test_bad_inputs_raise_like_scatter(backend):
         ops.spmm(ptr, col, x.bool())
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         ops.spmm(ptr, col, [[1.0]])
-    with pytest.raises(ValueError, match="value must be 1-D with one entry per edge"):
+    with pytest.raises(ValueError, match=r"value must be \[E\] = \[3\] or \[E, F...\] = \[3, 3\]"):
         ops.spmm(ptr, col, x, torch.ones(4))
+    with pytest.raises(ValueError, match=r"value must be \[E\] = \[3\] or \[E, F...\]"):
+        ops.spmm(ptr, col, x, torch.ones(3, 2))
     with pytest.raises(TypeError, match="value must have the dtype of x"):
         ops.spmm(ptr, col, x, torch.ones(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="reduce must be one of"):
@@ -459,3 +461,152 @@ def test_min_max_backward_kernel_matches_its_torch_formulation_and_a_loop(reduce
     torch.testing.assert_close(torch.ops.graphequi_torch.spmm_arg_grad(*csc, arg, grad, value), got)
     with pytest.raises(IndexError, match="csc row"):
         torch.ops.graphequi.spmm_arg_grad(csc[0], csc[1] + G, csc[2], arg, grad, value)
+
+
+# --- a value per edge and feature (value [E, F...]) -------------------------------
+
+def feature_loop_reference(ptr, col, x, value, reduce):
+    """Python loops in float64: out[i] = sum_k value[k] * x[col[k]] elementwise (mean: / degree)."""
+    xf, vf = x.double().reshape(x.size(0), -1), value.double().reshape(value.size(0), -1)
+    out = torch.zeros(ptr.numel() - 1, xf.size(1), dtype=torch.float64)
+    for i in range(ptr.numel() - 1):
+        lo, hi = int(ptr[i]), int(ptr[i + 1])
+        for k in range(lo, hi):
+            out[i] += vf[k] * xf[int(col[k])]
+        if reduce == "mean" and hi > lo:
+            out[i] /= hi - lo
+    return out.reshape((ptr.numel() - 1,) + x.shape[1:])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_feature_values_match_loop_reference(backend, reduce, dtype):
+    gen = torch.Generator().manual_seed(20)
+    ptr, col = random_csr(23, 17, 6, gen)
+    x = torch.randn(17, 2, 3, generator=gen).to(dtype)
+    value = torch.randn(col.numel(), 2, 3, generator=gen).to(dtype)
+    got = ops.spmm(ptr, col, x, value, reduce)
+    assert got.shape == (23, 2, 3) and got.dtype == dtype
+    tol = 2e-2 if dtype == torch.bfloat16 else 1e-5
+    torch.testing.assert_close(got.double(), feature_loop_reference(ptr, col, x, value, reduce), rtol=tol, atol=tol)
+    assert bool((got[::4] == 0).all())
+
+
+def test_feature_values_equal_the_scalar_path_when_constant_across_features(backend):
+    gen = torch.Generator().manual_seed(21)
+    ptr, col = random_csr(30, 20, 5, gen)
+    x = torch.randn(20, 8, generator=gen, dtype=torch.float64)
+    value = torch.randn(col.numel(), generator=gen, dtype=torch.float64)
+    for reduce in ("sum", "mean"):
+        torch.testing.assert_close(ops.spmm(ptr, col, x, value.unsqueeze(1).expand(-1, 8), reduce),
+                                   ops.spmm(ptr, col, x, value, reduce))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_feature_values_gradcheck_and_edge_index_order(backend, reduce):
+    gen = torch.Generator().manual_seed(22)
+    num_nodes = 6
+    edge_index = torch.randint(0, num_nodes, (2, 15), generator=gen)
+    x = torch.randn(num_nodes, 3, generator=gen, dtype=torch.float64)
+    value = torch.randn(15, 3, generator=gen, dtype=torch.float64)
+    assert_gradcheck(lambda a, v: ops.to_csr(edge_index, num_nodes, value=v).spmm(a, reduce), x, value)
+    # edge_index order: value rows follow their edges through the CSR sort
+    ref = pyg_scatter(value * x[edge_index[0]], edge_index[1], 0, num_nodes, reduce)
+    torch.testing.assert_close(ops.to_csr(edge_index, num_nodes, value=value).spmm(x, reduce), ref)
+    perm = torch.randperm(15, generator=gen)
+    torch.testing.assert_close(ops.to_csr(edge_index[:, perm], num_nodes, value=value[perm]).spmm(x, reduce), ref)
+
+
+def test_feature_values_precomputed_transpose_and_backends_agree():
+    gen = torch.Generator().manual_seed(23)
+    ptr, col = random_csr(300, 200, 12, gen)
+    x = torch.randn(200, 9, generator=gen)
+    value = torch.randn(col.numel(), 9, generator=gen)
+    grad = torch.randn(300, 9, generator=gen)
+    results = {}
+    for name in BACKENDS:
+        with ops.use_backend(name):
+            for reduce in ("sum", "mean"):
+                for csc in (None, torch.ops.graphequi_torch.csr_transpose(ptr, col, 200, True)):
+                    a, v = x.clone().requires_grad_(), value.clone().requires_grad_()
+                    out = ops.spmm(ptr, col, a, v, reduce, csc=csc)
+                    results.setdefault(reduce, []).append((out, *torch.autograd.grad(out, (a, v), grad)))
+    for runs in results.values():
+        for other in runs[1:]:
+            for a, b in zip(runs[0], other):
+                torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("ns", NAMESPACES)
+def test_opcheck_spmm_feature_ops(ns):
+    gen = torch.Generator().manual_seed(24)
+    ptr, col = random_csr(8, 6, 4, gen)
+    op = getattr(torch.ops, ns)
+    x = torch.randn(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    value = torch.randn(col.numel(), 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(8, 3, generator=gen, dtype=torch.float64)
+    csc = op.csr_transpose(ptr, col, 6, True)
+    for reduce in ("sum", "mean"):
+        torch.library.opcheck(op.spmm_feature.default, (ptr, col, x, value, None, None, None, reduce, True))
+        torch.library.opcheck(op.spmm_feature.default, (ptr, col, x, value, *csc, reduce, False))
+        torch.library.opcheck(op.spmm_feature_value_grad.default, (ptr, col, grad, x.detach(), reduce, True))
+
+
+def test_feature_values_compile_fullgraph(backend):
+    gen = torch.Generator().manual_seed(25)
+    ptr, col = random_csr(20, 15, 5, gen)
+    x = torch.randn(15, 4, generator=gen)
+    value = torch.randn(col.numel(), 4, generator=gen)
+
+    def fn(a, v):
+        return ops.spmm(ptr, col, a, v, "mean", validate=False).relu()
+
+    assert_compiles(fn, x, value)
+
+
+def test_feature_values_bad_input(backend):
+    x = torch.randn(4, 3)
+    ptr, col = torch.tensor([0, 2, 3]), torch.tensor([0, 3, 1])
+    value = torch.ones(3, 3)
+    with pytest.raises(ValueError, match="a value per edge and feature supports reduce 'sum' or 'mean'"):
+        ops.spmm(ptr, col, x, value, reduce="max")
+    with pytest.raises(TypeError, match="value must have the dtype of x"):
+        ops.spmm(ptr, col, x, value.double())
+    with pytest.raises(IndexError, match="col contains 4, out of range"):
+        ops.spmm(ptr, torch.tensor([0, 4, 1]), x, value)
+    with pytest.raises(ValueError, match="ptr must start at 0"):
+        ops.spmm(torch.tensor([1, 2, 3]), col, x, value)
+    with pytest.raises(TypeError, match="mean.*floating-point x"):
+        ops.spmm(ptr, col, x.long(), value.long(), reduce="mean")
+    ints = (x * 4).round()
+    torch.testing.assert_close(ops.spmm(ptr, col, ints.long(), value.long()),
+                               ops.spmm(ptr, col, ints, value).long())  # integers: sum only
+    nan = x.clone()
+    nan[3, 1] = float("nan")
+    out = ops.spmm(ptr, col, nan, value)
+    assert torch.isnan(out[0, 1]) and not torch.isnan(out[0, 0]) and not torch.isnan(out[1]).any()
+    with pytest.raises(ValueError, match="one entry \\(or row\\) per edge"):
+        ops.to_csr(torch.tensor([[0, 1], [1, 0]]), 2, value=torch.ones(3, 2))
+    if HAS_CPP:
+        with pytest.raises(ValueError, match=r"value must be \[E, F\]"):
+            torch.ops.graphequi.spmm_feature(ptr, col, x, torch.ones(3, 2), None, None, None, "sum", True)
+        with pytest.raises(ValueError, match="spmm_feature takes reduce 'sum' or 'mean'"):
+            torch.ops.graphequi.spmm_feature(ptr, col, x, value, None, None, None, "max", True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_instruction_sets_give_identical_feature_spmm(dtype, assert_same_on_every_cpu_isa):
+    gen = torch.Generator().manual_seed(26)
+    ptr, col = random_csr(2_000, 1_500, 20, gen)
+    x = torch.randn(1_500, 19, generator=gen, dtype=dtype)
+    value = torch.randn(col.numel(), 19, generator=gen, dtype=dtype)
+
+    def run_all():
+        results = []
+        for reduce in ("sum", "mean"):
+            a, v = x.clone().requires_grad_(), value.clone().requires_grad_()
+            out = ops.spmm(ptr, col, a, v, reduce)
+            results += [out, *torch.autograd.grad(out.sum(), (a, v))]
+        return results
+
+    assert_same_on_every_cpu_isa(run_all)
