@@ -74,11 +74,17 @@ inline void check_spmm_inputs(const at::Tensor& ptr, const at::Tensor& col, cons
 }
 
 // spmm_feature: a value per edge and feature, value [E, F] of x's dtype and width.
+// value_perm, when given: int64 [E], edge k reads value row value_perm[k].
 inline void check_spmm_feature_inputs(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& x,
-                                      const at::Tensor& value) {
+                                      const at::Tensor& value, const c10::optional<at::Tensor>& value_perm) {
   check_spmm_inputs(ptr, col, x, c10::nullopt);
   TORCH_CHECK_VALUE(value.dim() == 2 && value.size(0) == col.numel() && value.size(1) == x.size(1),
                     "value must be [E, F] = [", col.numel(), ", ", x.size(1), "], got shape ", value.sizes());
+  if (value_perm.has_value()) {
+    TORCH_CHECK_TYPE(value_perm->scalar_type() == at::kLong, "value_perm must be int64");
+    TORCH_CHECK_VALUE(value_perm->dim() == 1 && value_perm->numel() == col.numel(),
+                      "value_perm must be 1-D with one entry per edge (", col.numel(), ")");
+  }
   TORCH_CHECK_TYPE(value.scalar_type() == x.scalar_type(), "value must have the dtype of x (", x.scalar_type(),
                    "), got ", value.scalar_type());
 }

@@ -15,7 +15,9 @@
 // perm [E]) used by the backward; `validate = false` skips the index checks.
 // spmm_arg_grad is the min/max backward for x: out [N, F] from the transpose,
 // arg [G, F] and grad [G, F]. spmm_feature takes a value per edge and feature
-// (value [E, F], sum/mean), spmm_feature_value_grad is its value gradient [E, F].
+// (value [E, F], sum/mean; edge k reads value row value_perm[k] when given, so
+// the backward runs over the transpose without reordering value), and
+// spmm_feature_value_grad is its value gradient [E, F].
 #include <Python.h>
 #include <torch/library.h>
 
@@ -34,8 +36,8 @@ TORCH_LIBRARY(graphequi, m) {
   m.def("spmm_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) -> Tensor");
   m.def("spmm_arg_grad(Tensor csc_ptr, Tensor csc_row, Tensor csc_perm, Tensor arg, Tensor grad, Tensor? value) "
         "-> Tensor");
-  m.def("spmm_feature(Tensor ptr, Tensor col, Tensor x, Tensor value, Tensor? csc_ptr, Tensor? csc_row, "
-        "Tensor? csc_perm, str reduce, bool validate) -> Tensor");
+  m.def("spmm_feature(Tensor ptr, Tensor col, Tensor x, Tensor value, Tensor? value_perm, Tensor? csc_ptr, "
+        "Tensor? csc_row, Tensor? csc_perm, str reduce, bool validate) -> Tensor");
   m.def("spmm_feature_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) "
         "-> Tensor");
   m.def("csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)");

@@ -545,19 +545,24 @@ at::Tensor spmm_value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_i
 }
 
 at::Tensor spmm_feature_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& x_in,
-                            const at::Tensor& value_in, const c10::optional<at::Tensor>& /*csc_ptr*/,
+                            const at::Tensor& value_in, const c10::optional<at::Tensor>& value_perm_in,
+                            const c10::optional<at::Tensor>& /*csc_ptr*/,
                             const c10::optional<at::Tensor>& /*csc_row*/, const c10::optional<at::Tensor>& /*csc_perm*/,
                             c10::string_view reduce, bool validate) {
   const Reduce r = parse_reduce(std::string(reduce), false);
   TORCH_CHECK_VALUE(r == Reduce::Sum || r == Reduce::Mean, "spmm_feature takes reduce 'sum' or 'mean', got '",
                     std::string(reduce), "'");
   check_mean_dtype(x_in, r, "x");
-  check_spmm_feature_inputs(ptr_in, col_in, x_in, value_in);
+  check_spmm_feature_inputs(ptr_in, col_in, x_in, value_in, value_perm_in);
   auto ptr = ptr_in.contiguous();
   auto col = col_in.contiguous();
   auto x = x_in.contiguous();
   auto value = value_in.contiguous();
-  if (validate) validate_csr(ptr, col, x.size(0));
+  at::Tensor value_perm = value_perm_in.has_value() ? value_perm_in->contiguous() : at::Tensor();
+  if (validate) {
+    validate_csr(ptr, col, x.size(0));
+    if (value_perm.defined()) validate_index<int64_t>(value_perm, value.size(0), "value_perm", "E =");
+  }
   const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
   auto out = empty_output({G, F}, x.options());
   GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_feature_cpu", [&] {
@@ -565,6 +570,8 @@ at::Tensor spmm_feature_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, 
       with_isa<scalar_t>([&](auto k) {
         decltype(k)::template spmm_feature<scalar_t, index_t>(ptr.data_ptr<index_t>(), col.data_ptr<index_t>(),
                                                               x.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(),
+                                                              value_perm.defined() ? value_perm.data_ptr<int64_t>()
+                                                                                   : nullptr,
                                                               out.data_ptr<scalar_t>(), G, E, F, r == Reduce::Mean);
       });
     });

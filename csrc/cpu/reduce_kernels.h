@@ -435,9 +435,10 @@ void spmm_value_grad_kernel(const index_t* ptr, const index_t* col, const scalar
 // out[i, f] = sum_{k in row i} value[k, f] * x[col[k], f] (mean: over the degree).
 // The depthwise messages value[k] * x[col[k]] are reduced on the spot, so no
 // [E, F] message tensor exists; value itself is [E, F] and read once.
+// value_perm (may be null) maps edge k to its value row, as the transpose needs.
 template <typename scalar_t, typename index_t>
 void spmm_feature_kernel(const index_t* ptr, const index_t* col, const scalar_t* x, const scalar_t* value,
-                         scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
+                         const int64_t* value_perm, scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
   using acc_t = at::opmath_type<scalar_t>;
   constexpr bool kInPlace = std::is_same_v<acc_t, scalar_t>;
   parallel_over_groups(ptr, G, E, 2 * F, [&](int64_t gb, int64_t ge) {
@@ -450,7 +451,7 @@ void spmm_feature_kernel(const index_t* ptr, const index_t* col, const scalar_t*
       else acc = buffer.data();
       for (int64_t e = lo; e < hi; ++e) {
         const scalar_t* __restrict row = x_row(x, col, e, E, F);
-        const scalar_t* __restrict w = value + e * F;
+        const scalar_t* __restrict w = value + (value_perm != nullptr ? value_perm[e] : e) * F;
         if (e == lo) {
           for (int64_t f = 0; f < F; ++f) acc[f] = static_cast<acc_t>(w[f]) * static_cast<acc_t>(row[f]);
         } else {
@@ -564,8 +565,8 @@ struct Kernels {
   }
   template <typename scalar_t, typename index_t>
   static void spmm_feature(const index_t* ptr, const index_t* col, const scalar_t* x, const scalar_t* value,
-                           scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
-    spmm_feature_kernel<scalar_t, index_t>(ptr, col, x, value, out, G, E, F, mean);
+                           const int64_t* value_perm, scalar_t* out, int64_t G, int64_t E, int64_t F, bool mean) {
+    spmm_feature_kernel<scalar_t, index_t>(ptr, col, x, value, value_perm, out, G, E, F, mean);
   }
   template <typename scalar_t, typename index_t>
   static void spmm_feature_value_grad(const index_t* ptr, const index_t* col, const scalar_t* grad,

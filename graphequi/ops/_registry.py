@@ -19,7 +19,9 @@ optional ``csc_*`` inputs of ``spmm`` are the transpose its backward needs
 (``colptr [N + 1]``, ``row [E]``, ``perm [E]``: CSC position ``p`` holds CSR
 edge ``perm[p]``); ``validate=False`` skips the index checks that read values.
 ``spmm_feature`` takes a value per edge *and feature* (``value [E, F]``, sum and
-mean), ``spmm_feature_value_grad`` is its ``[E, F]`` value gradient.
+mean; with ``value_perm [E]`` edge ``k`` reads row ``value_perm[k]``, which lets
+the backward run over the transpose without reordering ``value``), and
+``spmm_feature_value_grad`` is its ``[E, F]`` value gradient.
 """
 from __future__ import annotations
 
@@ -45,8 +47,8 @@ SCHEMAS = {
     "spmm_value_grad": "spmm_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) -> Tensor",
     "spmm_arg_grad": ("spmm_arg_grad(Tensor csc_ptr, Tensor csc_row, Tensor csc_perm, Tensor arg, Tensor grad, "
                       "Tensor? value) -> Tensor"),
-    "spmm_feature": ("spmm_feature(Tensor ptr, Tensor col, Tensor x, Tensor value, Tensor? csc_ptr, "
-                     "Tensor? csc_row, Tensor? csc_perm, str reduce, bool validate) -> Tensor"),
+    "spmm_feature": ("spmm_feature(Tensor ptr, Tensor col, Tensor x, Tensor value, Tensor? value_perm, "
+                     "Tensor? csc_ptr, Tensor? csc_row, Tensor? csc_perm, str reduce, bool validate) -> Tensor"),
     "spmm_feature_value_grad": ("spmm_feature_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, "
                                 "bool validate) -> Tensor"),
     "csr_transpose": "csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)",
@@ -227,10 +229,15 @@ def _check_feature_value(col: Tensor, x: Tensor, value: Tensor) -> None:
         raise ValueError(f"value must be [E, F] = [{col.numel()}, {x.size(1)}], got shape {tuple(value.shape)}")
 
 
-def _torch_spmm_feature(ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce: str, validate: bool) -> Tensor:
+def _torch_spmm_feature(ptr, col, x, value, value_perm, csc_ptr, csc_row, csc_perm, reduce: str,
+                        validate: bool) -> Tensor:
     check_reduce(reduce, _SUM_LIKE)
     _torch_check_spmm(ptr, col, x, None, validate)
     _check_feature_value(col, x, value)
+    if value_perm is not None:
+        if validate:
+            _check_index_range(value_perm, value.size(0), "value_perm", "E =")
+        value = value.index_select(0, value_perm)
     acc = accumulation_dtype(x.dtype)
     msgs = x.index_select(0, col.long()).to(acc) * value.to(acc)
     rows = _rows_of(ptr, col.numel())
@@ -334,7 +341,7 @@ def _fake_spmm_arg_grad(csc_ptr, csc_row, csc_perm, arg, grad, value):
     return grad.new_empty(csc_ptr.size(0) - 1, grad.size(1))
 
 
-def _fake_spmm_feature(ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce, validate):
+def _fake_spmm_feature(ptr, col, x, value, value_perm, csc_ptr, csc_row, csc_perm, reduce, validate):
     return x.new_empty(ptr.size(0) - 1, x.size(1))
 
 
@@ -495,29 +502,33 @@ def _register_autograd(ns: str) -> None:
                 grad_value = ops.spmm_value_grad(ptr, col, grad, x, ctx.reduce, False)
         return None, None, grad_x, grad_value, None, None, None, None, None
 
-    # spmm_feature: x's gradient is spmm_feature over the transpose with the
-    # values in CSC order (scaled by the row's 1/degree for mean), the value's
+    # spmm_feature: x's gradient is spmm_feature over the transpose, reading
+    # each edge's value row through the CSC permutation (no reordered copy of
+    # value) with the gradient pre-scaled by 1/degree for mean; the value's is
     # the [E, F] product of the row's gradient and the gathered x row.
     def spmm_feature_setup(ctx, inputs, output):
-        ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce, _validate = inputs
-        ctx.save_for_backward(ptr, col, x, value, csc_ptr, csc_row, csc_perm)
+        ptr, col, x, value, value_perm, csc_ptr, csc_row, csc_perm, reduce, _validate = inputs
+        ctx.save_for_backward(ptr, col, x, value, value_perm, csc_ptr, csc_row, csc_perm)
         ctx.reduce = reduce
 
     def spmm_feature_backward(ctx, grad):
-        ptr, col, x, value, csc_ptr, csc_row, csc_perm = ctx.saved_tensors
+        ptr, col, x, value, value_perm, csc_ptr, csc_row, csc_perm = ctx.saved_tensors
         grad = grad.contiguous()
         grad_x = grad_value = None
         if ctx.needs_input_grad[2]:
             if csc_ptr is None:
                 csc_ptr, csc_row, csc_perm = ops.csr_transpose(ptr, col, x.size(0), False)
-            weight = value.index_select(0, csc_perm)
+            scaled = grad
             if ctx.reduce == "mean":
                 inv_degree = 1.0 / (ptr[1:] - ptr[:-1]).clamp(min=1).to(accumulation_dtype(x.dtype))
-                weight = weight * inv_degree.index_select(0, csc_row.long()).to(x.dtype).unsqueeze(1)
-            grad_x = ops.spmm_feature(csc_ptr, csc_row, grad, weight, None, None, None, "sum", False)
+                scaled = (grad * inv_degree.unsqueeze(1)).to(grad.dtype)
+            rows = csc_perm if value_perm is None else value_perm.index_select(0, csc_perm)
+            grad_x = ops.spmm_feature(csc_ptr, csc_row, scaled, value, rows, None, None, None, "sum", False)
         if ctx.needs_input_grad[3]:
             grad_value = ops.spmm_feature_value_grad(ptr, col, grad, x, ctx.reduce, False)
-        return None, None, grad_x, grad_value, None, None, None, None, None
+            if value_perm is not None:  # edge k's gradient belongs to value row value_perm[k]
+                grad_value = torch.zeros_like(grad_value).index_add(0, value_perm, grad_value)
+        return None, None, grad_x, grad_value, None, None, None, None, None, None
 
     def spmm_arg_setup(ctx, inputs, output):
         ptr, col, x, value, reduce, _validate = inputs

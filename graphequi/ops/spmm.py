@@ -158,7 +158,7 @@ def spmm(ptr: Tensor, col: Tensor, x: Tensor, value: Optional[Tensor] = None, re
         if reduce not in ("sum", "add", "mean"):
             raise ValueError(f"a value per edge and feature supports reduce 'sum' or 'mean', got {reduce!r}")
         colptr, row, perm = csc if csc is not None else (None, None, None)
-        out = ops.spmm_feature(ptr, col, x2, value.reshape(value.size(0), F), colptr, row, perm,
+        out = ops.spmm_feature(ptr, col, x2, value.reshape(value.size(0), F), None, colptr, row, perm,
                                "sum" if reduce == "add" else reduce, validate)
         return out.reshape((ptr.size(0) - 1,) + tuple(features))
     if reduce in ("min", "max") and (_needs_grad(x) or (value is not None and _needs_grad(value))):

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
+from graphequi import ops
 from graphequi.geometry import radius_graph
 from graphequi.nn import Ponita, PonitaConv, build_ponita, energy_and_forces
 from graphequi.testing import (assert_compiles, assert_e3_equivariant, assert_gradcheck,
@@ -152,6 +153,45 @@ def test_conv_compiles_fullgraph():
     x = torch.randn(5, 6, 4, generator=gen)
     ei = torch.tensor([[1, 2, 3, 4, 0], [0, 0, 1, 2, 4]])
     assert_compiles(conv, x, ei, torch.randn(5, 6, 3, generator=gen), torch.randn(6, 6, 3, generator=gen))
+
+
+@pytest.mark.parametrize("aggr", ["sum", "mean"])
+def test_conv_fused_csr_path_equals_the_message_path(aggr):
+    """The CSR path (spmm with the kernel as per-edge-and-feature value) gives
+    the same outputs and gradients as gathering the messages, for unsorted
+    edges, duplicate edges, an isolated node and edge weights."""
+    gen = torch.Generator().manual_seed(3)
+    conv = PonitaConv(4, 3, aggr=aggr).double()
+    num_nodes, num_edges = 7, 19
+    ei = torch.randint(0, num_nodes - 1, (2, num_edges), generator=gen)  # node 6 is isolated
+    ei[:, 1] = ei[:, 0]
+    x = torch.randn(num_nodes, 5, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    basis = torch.randn(num_edges, 5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    fiber = torch.randn(5, 5, 3, generator=gen, dtype=torch.float64)
+    weight = torch.rand(num_edges, generator=gen, dtype=torch.float64)
+    ref = conv(x, ei, basis, fiber, weight)
+    csr = ops.to_csr(ei, num_nodes, value=torch.arange(num_edges))
+    order = csr.value
+    got = conv(x, csr._replace(value=None), basis[order], fiber, weight[order])
+    torch.testing.assert_close(got, ref)
+    grads_ref = torch.autograd.grad(ref.square().sum(), (x, basis, *conv.parameters()))
+    grads_got = torch.autograd.grad(got.square().sum(), (x, basis, *conv.parameters()))
+    for a, b in zip(grads_got, grads_ref):
+        torch.testing.assert_close(a, b)
+    assert_gradcheck(lambda a, b: conv(a, csr._replace(value=None), b[order], fiber, weight[order]), x, basis)
+    with pytest.raises(ValueError, match="the CSR has 7 rows but x has 6 nodes"):
+        conv(x[:6], csr, basis[order], fiber)
+    with pytest.raises(ValueError, match=r"spatial_basis must have shape \[E=19, O, B\]"):
+        conv(x, csr, basis[:3], fiber)
+
+
+def test_conv_compiles_fullgraph_on_a_csr():
+    conv = PonitaConv(4, 3)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 6, 4, generator=gen)
+    csr = ops.to_csr(torch.tensor([[1, 2, 3, 4, 0], [0, 0, 1, 2, 4]]), 5)
+    assert_compiles(lambda a, b, f: conv(a, csr, b, f), x, torch.randn(5, 6, 3, generator=gen),
+                    torch.randn(6, 6, 3, generator=gen))
 
 
 @pytest.mark.parametrize("num_ori", [0, 6])

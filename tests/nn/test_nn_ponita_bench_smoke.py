@@ -18,7 +18,8 @@ def test_ponita_speed_small_run_writes_json(tmp_path):
     expected = {"ponita (separable)", "non-separable", "egnn"}
     has_e3nn = importlib.util.find_spec("e3nn") is not None   # the optional bench extra
     assert {r["model"] for r in result["rows"]} == expected | ({"e3nn (NequIP-style)"} if has_e3nn else set())
-    assert {r["layer"] for r in result["layers_table"]} == ({"ponita block", "e3nn conv"} if has_e3nn else set())
+    assert {r["layer"] for r in result["layers_table"]} == (
+        {"ponita block", "ponita block (edge_index)", "e3nn conv"} if has_e3nn else set())
     fa = [r["rel_error"] for r in result["equivariance"] if "FA" in r["model"]]
     assert fa and max(fa) < 1e-9   # float64 frame averaging is exact up to rounding
 

@@ -546,10 +546,34 @@ def test_opcheck_spmm_feature_ops(ns):
     value = torch.randn(col.numel(), 3, generator=gen, dtype=torch.float64, requires_grad=True)
     grad = torch.randn(8, 3, generator=gen, dtype=torch.float64)
     csc = op.csr_transpose(ptr, col, 6, True)
+    perm = torch.randperm(col.numel(), generator=gen)
     for reduce in ("sum", "mean"):
-        torch.library.opcheck(op.spmm_feature.default, (ptr, col, x, value, None, None, None, reduce, True))
-        torch.library.opcheck(op.spmm_feature.default, (ptr, col, x, value, *csc, reduce, False))
+        torch.library.opcheck(op.spmm_feature.default, (ptr, col, x, value, None, None, None, None, reduce, True))
+        torch.library.opcheck(op.spmm_feature.default, (ptr, col, x, value, None, *csc, reduce, False))
+        torch.library.opcheck(op.spmm_feature.default, (ptr, col, x, value, perm, None, None, None, reduce, True))
         torch.library.opcheck(op.spmm_feature_value_grad.default, (ptr, col, grad, x.detach(), reduce, True))
+
+
+@pytest.mark.parametrize("ns", NAMESPACES)
+def test_spmm_feature_value_perm_reads_permuted_rows(ns):
+    """value_perm[k] names edge k's value row: the same as reordering value,
+    in values and in gradients (which go back to the named rows)."""
+    gen = torch.Generator().manual_seed(27)
+    ptr, col = random_csr(12, 9, 5, gen)
+    op = getattr(torch.ops, ns).spmm_feature.default
+    x = torch.randn(9, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    value = torch.randn(col.numel(), 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    perm = torch.randperm(col.numel(), generator=gen)
+    for reduce in ("sum", "mean"):
+        got = op(ptr, col, x, value, perm, None, None, None, reduce, True)
+        ref = op(ptr, col, x, value[perm], None, None, None, None, reduce, True)
+        torch.testing.assert_close(got, ref)
+        g = torch.randn_like(got)
+        for a, b in zip(torch.autograd.grad(got, (x, value), g), torch.autograd.grad(ref, (x, value), g)):
+            torch.testing.assert_close(a, b)
+        assert_gradcheck(lambda a, v: op(ptr, col, a, v, perm, None, None, None, reduce, True), x, value)
+    with pytest.raises(IndexError, match="value_perm"):
+        op(ptr, col, x, value, perm + col.numel(), None, None, None, "sum", True)
 
 
 def test_feature_values_compile_fullgraph(backend):
@@ -589,9 +613,11 @@ def test_feature_values_bad_input(backend):
         ops.to_csr(torch.tensor([[0, 1], [1, 0]]), 2, value=torch.ones(3, 2))
     if HAS_CPP:
         with pytest.raises(ValueError, match=r"value must be \[E, F\]"):
-            torch.ops.graphequi.spmm_feature(ptr, col, x, torch.ones(3, 2), None, None, None, "sum", True)
+            torch.ops.graphequi.spmm_feature(ptr, col, x, torch.ones(3, 2), None, None, None, None, "sum", True)
         with pytest.raises(ValueError, match="spmm_feature takes reduce 'sum' or 'mean'"):
-            torch.ops.graphequi.spmm_feature(ptr, col, x, value, None, None, None, "max", True)
+            torch.ops.graphequi.spmm_feature(ptr, col, x, value, None, None, None, None, "max", True)
+        with pytest.raises(TypeError, match="value_perm must be int64"):
+            torch.ops.graphequi.spmm_feature(ptr, col, x, value, col.int(), None, None, None, "sum", True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -2,11 +2,12 @@ r"""PONITA's separable group convolution on :math:`\mathbb R^3 \times S^2`
 (Bekkers et al., ICLR 2024)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
 
+from graphequi import ops
 from graphequi.nn.aggr import MeanAggregation, SumAggregation
 
 __all__ = ["PonitaConv"]
@@ -36,10 +37,23 @@ class PonitaConv(nn.Module):
         fiber: apply the fiber kernel (``False`` for :math:`O = 1`).
         aggr: ``"sum"`` or ``"mean"`` over neighbors (graphequi's kernels).
 
+    The adjacency is an ``edge_index`` ``[2, E]`` (``[0]`` source, ``[1]``
+    target: the messages are gathered, ``[E, O, C]``, and reduced by a
+    :mod:`graphequi.nn.aggr` aggregation) or a target-major
+    :class:`graphequi.ops.CSR` whose edges the per-edge inputs
+    (``spatial_basis``, ``edge_weight``) follow in CSR order: then
+    :func:`graphequi.ops.spmm` with the kernel as its per-edge-and-feature
+    value reduces :math:`k_{ij} \odot x_j` on the spot, and neither the
+    gathered :math:`x_j` nor the messages are ever materialised (forward or
+    backward). :class:`Ponita` builds that CSR once per forward. The CSR
+    path trusts its indices (``validate=False``): check them where the CSR
+    is made (:func:`graphequi.ops.to_csr` does by default).
+
     Shapes:
-        ``x`` ``[N, O, C]``, ``edge_index`` ``[2, E]`` (``[0]`` source,
-        ``[1]`` target), ``spatial_basis`` ``[E, O, B]`` (or ``[E, 1, B]``
-        broadcast), ``fiber_basis`` ``[O, O, B]``; output ``[N, O, C]``.
+        ``x`` ``[N, O, C]``, ``edge_index`` ``[2, E]`` or a CSR with ``E``
+        edges, ``spatial_basis`` ``[E, O, B]`` (or ``[E, 1, B]``
+        broadcast), ``fiber_basis`` ``[O, O, B]``, ``edge_weight`` ``[E]``;
+        output ``[N, O, C]``.
     """
 
     def __init__(self, channels: int, basis_dim: int, fiber: bool = True, aggr: str = "sum"):
@@ -50,6 +64,7 @@ class PonitaConv(nn.Module):
         self.spatial = nn.Linear(basis_dim, channels, bias=False)
         self.fiber_kernel = nn.Linear(basis_dim, channels, bias=False) if fiber else None
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.reduce = aggr
         self.aggr = SumAggregation() if aggr == "sum" else MeanAggregation()
         self.reset_parameters()
 
@@ -59,18 +74,26 @@ class PonitaConv(nn.Module):
             self.fiber_kernel.reset_parameters()
         nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor, edge_index: Tensor, spatial_basis: Tensor,
+    def forward(self, x: Tensor, edge_index: Union[Tensor, ops.CSR], spatial_basis: Tensor,
                 fiber_basis: Optional[Tensor] = None, edge_weight: Optional[Tensor] = None) -> Tensor:
         if x.dim() != 3 or x.size(-1) != self.channels:
             raise ValueError(f"{self}: x must have shape [N, O, {self.channels}], got {tuple(x.shape)}")
-        if spatial_basis.dim() != 3 or spatial_basis.size(0) != edge_index.size(1):
-            raise ValueError(f"{self}: spatial_basis must have shape [E={edge_index.size(1)}, O, B], "
+        csr = edge_index if isinstance(edge_index, ops.CSR) else None
+        num_edges = csr.col.numel() if csr is not None else edge_index.size(1)
+        if spatial_basis.dim() != 3 or spatial_basis.size(0) != num_edges:
+            raise ValueError(f"{self}: spatial_basis must have shape [E={num_edges}, O, B], "
                              f"got {tuple(spatial_basis.shape)}")
         kernel = self.spatial(spatial_basis)                          # [E, O, C]
         if edge_weight is not None:
             kernel = kernel * edge_weight.view(-1, 1, 1)
-        messages = kernel * x.index_select(0, edge_index[0])          # [E, O, C]
-        out = self.aggr(messages, edge_index[1], dim_size=x.size(0), dim=0)
+        if csr is not None:
+            if csr.ptr.numel() != x.size(0) + 1:
+                raise ValueError(f"{self}: the CSR has {csr.ptr.numel() - 1} rows but x has {x.size(0)} nodes")
+            kernel = kernel.expand(-1, x.size(1), -1)
+            out = ops.spmm(csr.ptr, csr.col, x, kernel, self.reduce, csc=csr.csc, validate=False)
+        else:
+            messages = kernel * x.index_select(0, edge_index[0])      # [E, O, C]
+            out = self.aggr(messages, edge_index[1], dim_size=x.size(0), dim=0)
         if self.fiber_kernel is not None:
             if fiber_basis is None:
                 raise ValueError(f"{self}: fiber=True needs fiber_basis [O, O, B]")

@@ -205,8 +205,16 @@ class Ponita(nn.Module):
         weight = None if self.radius is None else polynomial_cutoff(dist[:, 0], self.radius)
 
         h = self.embed(feats)
+        # One target-major CSR (with its transpose) for every layer; the
+        # per-edge inputs are put in its edge order once, so each layer's
+        # kernel is made in that order and goes straight into the fused spmm.
+        order = torch.arange(graph_edges.size(1), device=graph_edges.device)
+        csr = ops.to_csr(graph_edges, h.size(0), value=order, validate=not torch.compiler.is_compiling())
+        spatial = spatial.index_select(0, csr.value)
+        weight = None if weight is None else weight.index_select(0, csr.value)
+        csr = csr._replace(value=None)
         for block in self.blocks:
-            h = block(h, graph_edges, spatial, fiber_basis, weight)
+            h = block(h, csr, spatial, fiber_basis, weight)
         out = self.readout(h)                                                      # [M, O, S+V]
         scalar = out[..., :self.out_scalars].mean(1) if self.out_scalars else None
         vector = None
