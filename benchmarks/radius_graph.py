@@ -79,7 +79,7 @@ def main(argv=None):
     sizes = [300, 2000] if args.small else [int(s) for s in args.sizes.split(",")]
     device = torch.device(args.device)
     rows = []
-    print(f"| N | r | E | " + " | ".join(["graphequi ms", "dense cdist ms", "blocked cdist ms",
+    print("| N | r | E | " + " | ".join(["graphequi ms", "dense cdist ms", "blocked cdist ms",
                                           "torch_cluster ms", "blocked/graphequi", "dense MB"]) + " |")
     print("|---" * 10 + "|")
     for n in sizes:

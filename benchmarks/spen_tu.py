@@ -102,7 +102,7 @@ def run_fold(graphs, split, num_classes, args, seed: int) -> dict:
             loss = torch.nn.functional.cross_entropy(model(batch), batch.y)
             loss.backward()
             opt.step()
-            total += float(loss) * batch.num_graphs
+            total += loss.item() * batch.num_graphs
         sched.step()
         curve.append(dict(loss=total / len(train), test_acc=accuracy(model, test_loader)))
     last = [c["test_acc"] for c in curve[-10:]]
