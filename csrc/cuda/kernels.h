@@ -55,6 +55,17 @@ template <typename T, typename I>
 cudaError_t spmm_value_grad(const I* ptr, const I* col, const T* grad, const T* x, T* out, int64_t G, int64_t F,
                             bool mean, cudaStream_t stream);
 
+// A value per edge and feature (sum/mean): out [G, F] = sum over k of
+// value[vrow(k)] * x[col[k]] elementwise, vrow(k) = value_perm[k] (may be null: k).
+template <typename T, typename I>
+cudaError_t spmm_feature(const I* ptr, const I* col, const T* x, const T* value, const int64_t* value_perm, T* out,
+                         int64_t G, int64_t F, bool mean, cudaStream_t stream);
+
+// Gradient of spmm_feature w.r.t. value: out [E, F], out[k] = grad[row(k)] * x[col[k]].
+template <typename T, typename I>
+cudaError_t spmm_feature_value_grad(const I* ptr, const I* col, const T* grad, const T* x, T* out, int64_t G,
+                                    int64_t F, bool mean, cudaStream_t stream);
+
 // Group sizes of an index: count[index[e]] += 1 (count zeroed by the caller).
 template <typename I>
 cudaError_t count_index(const I* index, int64_t* count, int64_t E, cudaStream_t stream);

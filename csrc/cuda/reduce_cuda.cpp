@@ -327,6 +327,57 @@ at::Tensor spmm_value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, co
   return out;
 }
 
+at::Tensor spmm_feature_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& x,
+                             const at::Tensor& value_in, const c10::optional<at::Tensor>& value_perm_in,
+                             const c10::optional<at::Tensor>& /*csc_ptr*/, const c10::optional<at::Tensor>& /*csc_row*/,
+                             const c10::optional<at::Tensor>& /*csc_perm*/, c10::string_view reduce, bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  TORCH_CHECK_VALUE(r == Reduce::Sum || r == Reduce::Mean, "spmm_feature takes reduce 'sum' or 'mean', got '",
+                    std::string(reduce), "'");
+  check_mean_dtype(x, r, "x");
+  check_spmm_feature_inputs(ptr, col, x, value_in, value_perm_in);
+  check_same_device(x, value_in, "value");
+  if (value_perm_in.has_value()) check_same_device(x, *value_perm_in, "value_perm");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto in = prepare_spmm(ptr, col, x, c10::nullopt, validate);
+  auto value = value_in.contiguous();
+  at::Tensor value_perm = value_perm_in.has_value() ? value_perm_in->contiguous() : at::Tensor();
+  if (validate && value_perm.defined()) validate_index(value_perm, value.size(0), "value_perm", "E =");
+  const int64_t G = in.ptr.numel() - 1, F = in.x.size(1);
+  auto out = at::empty({G, F}, in.x.options());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  GRAPHEQUI_CUDA_DISPATCH(in.x.scalar_type(), "spmm_feature_cuda", [&] {
+    AT_DISPATCH_INDEX_TYPES(in.ptr.scalar_type(), "spmm_feature_cuda_idx", [&] {
+      C10_CUDA_CHECK(cuda::spmm_feature(in.ptr.data_ptr<index_t>(), in.col.data_ptr<index_t>(), cptr<scalar_t>(in.x),
+                                        cptr<scalar_t>(value),
+                                        value_perm.defined() ? value_perm.data_ptr<int64_t>() : nullptr,
+                                        mptr<scalar_t>(out), G, F, r == Reduce::Mean, stream));
+    });
+  });
+  return out;
+}
+
+at::Tensor spmm_feature_value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad_in,
+                                        const at::Tensor& x, c10::string_view reduce, bool validate) {
+  const Reduce r = parse_reduce(std::string(reduce), false);
+  check_spmm_value_grad_args(ptr, grad_in, x, r, std::string(reduce));
+  check_same_device(x, grad_in, "grad");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto in = prepare_spmm(ptr, col, x, c10::nullopt, validate);
+  auto grad = grad_in.contiguous();
+  const int64_t G = in.ptr.numel() - 1, F = in.x.size(1);
+  auto out = at::empty({in.col.numel(), F}, in.x.options());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  GRAPHEQUI_CUDA_DISPATCH(in.x.scalar_type(), "spmm_feature_value_grad_cuda", [&] {
+    AT_DISPATCH_INDEX_TYPES(in.ptr.scalar_type(), "spmm_feature_value_grad_cuda_idx", [&] {
+      C10_CUDA_CHECK(cuda::spmm_feature_value_grad(in.ptr.data_ptr<index_t>(), in.col.data_ptr<index_t>(),
+                                                   cptr<scalar_t>(grad), cptr<scalar_t>(in.x), mptr<scalar_t>(out),
+                                                   G, F, r == Reduce::Mean, stream));
+    });
+  });
+  return out;
+}
+
 // Stable sort of col (edges of one column keep their CSR order); without
 // validation nothing here syncs with the host.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose_cuda(const at::Tensor& ptr_in, const at::Tensor& col_in,
@@ -362,6 +413,8 @@ TORCH_LIBRARY_IMPL(graphequi, CUDA, m) {
   m.impl("spmm", &spmm_cuda);
   m.impl("spmm_arg", &spmm_arg_cuda);
   m.impl("spmm_value_grad", &spmm_value_grad_cuda);
+  m.impl("spmm_feature", &spmm_feature_cuda);
+  m.impl("spmm_feature_value_grad", &spmm_feature_value_grad_cuda);
   m.impl("csr_transpose", &csr_transpose_cuda);
 }
 

@@ -78,7 +78,79 @@ __global__ void spmm_value_grad_kernel(const I* __restrict__ ptr, const I* __res
   }
 }
 
+// A value per edge and feature: out[g, f] = sum_e value[vrow(e), f] * x[col[e], f]
+// with vrow(e) = value_perm[e] when given (the transpose reads value through
+// the CSC permutation), over the degree for mean. Layout as spmm_kernel.
+template <typename T, typename I>
+__global__ void spmm_feature_kernel(const I* __restrict__ ptr, const I* __restrict__ col, const T* __restrict__ x,
+                                    const T* __restrict__ value, const int64_t* __restrict__ value_perm,
+                                    T* __restrict__ out, int64_t G, int64_t F, bool mean) {
+  using A = typename OpMath<T>::type;
+  const int lane = threadIdx.x % kWarp;
+  const int64_t tiles = (F + kWarp - 1) / kWarp;
+  const int64_t warps = G * tiles;
+  const int64_t first_warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
+  const int64_t warp_stride = static_cast<int64_t>(blockDim.x) * gridDim.x / kWarp;
+  for (int64_t w = first_warp; w < warps; w += warp_stride) {
+    const int64_t g = w / tiles;
+    const int64_t f = (w % tiles) * kWarp + lane;
+    if (f >= F) continue;
+    const int64_t lo = ptr[g], hi = ptr[g + 1];
+    A acc = A(0);
+    for (int64_t e = lo; e < hi; ++e) {
+      const int64_t vrow = value_perm != nullptr ? value_perm[e] : e;
+      acc += to_acc(value[vrow * F + f]) * to_acc(x[static_cast<int64_t>(col[e]) * F + f]);
+    }
+    if (mean && hi > lo) acc = acc / static_cast<A>(hi - lo);
+    out[g * F + f] = from_acc<T>(acc);
+  }
+}
+
+// Gradient of spmm_feature w.r.t. value: out[e, f] = grad[row(e), f] * x[col[e], f]
+// (over the degree for mean); one warp per (row, feature tile), every entry written once.
+template <typename T, typename I>
+__global__ void spmm_feature_value_grad_kernel(const I* __restrict__ ptr, const I* __restrict__ col,
+                                               const T* __restrict__ grad, const T* __restrict__ x,
+                                               T* __restrict__ out, int64_t G, int64_t F, bool mean) {
+  using A = typename OpMath<T>::type;
+  const int lane = threadIdx.x % kWarp;
+  const int64_t tiles = (F + kWarp - 1) / kWarp;
+  const int64_t warps = G * tiles;
+  const int64_t first_warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
+  const int64_t warp_stride = static_cast<int64_t>(blockDim.x) * gridDim.x / kWarp;
+  for (int64_t w = first_warp; w < warps; w += warp_stride) {
+    const int64_t g = w / tiles;
+    const int64_t f = (w % tiles) * kWarp + lane;
+    if (f >= F) continue;
+    const int64_t lo = ptr[g], hi = ptr[g + 1];
+    A gf = to_acc(grad[g * F + f]);
+    if (mean && hi > lo) gf = gf / static_cast<A>(hi - lo);
+    for (int64_t e = lo; e < hi; ++e)
+      out[e * F + f] = from_acc<T>(gf * to_acc(x[static_cast<int64_t>(col[e]) * F + f]));
+  }
+}
+
 }  // namespace
+
+template <typename T, typename I>
+cudaError_t spmm_feature(const I* ptr, const I* col, const T* x, const T* value, const int64_t* value_perm, T* out,
+                         int64_t G, int64_t F, bool mean, cudaStream_t stream) {
+  if (G * F == 0) return cudaSuccess;
+  const int64_t threads = G * ((F + kWarp - 1) / kWarp) * kWarp;
+  spmm_feature_kernel<T, I><<<blocks_for(threads), kThreads, 0, stream>>>(ptr, col, x, value, value_perm, out, G,
+                                                                          F, mean);
+  return cudaGetLastError();
+}
+
+template <typename T, typename I>
+cudaError_t spmm_feature_value_grad(const I* ptr, const I* col, const T* grad, const T* x, T* out, int64_t G,
+                                    int64_t F, bool mean, cudaStream_t stream) {
+  if (G * F == 0) return cudaSuccess;
+  const int64_t threads = G * ((F + kWarp - 1) / kWarp) * kWarp;
+  spmm_feature_value_grad_kernel<T, I><<<blocks_for(threads), kThreads, 0, stream>>>(ptr, col, grad, x, out, G, F,
+                                                                                     mean);
+  return cudaGetLastError();
+}
 
 template <typename T, typename I>
 cudaError_t spmm(const I* ptr, const I* col, const T* x, const T* value, T* out, int64_t* arg, int64_t G, int64_t F,
@@ -102,7 +174,11 @@ cudaError_t spmm_value_grad(const I* ptr, const I* col, const T* grad, const T* 
   template cudaError_t spmm<T, I>(const I*, const I*, const T*, const T*, T*, int64_t*, int64_t, int64_t, \
                                   ReduceKind, cudaStream_t);                                              \
   template cudaError_t spmm_value_grad<T, I>(const I*, const I*, const T*, const T*, T*, int64_t, int64_t, \
-                                             bool, cudaStream_t);
+                                             bool, cudaStream_t);                                         \
+  template cudaError_t spmm_feature<T, I>(const I*, const I*, const T*, const T*, const int64_t*, T*,      \
+                                          int64_t, int64_t, bool, cudaStream_t);                           \
+  template cudaError_t spmm_feature_value_grad<T, I>(const I*, const I*, const T*, const T*, T*, int64_t,  \
+                                                     int64_t, bool, cudaStream_t);
 
 #define GRAPHEQUI_INSTANTIATE_SPMM_ALL(T) \
   GRAPHEQUI_INSTANTIATE_SPMM(T, int32_t)  \

@@ -594,10 +594,6 @@ def register_cpp_backend() -> None:
         # formulation (a masked segment sum over the transpose) serves.
         _cuda_library = torch.library.Library("graphequi", "IMPL")
         _cuda_library.impl("spmm_arg_grad", _torch_spmm_arg_grad, "CUDA")
-        # per-feature values have CPU kernels only so far; on CUDA the torch
-        # formulation (gathered messages, then a scatter) serves
-        _cuda_library.impl("spmm_feature", _torch_spmm_feature, "CUDA")
-        _cuda_library.impl("spmm_feature_value_grad", _torch_spmm_feature_value_grad, "CUDA")
 
 
 def namespace(ns: str) -> SimpleNamespace:

@@ -52,8 +52,14 @@ def test_cuda_glue_parses_against_torch_headers(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-needs_gpu = pytest.mark.skipif(not torch.cuda.is_available() or "cuda" not in ops.cpp_devices(),
-                               reason="needs a GPU and the CUDA build of the extension")
+_skip_without_gpu = pytest.mark.skipif(not torch.cuda.is_available() or "cuda" not in ops.cpp_devices(),
+                                       reason="needs a GPU and the CUDA build of the extension")
+
+
+def needs_gpu(test):
+    """Runtime GPU tests: marked ``cuda`` (``pytest -m cuda`` selects them on a
+    device machine) and skipped where there is no GPU build."""
+    return pytest.mark.cuda(_skip_without_gpu(test))
 
 
 @needs_gpu
@@ -92,3 +98,47 @@ def test_cuda_gradcheck_and_bad_index(reduce):
     assert_gradcheck(lambda x: ops.segment(x, ptr, reduce), src)
     with pytest.raises(IndexError):
         ops.scatter(src, torch.full((20,), 9, device="cuda"), 0, 6, reduce)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("reduce", ["sum", "mean", "min", "max"])
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_cuda_spmm_matches_cpu(dtype, reduce, per_feature):
+    """spmm with a value per edge, or per edge and feature (sum/mean), on the
+    GPU against the CPU kernels, forward and backward."""
+    if per_feature and reduce in ("min", "max"):
+        pytest.skip("a value per edge and feature takes sum or mean")
+    gen = torch.Generator().manual_seed(1)
+    N, E, F = 300, 4000, 37
+    edge_index = torch.randint(0, N, (2, E), generator=gen)
+    x = torch.randn(N, F, generator=gen).to(dtype)
+    value = torch.randn((E, F) if per_feature else (E,), generator=gen).to(dtype)
+    grad = torch.randn(N, F, generator=gen).to(dtype)
+    results = []
+    for device in ("cpu", "cuda"):
+        a, v = x.to(device).requires_grad_(), value.to(device).requires_grad_()
+        out = ops.to_csr(edge_index.to(device), N, value=v).spmm(a, reduce)
+        results.append([t.cpu() for t in (out, *torch.autograd.grad(out, (a, v), grad.to(device)))])
+    tol = 3e-2 if dtype == torch.bfloat16 else 1e-5
+    for got, expected in zip(results[1], results[0]):
+        torch.testing.assert_close(got, expected, rtol=tol, atol=tol)
+
+
+@needs_gpu
+def test_cuda_spmm_feature_gradcheck_and_value_perm():
+    from graphequi.testing import assert_gradcheck
+
+    gen = torch.Generator().manual_seed(2)
+    edge_index = torch.randint(0, 6, (2, 20), generator=gen).cuda()
+    x = torch.randn(6, 3, generator=gen, dtype=torch.float64).cuda()
+    value = torch.randn(20, 3, generator=gen, dtype=torch.float64).cuda()
+    for reduce in ("sum", "mean"):
+        assert_gradcheck(lambda a, v: ops.to_csr(edge_index, 6, value=v).spmm(a, reduce), x, value)
+    csr = ops.to_csr(edge_index, 6)
+    perm = torch.randperm(20, generator=gen).cuda()
+    op = torch.ops.graphequi.spmm_feature.default
+    torch.testing.assert_close(op(csr.ptr, csr.col, x, value, perm, None, None, None, "sum", True),
+                               op(csr.ptr, csr.col, x, value[perm], None, None, None, None, "sum", True))
+    with pytest.raises(IndexError):
+        op(csr.ptr, csr.col, x, value, perm + 20, None, None, None, "sum", True)
