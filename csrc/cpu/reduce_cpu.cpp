@@ -520,8 +520,10 @@ std::tuple<at::Tensor, at::Tensor> spmm_arg_cpu(const at::Tensor& ptr_in, const 
   return {out, arg};
 }
 
-at::Tensor spmm_value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& grad_in,
-                               const at::Tensor& x_in, c10::string_view reduce, bool validate) {
+// The value gradients of spmm (one per edge, [E]) and of spmm_feature (one per
+// edge and feature, [E, F]): the same inputs, checks and traversal.
+at::Tensor value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& grad_in,
+                          const at::Tensor& x_in, c10::string_view reduce, bool validate, bool per_feature) {
   const Reduce r = parse_reduce(std::string(reduce), false);
   check_spmm_inputs(ptr_in, col_in, x_in, c10::nullopt);
   check_spmm_value_grad_args(ptr_in, grad_in, x_in, r, std::string(reduce));
@@ -531,17 +533,24 @@ at::Tensor spmm_value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_i
   auto grad = grad_in.contiguous();
   if (validate) validate_csr(ptr, col, x.size(0));
   const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
-  auto out = at::empty({E}, x.options());
+  auto out = per_feature ? at::empty({E, F}, x.options()) : at::empty({E}, x.options());
   GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_value_grad_cpu", [&] {
     AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "spmm_value_grad_cpu_idx", [&] {
       with_isa<scalar_t>([&](auto k) {
-        decltype(k)::template spmm_value_grad<scalar_t, index_t>(ptr.data_ptr<index_t>(), col.data_ptr<index_t>(),
-                                                                 grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-                                                                 out.data_ptr<scalar_t>(), G, E, F, r == Reduce::Mean);
+        using K = decltype(k);
+        auto fn = per_feature ? K::template spmm_feature_value_grad<scalar_t, index_t>
+                              : K::template spmm_value_grad<scalar_t, index_t>;
+        fn(ptr.data_ptr<index_t>(), col.data_ptr<index_t>(), grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+           out.data_ptr<scalar_t>(), G, E, F, r == Reduce::Mean);
       });
     });
   });
   return out;
+}
+
+at::Tensor spmm_value_grad_cpu(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad,
+                               const at::Tensor& x, c10::string_view reduce, bool validate) {
+  return value_grad_cpu(ptr, col, grad, x, reduce, validate, false);
 }
 
 at::Tensor spmm_feature_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& x_in,
@@ -579,28 +588,9 @@ at::Tensor spmm_feature_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, 
   return out;
 }
 
-at::Tensor spmm_feature_value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& grad_in,
-                                       const at::Tensor& x_in, c10::string_view reduce, bool validate) {
-  const Reduce r = parse_reduce(std::string(reduce), false);
-  check_spmm_inputs(ptr_in, col_in, x_in, c10::nullopt);
-  check_spmm_value_grad_args(ptr_in, grad_in, x_in, r, std::string(reduce));
-  auto ptr = ptr_in.contiguous();
-  auto col = col_in.contiguous();
-  auto x = x_in.contiguous();
-  auto grad = grad_in.contiguous();
-  if (validate) validate_csr(ptr, col, x.size(0));
-  const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
-  auto out = at::empty({E, F}, x.options());
-  GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_feature_value_grad_cpu", [&] {
-    AT_DISPATCH_INDEX_TYPES(ptr.scalar_type(), "spmm_feature_value_grad_cpu_idx", [&] {
-      with_isa<scalar_t>([&](auto k) {
-        decltype(k)::template spmm_feature_value_grad<scalar_t, index_t>(
-            ptr.data_ptr<index_t>(), col.data_ptr<index_t>(), grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-            out.data_ptr<scalar_t>(), G, E, F, r == Reduce::Mean);
-      });
-    });
-  });
-  return out;
+at::Tensor spmm_feature_value_grad_cpu(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad,
+                                       const at::Tensor& x, c10::string_view reduce, bool validate) {
+  return value_grad_cpu(ptr, col, grad, x, reduce, validate, true);
 }
 
 at::Tensor spmm_arg_grad_cpu(const at::Tensor& colptr_in, const at::Tensor& row_in, const at::Tensor& perm_in,

@@ -306,25 +306,33 @@ std::tuple<at::Tensor, at::Tensor> spmm_arg_cuda(const at::Tensor& ptr, const at
   return spmm_launch(prepare_spmm(ptr, col, x, value, validate), r, true);
 }
 
-at::Tensor spmm_value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad_in,
-                                const at::Tensor& x, c10::string_view reduce, bool validate) {
+// The value gradients of spmm ([E]) and of spmm_feature ([E, F]): the same
+// inputs and checks.
+at::Tensor value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad_in,
+                           const at::Tensor& x, c10::string_view reduce, bool validate, bool per_feature) {
   const Reduce r = parse_reduce(std::string(reduce), false);
   check_spmm_value_grad_args(ptr, grad_in, x, r, std::string(reduce));
   check_same_device(x, grad_in, "grad");
   const c10::cuda::CUDAGuard guard(x.device());
   auto in = prepare_spmm(ptr, col, x, c10::nullopt, validate);
   auto grad = grad_in.contiguous();
-  const int64_t G = in.ptr.numel() - 1, F = in.x.size(1);
-  auto out = at::empty({in.col.numel()}, in.x.options());
+  const int64_t G = in.ptr.numel() - 1, E = in.col.numel(), F = in.x.size(1);
+  auto out = per_feature ? at::empty({E, F}, in.x.options()) : at::empty({E}, in.x.options());
   auto stream = c10::cuda::getCurrentCUDAStream();
   GRAPHEQUI_CUDA_DISPATCH(in.x.scalar_type(), "spmm_value_grad_cuda", [&] {
     AT_DISPATCH_INDEX_TYPES(in.ptr.scalar_type(), "spmm_value_grad_cuda_idx", [&] {
-      C10_CUDA_CHECK(cuda::spmm_value_grad(in.ptr.data_ptr<index_t>(), in.col.data_ptr<index_t>(),
-                                           cptr<scalar_t>(grad), cptr<scalar_t>(in.x), mptr<scalar_t>(out), G, F,
-                                           r == Reduce::Mean, stream));
+      using cuda_t = typename CudaType<scalar_t>::type;
+      auto fn = per_feature ? cuda::spmm_feature_value_grad<cuda_t, index_t> : cuda::spmm_value_grad<cuda_t, index_t>;
+      C10_CUDA_CHECK(fn(in.ptr.data_ptr<index_t>(), in.col.data_ptr<index_t>(), cptr<scalar_t>(grad),
+                        cptr<scalar_t>(in.x), mptr<scalar_t>(out), G, F, r == Reduce::Mean, stream));
     });
   });
   return out;
+}
+
+at::Tensor spmm_value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad,
+                                const at::Tensor& x, c10::string_view reduce, bool validate) {
+  return value_grad_cuda(ptr, col, grad, x, reduce, validate, false);
 }
 
 at::Tensor spmm_feature_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& x,
@@ -357,25 +365,9 @@ at::Tensor spmm_feature_cuda(const at::Tensor& ptr, const at::Tensor& col, const
   return out;
 }
 
-at::Tensor spmm_feature_value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad_in,
+at::Tensor spmm_feature_value_grad_cuda(const at::Tensor& ptr, const at::Tensor& col, const at::Tensor& grad,
                                         const at::Tensor& x, c10::string_view reduce, bool validate) {
-  const Reduce r = parse_reduce(std::string(reduce), false);
-  check_spmm_value_grad_args(ptr, grad_in, x, r, std::string(reduce));
-  check_same_device(x, grad_in, "grad");
-  const c10::cuda::CUDAGuard guard(x.device());
-  auto in = prepare_spmm(ptr, col, x, c10::nullopt, validate);
-  auto grad = grad_in.contiguous();
-  const int64_t G = in.ptr.numel() - 1, F = in.x.size(1);
-  auto out = at::empty({in.col.numel(), F}, in.x.options());
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  GRAPHEQUI_CUDA_DISPATCH(in.x.scalar_type(), "spmm_feature_value_grad_cuda", [&] {
-    AT_DISPATCH_INDEX_TYPES(in.ptr.scalar_type(), "spmm_feature_value_grad_cuda_idx", [&] {
-      C10_CUDA_CHECK(cuda::spmm_feature_value_grad(in.ptr.data_ptr<index_t>(), in.col.data_ptr<index_t>(),
-                                                   cptr<scalar_t>(grad), cptr<scalar_t>(in.x), mptr<scalar_t>(out),
-                                                   G, F, r == Reduce::Mean, stream));
-    });
-  });
-  return out;
+  return value_grad_cuda(ptr, col, grad, x, reduce, validate, true);
 }
 
 // Stable sort of col (edges of one column keep their CSR order); without

@@ -81,20 +81,27 @@ __global__ void spmm_value_grad_kernel(const I* __restrict__ ptr, const I* __res
 // A value per edge and feature: out[g, f] = sum_e value[vrow(e), f] * x[col[e], f]
 // with vrow(e) = value_perm[e] when given (the transpose reads value through
 // the CSC permutation), over the degree for mean. Layout as spmm_kernel.
+// Calls fn(g, f) for every (row g, feature f) of a [G, F] output: one warp
+// per (row, 32-feature tile), lane l on feature tile * 32 + l, so the rows
+// gathered per edge are read in coalesced pieces.
+template <typename Fn>
+__device__ __forceinline__ void for_each_row_feature(int64_t G, int64_t F, const Fn& fn) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t tiles = (F + kWarp - 1) / kWarp;
+  const int64_t first_warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
+  const int64_t warp_stride = static_cast<int64_t>(blockDim.x) * gridDim.x / kWarp;
+  for (int64_t w = first_warp; w < G * tiles; w += warp_stride) {
+    const int64_t f = (w % tiles) * kWarp + lane;
+    if (f < F) fn(w / tiles, f);
+  }
+}
+
 template <typename T, typename I>
 __global__ void spmm_feature_kernel(const I* __restrict__ ptr, const I* __restrict__ col, const T* __restrict__ x,
                                     const T* __restrict__ value, const int64_t* __restrict__ value_perm,
                                     T* __restrict__ out, int64_t G, int64_t F, bool mean) {
   using A = typename OpMath<T>::type;
-  const int lane = threadIdx.x % kWarp;
-  const int64_t tiles = (F + kWarp - 1) / kWarp;
-  const int64_t warps = G * tiles;
-  const int64_t first_warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
-  const int64_t warp_stride = static_cast<int64_t>(blockDim.x) * gridDim.x / kWarp;
-  for (int64_t w = first_warp; w < warps; w += warp_stride) {
-    const int64_t g = w / tiles;
-    const int64_t f = (w % tiles) * kWarp + lane;
-    if (f >= F) continue;
+  for_each_row_feature(G, F, [&](int64_t g, int64_t f) {
     const int64_t lo = ptr[g], hi = ptr[g + 1];
     A acc = A(0);
     for (int64_t e = lo; e < hi; ++e) {
@@ -103,7 +110,7 @@ __global__ void spmm_feature_kernel(const I* __restrict__ ptr, const I* __restri
     }
     if (mean && hi > lo) acc = acc / static_cast<A>(hi - lo);
     out[g * F + f] = from_acc<T>(acc);
-  }
+  });
 }
 
 // Gradient of spmm_feature w.r.t. value: out[e, f] = grad[row(e), f] * x[col[e], f]
@@ -113,21 +120,13 @@ __global__ void spmm_feature_value_grad_kernel(const I* __restrict__ ptr, const 
                                                const T* __restrict__ grad, const T* __restrict__ x,
                                                T* __restrict__ out, int64_t G, int64_t F, bool mean) {
   using A = typename OpMath<T>::type;
-  const int lane = threadIdx.x % kWarp;
-  const int64_t tiles = (F + kWarp - 1) / kWarp;
-  const int64_t warps = G * tiles;
-  const int64_t first_warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
-  const int64_t warp_stride = static_cast<int64_t>(blockDim.x) * gridDim.x / kWarp;
-  for (int64_t w = first_warp; w < warps; w += warp_stride) {
-    const int64_t g = w / tiles;
-    const int64_t f = (w % tiles) * kWarp + lane;
-    if (f >= F) continue;
+  for_each_row_feature(G, F, [&](int64_t g, int64_t f) {
     const int64_t lo = ptr[g], hi = ptr[g + 1];
     A gf = to_acc(grad[g * F + f]);
     if (mean && hi > lo) gf = gf / static_cast<A>(hi - lo);
     for (int64_t e = lo; e < hi; ++e)
       out[e * F + f] = from_acc<T>(gf * to_acc(x[static_cast<int64_t>(col[e]) * F + f]));
-  }
+  });
 }
 
 }  // namespace
