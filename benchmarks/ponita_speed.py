@@ -48,7 +48,7 @@ from graphequi import ops
 from graphequi.geometry import (bundle_fiber_invariants, bundle_spatial_invariants, edge_vectors,
                                 fibonacci_sphere, fully_connected_graph, radius_graph, safe_norm)
 from graphequi.nn import FrameAveraging, Ponita
-from graphequi.nn.ponita import KernelBasis
+from graphequi.nn.ponita import KernelBasis, csr_adjacency
 from graphequi.testing import random_rotation
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -142,11 +142,8 @@ def layer_step(name, hidden, num_ori, data):
         block = net.blocks[0]
         h = torch.randn(n, num_ori, hidden, device=device, requires_grad=True)
         adj = data.edge_index  # "(edge_index)": gathered [E, O, C] messages, then a scatter
-        if name == "ponita block":
-            # the adjacency as Ponita.forward shares it between layers: one CSR, edges in its
-            # order, so the kernel goes straight into the fused spmm
-            csr = ops.to_csr(adj, n, value=torch.arange(adj.size(1), device=device))
-            spatial, adj = spatial.index_select(0, csr.value), csr._replace(value=None)
+        if name == "ponita block":  # the adjacency as Ponita.forward shares it between layers
+            adj, (spatial,) = csr_adjacency(adj, n, spatial)
         return (lambda: block(h, adj, spatial, fiber, None).square().sum()), \
             sum(p.numel() for p in block.parameters())
     conv = E3nnConv(hidden).to(device)

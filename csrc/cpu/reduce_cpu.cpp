@@ -525,13 +525,12 @@ std::tuple<at::Tensor, at::Tensor> spmm_arg_cpu(const at::Tensor& ptr_in, const 
 at::Tensor value_grad_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, const at::Tensor& grad_in,
                           const at::Tensor& x_in, c10::string_view reduce, bool validate, bool per_feature) {
   const Reduce r = parse_reduce(std::string(reduce), false);
+  // x must be [N, F] before grad is checked against it; prepare_spmm repeats this metadata check
   check_spmm_inputs(ptr_in, col_in, x_in, c10::nullopt);
   check_spmm_value_grad_args(ptr_in, grad_in, x_in, r, std::string(reduce));
-  auto ptr = ptr_in.contiguous();
-  auto col = col_in.contiguous();
-  auto x = x_in.contiguous();
+  auto in = prepare_spmm(ptr_in, col_in, x_in, c10::nullopt, validate);
+  const at::Tensor &ptr = in.ptr, &col = in.col, &x = in.x;
   auto grad = grad_in.contiguous();
-  if (validate) validate_csr(ptr, col, x.size(0));
   const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
   auto out = per_feature ? at::empty({E, F}, x.options()) : at::empty({E}, x.options());
   GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_value_grad_cpu", [&] {
@@ -563,15 +562,11 @@ at::Tensor spmm_feature_cpu(const at::Tensor& ptr_in, const at::Tensor& col_in, 
                     std::string(reduce), "'");
   check_mean_dtype(x_in, r, "x");
   check_spmm_feature_inputs(ptr_in, col_in, x_in, value_in, value_perm_in);
-  auto ptr = ptr_in.contiguous();
-  auto col = col_in.contiguous();
-  auto x = x_in.contiguous();
+  auto in = prepare_spmm(ptr_in, col_in, x_in, c10::nullopt, validate);
+  const at::Tensor &ptr = in.ptr, &col = in.col, &x = in.x;
   auto value = value_in.contiguous();
   at::Tensor value_perm = value_perm_in.has_value() ? value_perm_in->contiguous() : at::Tensor();
-  if (validate) {
-    validate_csr(ptr, col, x.size(0));
-    if (value_perm.defined()) validate_index<int64_t>(value_perm, value.size(0), "value_perm", "E =");
-  }
+  if (validate && value_perm.defined()) validate_index<int64_t>(value_perm, value.size(0), "value_perm", "E =");
   const int64_t G = ptr.numel() - 1, E = col.numel(), F = x.size(1);
   auto out = empty_output({G, F}, x.options());
   GRAPHEQUI_DISPATCH_SRC(x.scalar_type(), "spmm_feature_cpu", [&] {

@@ -10,32 +10,41 @@ namespace {
 
 constexpr int kWarp = 32;
 
-// One warp per (row, 32-feature tile): lane l owns feature tile*32 + l and
-// walks the row's edges, so each gathered x row is read in coalesced 128-byte
-// pieces. Sum/mean/min/max in the op-math type; arg (optional) receives the
-// winning edge for min/max (lowest edge on ties, NaN wins and sticks).
+// Threads for for_each_row_feature to give every (row, feature tile) one warp.
+inline int64_t row_feature_threads(int64_t G, int64_t F) { return G * ((F + kWarp - 1) / kWarp) * kWarp; }
+
+// Calls fn(g, f) for every (row g, feature f) of a [G, F] output: one warp
+// per (row, 32-feature tile), lane l on feature tile * 32 + l, so the rows
+// gathered per edge are read in coalesced pieces.
+template <typename Fn>
+__device__ __forceinline__ void for_each_row_feature(int64_t G, int64_t F, const Fn& fn) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t tiles = (F + kWarp - 1) / kWarp;
+  const int64_t first_warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
+  const int64_t warp_stride = static_cast<int64_t>(blockDim.x) * gridDim.x / kWarp;
+  for (int64_t w = first_warp; w < G * tiles; w += warp_stride) {
+    const int64_t f = (w % tiles) * kWarp + lane;
+    if (f < F) fn(w / tiles, f);
+  }
+}
+
+// Sum/mean/min/max in the op-math type, over for_each_row_feature's layout;
+// arg (optional) receives the winning edge for min/max (lowest edge on ties,
+// NaN wins and sticks).
 template <typename T, typename I>
 __global__ void spmm_kernel(const I* __restrict__ ptr, const I* __restrict__ col, const T* __restrict__ x,
                             const T* __restrict__ value, T* __restrict__ out, int64_t* __restrict__ arg, int64_t G,
                             int64_t F, int reduce) {
   using A = typename OpMath<T>::type;
-  const int lane = threadIdx.x % kWarp;
-  const int64_t tiles = (F + kWarp - 1) / kWarp;
-  const int64_t warps = G * tiles;
-  const int64_t first_warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
-  const int64_t warp_stride = static_cast<int64_t>(blockDim.x) * gridDim.x / kWarp;
   const bool is_arg = reduce == static_cast<int>(ReduceKind::Min) || reduce == static_cast<int>(ReduceKind::Max);
   const bool is_max = reduce == static_cast<int>(ReduceKind::Max);
-  for (int64_t w = first_warp; w < warps; w += warp_stride) {
-    const int64_t g = w / tiles;
-    const int64_t f = (w % tiles) * kWarp + lane;
-    if (f >= F) continue;
+  for_each_row_feature(G, F, [&](int64_t g, int64_t f) {
     const int64_t lo = ptr[g], hi = ptr[g + 1];
     const int64_t o = g * F + f;
     if (hi == lo) {
       out[o] = from_acc<T>(A(0));
       if (arg != nullptr) arg[o] = -1;
-      continue;
+      return;
     }
     A acc = A(0);
     int64_t best_edge = lo;
@@ -52,7 +61,7 @@ __global__ void spmm_kernel(const I* __restrict__ ptr, const I* __restrict__ col
     if (reduce == static_cast<int>(ReduceKind::Mean)) acc = acc / static_cast<A>(hi - lo);
     out[o] = from_acc<T>(acc);
     if (arg != nullptr) arg[o] = best_edge;
-  }
+  });
 }
 
 // out[k] = <grad[row(k)], x[col[k]]> (over the row's degree for mean): one
@@ -81,21 +90,6 @@ __global__ void spmm_value_grad_kernel(const I* __restrict__ ptr, const I* __res
 // A value per edge and feature: out[g, f] = sum_e value[vrow(e), f] * x[col[e], f]
 // with vrow(e) = value_perm[e] when given (the transpose reads value through
 // the CSC permutation), over the degree for mean. Layout as spmm_kernel.
-// Calls fn(g, f) for every (row g, feature f) of a [G, F] output: one warp
-// per (row, 32-feature tile), lane l on feature tile * 32 + l, so the rows
-// gathered per edge are read in coalesced pieces.
-template <typename Fn>
-__device__ __forceinline__ void for_each_row_feature(int64_t G, int64_t F, const Fn& fn) {
-  const int lane = threadIdx.x % kWarp;
-  const int64_t tiles = (F + kWarp - 1) / kWarp;
-  const int64_t first_warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
-  const int64_t warp_stride = static_cast<int64_t>(blockDim.x) * gridDim.x / kWarp;
-  for (int64_t w = first_warp; w < G * tiles; w += warp_stride) {
-    const int64_t f = (w % tiles) * kWarp + lane;
-    if (f < F) fn(w / tiles, f);
-  }
-}
-
 template <typename T, typename I>
 __global__ void spmm_feature_kernel(const I* __restrict__ ptr, const I* __restrict__ col, const T* __restrict__ x,
                                     const T* __restrict__ value, const int64_t* __restrict__ value_perm,
@@ -135,8 +129,7 @@ template <typename T, typename I>
 cudaError_t spmm_feature(const I* ptr, const I* col, const T* x, const T* value, const int64_t* value_perm, T* out,
                          int64_t G, int64_t F, bool mean, cudaStream_t stream) {
   if (G * F == 0) return cudaSuccess;
-  const int64_t threads = G * ((F + kWarp - 1) / kWarp) * kWarp;
-  spmm_feature_kernel<T, I><<<blocks_for(threads), kThreads, 0, stream>>>(ptr, col, x, value, value_perm, out, G,
+  spmm_feature_kernel<T, I><<<blocks_for(row_feature_threads(G, F)), kThreads, 0, stream>>>(ptr, col, x, value, value_perm, out, G,
                                                                           F, mean);
   return cudaGetLastError();
 }
@@ -145,8 +138,7 @@ template <typename T, typename I>
 cudaError_t spmm_feature_value_grad(const I* ptr, const I* col, const T* grad, const T* x, T* out, int64_t G,
                                     int64_t F, bool mean, cudaStream_t stream) {
   if (G * F == 0) return cudaSuccess;
-  const int64_t threads = G * ((F + kWarp - 1) / kWarp) * kWarp;
-  spmm_feature_value_grad_kernel<T, I><<<blocks_for(threads), kThreads, 0, stream>>>(ptr, col, grad, x, out, G, F,
+  spmm_feature_value_grad_kernel<T, I><<<blocks_for(row_feature_threads(G, F)), kThreads, 0, stream>>>(ptr, col, grad, x, out, G, F,
                                                                                      mean);
   return cudaGetLastError();
 }
@@ -155,8 +147,7 @@ template <typename T, typename I>
 cudaError_t spmm(const I* ptr, const I* col, const T* x, const T* value, T* out, int64_t* arg, int64_t G, int64_t F,
                  ReduceKind reduce, cudaStream_t stream) {
   if (G * F == 0) return cudaSuccess;
-  const int64_t threads = G * ((F + kWarp - 1) / kWarp) * kWarp;
-  spmm_kernel<T, I><<<blocks_for(threads), kThreads, 0, stream>>>(ptr, col, x, value, out, arg, G, F,
+  spmm_kernel<T, I><<<blocks_for(row_feature_threads(G, F)), kThreads, 0, stream>>>(ptr, col, x, value, out, arg, G, F,
                                                                   static_cast<int>(reduce));
   return cudaGetLastError();
 }

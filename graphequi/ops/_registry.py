@@ -186,13 +186,14 @@ def _torch_check_spmm(ptr: Tensor, col: Tensor, x: Tensor, value: Optional[Tenso
 
 
 def _torch_messages(ptr: Tensor, col: Tensor, x: Tensor, value: Optional[Tensor]) -> tuple:
-    """Gathered (and weighted) rows ``[1, E, F]`` and their row ids: the
-    fallback materialises the messages, the compiled kernels do not."""
+    """Gathered (and weighted: ``value`` ``[E]``, or ``[E, F]`` per feature)
+    rows ``[1, E, F]`` and their row ids: the fallback materialises the
+    messages, the compiled kernels do not."""
     acc = accumulation_dtype(x.dtype)
     msgs = x.index_select(0, col.long())
     if value is not None:
         # products stay in the accumulation dtype, as in the C++ kernels
-        msgs = msgs.to(acc) * value.to(acc).unsqueeze(1)
+        msgs = msgs.to(acc) * (value.to(acc) if value.dim() == 2 else value.to(acc).unsqueeze(1))
     return msgs.unsqueeze(0), _rows_of(ptr, col.numel())
 
 
@@ -213,14 +214,23 @@ def _torch_spmm_arg(ptr, col, x, value, reduce: str, validate: bool):
     return out[0].to(x.dtype), arg[0]
 
 
-def _torch_spmm_value_grad(ptr, col, grad, x, reduce: str, validate: bool) -> Tensor:
+def _torch_edge_products(ptr, col, grad, x, reduce: str, validate: bool) -> tuple:
+    """``grad[row(k)] * x[col[k]]`` ``[E, F]`` in the accumulation dtype, with
+    the degree of each edge's row (for mean): the value gradients of spmm
+    (summed over features) and of spmm_feature (as they are)."""
     check_reduce(reduce, _SUM_LIKE)
     _torch_check_spmm(ptr, col, x, None, validate)
     acc = accumulation_dtype(x.dtype)
     rows = _rows_of(ptr, col.numel())
-    out = (grad.index_select(0, rows).to(acc) * x.index_select(0, col.long()).to(acc)).sum(1)
+    products = grad.index_select(0, rows).to(acc) * x.index_select(0, col.long()).to(acc)
+    return products, (ptr[1:] - ptr[:-1]).to(acc).index_select(0, rows)
+
+
+def _torch_spmm_value_grad(ptr, col, grad, x, reduce: str, validate: bool) -> Tensor:
+    products, degree = _torch_edge_products(ptr, col, grad, x, reduce, validate)
+    out = products.sum(1)
     if reduce == "mean":
-        out = out / (ptr[1:] - ptr[:-1]).to(acc).index_select(0, rows)
+        out = out / degree
     return out.to(x.dtype)
 
 
@@ -238,20 +248,14 @@ def _torch_spmm_feature(ptr, col, x, value, value_perm, csc_ptr, csc_row, csc_pe
         if validate:
             _check_index_range(value_perm, value.size(0), "value_perm", "E =")
         value = value.index_select(0, value_perm)
-    acc = accumulation_dtype(x.dtype)
-    msgs = x.index_select(0, col.long()).to(acc) * value.to(acc)
-    rows = _rows_of(ptr, col.numel())
-    return _torch_scatter(msgs.unsqueeze(0), rows, ptr.numel() - 1, reduce, check=False)[0].to(x.dtype)
+    msgs, rows = _torch_messages(ptr, col, x, value)
+    return _torch_scatter(msgs, rows, ptr.numel() - 1, reduce, check=False)[0].to(x.dtype)
 
 
 def _torch_spmm_feature_value_grad(ptr, col, grad, x, reduce: str, validate: bool) -> Tensor:
-    check_reduce(reduce, _SUM_LIKE)
-    _torch_check_spmm(ptr, col, x, None, validate)
-    acc = accumulation_dtype(x.dtype)
-    rows = _rows_of(ptr, col.numel())
-    out = grad.index_select(0, rows).to(acc) * x.index_select(0, col.long()).to(acc)
+    out, degree = _torch_edge_products(ptr, col, grad, x, reduce, validate)
     if reduce == "mean":
-        out = out / (ptr[1:] - ptr[:-1]).to(acc).index_select(0, rows).unsqueeze(1)
+        out = out / degree.unsqueeze(1)
     return out.to(x.dtype)
 
 
@@ -371,6 +375,12 @@ _FAKE_KERNELS = {
 
 
 # ------------------------------------------------------------------ autograd
+
+def _inverse_degree(ptr: Tensor, dtype: torch.dtype) -> Tensor:
+    """``1 / degree`` of every CSR row in the accumulation dtype (empty rows: 1),
+    the scale a mean reduction's backward applies."""
+    return 1.0 / (ptr[1:] - ptr[:-1]).clamp(min=1).to(accumulation_dtype(dtype))
+
 
 def _gather_winner(grad_grad: Tensor, arg: Tensor) -> Tensor:
     """Adjoint of the min/max gathers: each group reads its winning row."""
@@ -494,8 +504,7 @@ def _register_autograd(ns: str) -> None:
                     csc_ptr, csc_row, csc_perm = ops.csr_transpose(ptr, col, x.size(0), False)
                 weight = value.index_select(0, csc_perm) if value is not None else None
                 if ctx.reduce == "mean":
-                    inv_degree = 1.0 / (ptr[1:] - ptr[:-1]).clamp(min=1).to(accumulation_dtype(x.dtype))
-                    scale = inv_degree.index_select(0, csc_row.long()).to(x.dtype)
+                    scale = _inverse_degree(ptr, x.dtype).index_select(0, csc_row.long()).to(x.dtype)
                     weight = scale if weight is None else weight * scale
                 grad_x = ops.spmm(csc_ptr, csc_row, grad, weight, None, None, None, "sum", False)
             if need_value and value is not None:
@@ -520,8 +529,7 @@ def _register_autograd(ns: str) -> None:
                 csc_ptr, csc_row, csc_perm = ops.csr_transpose(ptr, col, x.size(0), False)
             scaled = grad
             if ctx.reduce == "mean":
-                inv_degree = 1.0 / (ptr[1:] - ptr[:-1]).clamp(min=1).to(accumulation_dtype(x.dtype))
-                scaled = (grad * inv_degree.unsqueeze(1)).to(grad.dtype)
+                scaled = (grad * _inverse_degree(ptr, x.dtype).unsqueeze(1)).to(grad.dtype)
             rows = csc_perm if value_perm is None else value_perm.index_select(0, csc_perm)
             grad_x = ops.spmm_feature(csc_ptr, csc_row, scaled, value, rows, None, None, None, "sum", False)
         if ctx.needs_input_grad[3]:

@@ -8,6 +8,7 @@ from torch_geometric.data import Batch, Data
 from graphequi import ops
 from graphequi.geometry import radius_graph
 from graphequi.nn import Ponita, PonitaConv, build_ponita, energy_and_forces
+from graphequi.nn.ponita import csr_adjacency
 from graphequi.testing import (assert_compiles, assert_e3_equivariant, assert_gradcheck,
                                assert_permutation_equivariant)
 from graphequi.transforms import ValidateGraph
@@ -170,17 +171,16 @@ def test_conv_fused_csr_path_equals_the_message_path(aggr):
     fiber = torch.randn(5, 5, 3, generator=gen, dtype=torch.float64)
     weight = torch.rand(num_edges, generator=gen, dtype=torch.float64)
     ref = conv(x, ei, basis, fiber, weight)
-    csr = ops.to_csr(ei, num_nodes, value=torch.arange(num_edges))
-    order = csr.value
-    got = conv(x, csr._replace(value=None), basis[order], fiber, weight[order])
+    csr, (basis_csr, weight_csr) = csr_adjacency(ei, num_nodes, basis, weight)
+    got = conv(x, csr, basis_csr, fiber, weight_csr)
     torch.testing.assert_close(got, ref)
     grads_ref = torch.autograd.grad(ref.square().sum(), (x, basis, *conv.parameters()))
     grads_got = torch.autograd.grad(got.square().sum(), (x, basis, *conv.parameters()))
     for a, b in zip(grads_got, grads_ref):
         torch.testing.assert_close(a, b)
-    assert_gradcheck(lambda a, b: conv(a, csr._replace(value=None), b[order], fiber, weight[order]), x, basis)
+    assert_gradcheck(lambda a, b: conv(a, csr, *csr_adjacency(ei, num_nodes, b)[1], fiber, weight_csr), x, basis)
     with pytest.raises(ValueError, match="the CSR has 7 rows but x has 6 nodes"):
-        conv(x[:6], csr, basis[order], fiber)
+        conv(x[:6], csr, basis_csr, fiber)
     with pytest.raises(ValueError, match=r"spatial_basis must have shape \[E=19, O, B\]"):
         conv(x, csr, basis[:3], fiber)
 

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from graphequi import ops
 from graphequi.nn.aggr import MeanAggregation, SumAggregation
 
-__all__ = ["PonitaConv"]
+__all__ = ["PonitaConv", "csr_adjacency"]
 
 
 class PonitaConv(nn.Module):
@@ -45,7 +45,8 @@ class PonitaConv(nn.Module):
     :func:`graphequi.ops.spmm` with the kernel as its per-edge-and-feature
     value reduces :math:`k_{ij} \odot x_j` on the spot, and neither the
     gathered :math:`x_j` nor the messages are ever materialised (forward or
-    backward). :class:`Ponita` builds that CSR once per forward. The CSR
+    backward). :class:`Ponita` builds that CSR once per forward
+    (:func:`csr_adjacency`). The CSR
     path trusts its indices (``validate=False``): check them where the CSR
     is made (:func:`graphequi.ops.to_csr` does by default).
 
@@ -104,3 +105,26 @@ class PonitaConv(nn.Module):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.channels}, basis_dim={self.basis_dim}, "
                 f"fiber={self.fiber})")
+
+
+def csr_adjacency(edge_index: Tensor, num_nodes: int, *edge_inputs: Optional[Tensor],
+                  validate: bool = True) -> tuple[ops.CSR, tuple[Optional[Tensor], ...]]:
+    """The target-major CSR (with its transpose) that :class:`PonitaConv`'s
+    fused path takes, and ``edge_inputs`` (per-edge tensors in ``edge_index``
+    order, e.g. the spatial basis and the cutoff weights; ``None`` stays
+    ``None``) put in its edge order.
+
+    Args:
+        edge_index: ``[2, E]``, ``[0]`` source, ``[1]`` target.
+        num_nodes: number of nodes ``N``.
+        edge_inputs: tensors with ``E`` rows.
+        validate: check ``edge_index`` against ``num_nodes`` (a host sync;
+            see :func:`graphequi.ops.to_csr`).
+
+    Returns:
+        ``(csr, reordered)``.
+    """
+    order = torch.arange(edge_index.size(1), device=edge_index.device)
+    csr = ops.to_csr(edge_index, num_nodes, value=order, validate=validate)
+    reordered = tuple(None if t is None else t.index_select(0, csr.value) for t in edge_inputs)
+    return csr._replace(value=None), reordered

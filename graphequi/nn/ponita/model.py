@@ -15,6 +15,7 @@ from graphequi.geometry import (bundle_fiber_invariants, bundle_spatial_invarian
                                 polynomial_cutoff, position_orientation_invariants)
 
 from .block import PonitaBlock
+from .conv import csr_adjacency
 from .embedding import KernelBasis
 
 __all__ = ["Ponita", "PointCloudOutput", "energy_and_forces"]
@@ -208,11 +209,8 @@ class Ponita(nn.Module):
         # One target-major CSR (with its transpose) for every layer; the
         # per-edge inputs are put in its edge order once, so each layer's
         # kernel is made in that order and goes straight into the fused spmm.
-        order = torch.arange(graph_edges.size(1), device=graph_edges.device)
-        csr = ops.to_csr(graph_edges, h.size(0), value=order, validate=not torch.compiler.is_compiling())
-        spatial = spatial.index_select(0, csr.value)
-        weight = None if weight is None else weight.index_select(0, csr.value)
-        csr = csr._replace(value=None)
+        csr, (spatial, weight) = csr_adjacency(graph_edges, h.size(0), spatial, weight,
+                                               validate=not torch.compiler.is_compiling())
         for block in self.blocks:
             h = block(h, csr, spatial, fiber_basis, weight)
         out = self.readout(h)                                                      # [M, O, S+V]
