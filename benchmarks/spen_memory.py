@@ -6,11 +6,14 @@ the outputs) of a model of ``--width`` channels and ``--depth`` layers.
 
 Methods (same width and depth)
     spen     graphequi.nn.SPEN: own weights per ego-net size up to 8 (the
-             default), one dense [B_m, C, m, m] tensor per size,
-             segment-mean sharing;
-    spen-pad graphequi.nn.SPEN(size_map='shared', pad=True): one set of
+             default), every ego-net's local nodes and pairs as flat rows
+             (layout='ragged'), segment-mean sharing;
+    spen-shared   SPEN(size_map='shared'): flat rows, one set of weights for all sizes;
+    spen-buckets  SPEN(layout='buckets'): the same weights as spen, one dense
+             [B_m, C, m, m] tensor per size;
+    spen-pad SPEN(layout='buckets', size_map='shared', pad=True): one set of
              weights, sizes zero-padded up to powers of two (fewer buckets);
-    spen-one graphequi.nn.SPEN(size_map='shared', pad='group'): one set of
+    spen-one SPEN(layout='buckets', size_map='shared', pad='group'): one set of
              weights, one bucket padded to the largest ego-net;
     ppgn++   graphequi.nn.PPGNPlusPlus: dense [C, 1, n, n] pair tensors;
     loop     SPEN as the paper describes it, one ego-net at a time in a
@@ -53,7 +56,7 @@ from graphequi.transforms import EgoNetBags
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = ("spen", "spen-pad", "spen-one", "ppgn++", "loop")
+METHODS = ("spen", "spen-shared", "spen-buckets", "spen-pad", "spen-one", "ppgn++", "loop")
 
 
 def random_graph(n: int, seed: int) -> Data:
@@ -96,8 +99,10 @@ def build(method: str, n: int, width: int, depth: int, device: str):
     if method == "ppgn++":
         model = PPGNPlusPlus(1, hidden_channels=width, num_layers=depth).to(device)
         return model, data.to(device), model
-    options = {"spen-pad": dict(size_map="shared", pad=True),
-               "spen-one": dict(size_map="shared", pad="group")}.get(method, {})
+    options = {"spen-shared": dict(size_map="shared"),
+               "spen-buckets": dict(layout="buckets"),
+               "spen-pad": dict(layout="buckets", size_map="shared", pad=True),
+               "spen-one": dict(layout="buckets", size_map="shared", pad="group")}.get(method, {})
     model = SPEN(1, hidden_channels=width, num_layers=depth, **options).to(device)
     bags = EgoNetBags()(data).to(device)
     fn = (lambda d: loop_forward(model, d)) if method == "loop" else model

@@ -26,10 +26,11 @@ from graphequi.nn.ponita import (PointCloudOutput, Ponita, PonitaBlock, PonitaCo
 from graphequi.nn.poly_gin import PolyGIN, PolyGINE
 from graphequi.nn.ppgn import PPGNBlock, PPGNPlusPlus, dense_pair_features
 from graphequi.nn.spen import SPEN, build_spen
-from graphequi.nn.spen_conv import SPENConv
-from graphequi.nn.spen_layout import EgoNetLayout, SizeMap
+from graphequi.nn.spen_conv import SPENConv, spen_conv_ragged
+from graphequi.nn.spen_layout import EgoNetLayout, RaggedEgoNets, SizeMap
 
 __all__ = ["aggr", "GINConv", "GINEConv", "PPGNPlusPlus", "PPGNBlock", "PolyGIN",
            "PolyGINE", "FeatureEncoder", "dense_pair_features", "Ponita", "PonitaConv", "PonitaBlock",
            "PointCloudOutput", "energy_and_forces", "build_ponita", "FrameAveraging", "pca_frames",
-           "SPEN", "SPENConv", "SizeMap", "EgoNetLayout", "build_spen"]
+           "SPEN", "SPENConv", "spen_conv_ragged", "SizeMap", "EgoNetLayout", "RaggedEgoNets",
+           "build_spen"]

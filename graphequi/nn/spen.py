@@ -19,10 +19,17 @@ and :math:`H_{uv} \in \mathbb{R}^{C}` per pair lying in some ego-net. A layer
    :math:`h'_u = \frac{1}{|\{r : u \in S_r\}|}\sum_{r : u \in S_r} Y^{(1),r}_u`
    (likewise :math:`H'_{uv}`), then normalisation and ReLU.
 
-Ego-nets of one size are stacked into one dense ``[B_m, C, m, m]`` bucket,
-so memory is :math:`O(\sum_r m_r^2)` (:math:`O(n\,\bar m^2)`) instead of the
-:math:`O(n^2)` of a global order-2 network. The forward pass loops over the
-distinct sizes of the batch only.
+By default (``layout='ragged'``) the local nodes and pairs of all ego-nets
+are flat rows (:class:`~graphequi.nn.spen_layout.RaggedEgoNets`): the
+per-ego-net statistics of the layer are segment reductions and
+gather-reduces (:func:`graphequi.ops.spmm`) over those rows, the weights of
+each size group multiply one contiguous slice, and memory is exactly
+:math:`O(\sum_r m_r^2)` (:math:`O(n\,\bar m^2)`) instead of the
+:math:`O(n^2)` of a global order-2 network, whatever the mix of sizes. With
+``layout='buckets'`` the ego-nets of one size are stacked into one dense
+``[B_m, C, m, m]`` bucket and the forward pass loops over the distinct sizes
+of the batch (:class:`~graphequi.nn.spen_layout.EgoNetLayout`). Neither
+loops over nodes or subgraphs.
 
 Readout: per ego-net the invariants :math:`s_d, s_a, s_v` (see
 :mod:`graphequi.nn.spen_basis`) and the centre's feature :math:`h_r`, the
@@ -36,9 +43,9 @@ import torch
 from torch import Tensor
 
 from graphequi.nn.encoders import FeatureEncoder, Vocab
-from graphequi.nn.spen_conv import SPENConv
-from graphequi.nn.spen_layout import PAD_MODES, EgoNetLayout, SizeMap
-from graphequi.ops import scatter
+from graphequi.nn.spen_conv import SPENConv, spen_conv_ragged
+from graphequi.nn.spen_layout import PAD_MODES, EgoNetLayout, RaggedEgoNets, SizeMap
+from graphequi.ops import scatter, segment
 
 __all__ = ["SPEN", "build_spen", "bucket_inputs"]
 
@@ -101,7 +108,13 @@ class SPEN(torch.nn.Module):
         norm (str): ``'batch'`` (batch norm of the shared node and pair
             features after each layer) or ``'none'``.
         multiplicity (bool): add the multiplicity input channels.
-        pad (bool or str): ``True``/``'pow2'``: bucket the ego-nets of one
+        layout (str): ``'ragged'`` (default): every ego-net's local nodes
+            and pairs as flat rows (:class:`RaggedEgoNets`,
+            :func:`spen_conv_ragged`), no padding and the same number of
+            kernels per layer for any mix of sizes; ``'buckets'``: dense
+            ``[B_m, C, m, m]`` tensors per size (:class:`EgoNetLayout`,
+            :class:`SPENConv`). Both compute the same function.
+        pad (bool or str): with ``layout='buckets'``: ``True``/``'pow2'``: bucket the ego-nets of one
             weight group by size rounded up to a power of two, zero-padded
             (:class:`EgoNetLayout`); ``'group'``: one bucket per weight group,
             padded to its largest ego-net. Same result, fewer and larger dense
@@ -134,6 +147,7 @@ class SPEN(torch.nn.Module):
         size_map: Union[SizeMap, int, str] = 8,
         norm: str = "batch",
         multiplicity: bool = True,
+        layout: str = "ragged",
         pad: Union[bool, str] = False,
         dropout: float = 0.0,
     ):
@@ -142,8 +156,12 @@ class SPEN(torch.nn.Module):
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         if norm not in ("batch", "none"):
             raise ValueError(f"norm must be 'batch' or 'none', got {norm!r}")
+        if layout not in ("ragged", "buckets"):
+            raise ValueError(f"layout must be 'ragged' or 'buckets', got {layout!r}")
         if pad not in PAD_MODES:
             raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+        if pad is not False and layout != "buckets":
+            raise ValueError(f"pad={pad!r} pads dense buckets; it needs layout='buckets'")
         if isinstance(size_map, str):
             if size_map != "shared":
                 raise ValueError(f"size_map must be a SizeMap, an int or 'shared', got {size_map!r}")
@@ -153,6 +171,7 @@ class SPEN(torch.nn.Module):
         self.size_map = size_map
         self.out_channels, self.hidden_channels, self.num_layers = out_channels, hidden_channels, num_layers
         self.norm, self.multiplicity, self.pad, self.dropout = norm, bool(multiplicity), pad, dropout
+        self.layout = layout
         h = hidden_channels
         self.node_encoder = (FeatureEncoder(h, vocab=node_vocab, in_channels=node_in_channels,
                                             name="node features (data.x)")
@@ -183,7 +202,7 @@ class SPEN(torch.nn.Module):
             if m is not self and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
-    def inputs(self, data, layout: EgoNetLayout) -> tuple[Tensor, Tensor]:
+    def inputs(self, data, layout: Union[EgoNetLayout, RaggedEgoNets]) -> tuple[Tensor, Tensor]:
         """The shared input features ``[N, C_1]`` (nodes) and ``[P, C_2]`` (pairs)."""
         n, p = layout.num_nodes, layout.num_pairs
         dtype = self.head[0].weight.dtype
@@ -217,8 +236,24 @@ class SPEN(torch.nn.Module):
             out.append(torch.cat([diag * inv, x2.sum(1) * inv * inv, x1.sum(1) * inv, x1[:, 0]], dim=-1))
         return torch.cat(out)
 
+    def _readout_ragged(self, ego: RaggedEgoNets, h1: Tensor, h2: Tensor) -> Tensor:
+        """``[N, 4 C]`` per-subgraph invariants, in ragged order."""
+        x1, x2 = ego.gather(h1, h2)
+        inv = ego.inv_size(x1.dtype)
+        diag = segment(x2.index_select(0, ego.diagonal), ego.node_ptr) * inv
+        return torch.cat([diag, segment(x2, ego.pair_ptr) * inv * inv, segment(x1, ego.node_ptr) * inv,
+                          x1.index_select(0, ego.node_ptr[:-1])], dim=-1)
+
+    def _normalize(self, i: int, h1: Tensor, h2: Tensor) -> tuple[Tensor, Tensor]:
+        if self.norm == "batch":
+            h1, h2 = self.node_norms[i](h1), self.pair_norms[i](h2)
+        return torch.relu(h1), torch.relu(h2)
+
     def forward(self, data) -> Tensor:
-        layout = EgoNetLayout.from_data(data, self.size_map, self.pad)
+        if self.layout == "ragged":
+            layout = RaggedEgoNets.from_data(data, self.size_map)
+        else:
+            layout = EgoNetLayout.from_data(data, self.size_map, self.pad)
         n = layout.num_nodes
         if n == 0:
             raise ValueError("SPEN got an empty graph (0 nodes); its readout is undefined")
@@ -229,24 +264,31 @@ class SPEN(torch.nn.Module):
         if bool((torch.bincount(batch, minlength=num_graphs) == 0).any()):
             raise ValueError("SPEN got an empty graph (0 nodes) in the batch; its readout is undefined")
         h1, h2 = self.inputs(data, layout)
-        for i, convs in enumerate(self.convs):
-            # a loop over the distinct sizes of the batch (a handful), not over subgraphs
-            outs = [_bucket_step(convs[b.group], x1, x2, b.sizes)
-                    for b, (x1, x2) in zip(layout.buckets, layout.gather(h1, h2))]
-            h1 = layout.share_nodes([o[0] for o in outs])
-            h2 = layout.share_pairs([o[1] for o in outs])
-            if self.norm == "batch":
-                h1, h2 = self.node_norms[i](h1), self.pair_norms[i](h2)
-            h1, h2 = torch.relu(h1), torch.relu(h2)
-        z = self._readout(layout, h1, h2)
-        graph = batch[layout.subgraph_order()]
+        if self.layout == "ragged":
+            centre = layout.centre.to(h1.dtype)
+            for i, convs in enumerate(self.convs):
+                x1, x2 = layout.gather(h1, h2)
+                y1, y2 = spen_conv_ragged(convs, layout, torch.cat([x1, centre], dim=-1), x2)
+                h1, h2 = self._normalize(i, layout.share_nodes(y1), layout.share_pairs(y2))
+            z = self._readout_ragged(layout, h1, h2)
+            graph = batch[layout.subgraphs]
+        else:
+            for i, convs in enumerate(self.convs):
+                # a loop over the distinct sizes of the batch (a handful), not over subgraphs
+                outs = [_bucket_step(convs[b.group], x1, x2, b.sizes)
+                        for b, (x1, x2) in zip(layout.buckets, layout.gather(h1, h2))]
+                h1, h2 = self._normalize(i, layout.share_nodes([o[0] for o in outs]),
+                                         layout.share_pairs([o[1] for o in outs]))
+            z = self._readout(layout, h1, h2)
+            graph = batch[layout.subgraph_order()]
         return self.head(scatter(z, graph, 0, num_graphs, "mean"))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(in_channels={self.in_channels}, "
                 f"hidden_channels={self.hidden_channels}, out_channels={self.out_channels}, "
                 f"num_layers={self.num_layers}, size_groups={self.size_map.num_groups}, "
-                f"norm={self.norm!r}, pad={self.pad})")
+                f"norm={self.norm!r}, layout={self.layout!r}"
+                + (f", pad={self.pad})" if self.layout == "buckets" else ")"))
 
 
 def build_spen(task, **kwargs) -> SPEN:

@@ -2,14 +2,19 @@ r"""One SPEN layer on a bucket of equal-size subgraphs."""
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from graphequi.nn.spen_basis import NUM_BASIS
+from graphequi.ops import segment
 
-__all__ = ["SPENConv"]
+if TYPE_CHECKING:
+    from graphequi.nn.spen_layout import RaggedEgoNets
+
+__all__ = ["SPENConv", "spen_conv_ragged"]
 
 
 class SPENConv(torch.nn.Module):
@@ -163,3 +168,54 @@ class SPENConv(torch.nn.Module):
         return (f"{self.__class__.__name__}(in=(node={self.in_channels[0]}, pair={self.in_channels[1]}), "
                 f"out=(node={self.out_channels[0]}, pair={self.out_channels[1]}), "
                 f"bias={self.bias is not None})")
+
+
+def spen_conv_ragged(convs: Sequence[SPENConv], ego: "RaggedEgoNets", x1: Tensor, x2: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+    r""":class:`SPENConv` on every ego-net of a batch at once, on flat local rows.
+
+    The same maps as :meth:`SPENConv.forward` per ego-net, with the
+    per-ego-net statistics as reductions over the rows of
+    :class:`~graphequi.nn.spen_layout.RaggedEgoNets`: the row sums
+    :math:`r` are segments of the row-major pairs, the column sums :math:`c`
+    segments of the transposed pairs (one gather), the scalars segments of the
+    local nodes. The weights of group :math:`g` (``convs[g]``) multiply the
+    contiguous rows of that group's ego-nets, so the kernel count per layer
+    does not grow with the number of distinct sizes, and nothing is padded.
+
+    Args:
+        convs: one :class:`SPENConv` per weight group (indexed by the group ids
+            of ``ego.groups``), all with the same channels.
+        ego: the batch's ragged ego-nets.
+        x1: ``[L1, C_1]`` local node rows (ragged order).
+        x2: ``[L2, C_2]`` local pair rows (ragged order, row-major per ego-net).
+
+    Returns:
+        ``([L1, D_1], [L2, D_2])``: the outputs of every ego-net's map on its own rows.
+    """
+    conv = convs[ego.groups[0][0]] if ego.groups else convs[0]
+    (c1, c2), (d1, d2) = conv.in_channels, conv.out_channels
+    l1, l2 = ego.node_index.numel(), ego.pair_index.numel()
+    if x1.shape != (l1, c1) or x2.shape != (l2, c2):
+        raise ValueError(f"x1 must be [{l1}, {c1}] and x2 [{l2}, {c2}] (local rows of the ego-nets), "
+                         f"got {list(x1.shape)} and {list(x2.shape)}")
+    r, c, d = ego.statistics.spmm(x2, "mean", validate=False).split([l1, l1, l1])
+    scal = segment(torch.cat([d, r, x1], dim=-1), ego.node_ptr, "mean")  # [S, 2 C2 + C1]
+    vec = torch.cat([d, r, c, x1], dim=-1)  # [L1, 3 C2 + C1]
+    counts = [g[1:] for g in ego.groups]
+    full, out_vec, out_scal = [], [], []
+    for (group, _, _, _), xg, vg, sg in zip(ego.groups, x2.split([k[2] for k in counts]),
+                                            vec.split([k[1] for k in counts]), scal.split([k[0] for k in counts])):
+        w = convs[group]
+        full.append(F.linear(xg, w.weight_pair))  # [W_0 X | W_1 X] per pair
+        out_vec.append(F.linear(vg, w.weight_stats))
+        out_scal.append(F.linear(sg, w.weight_scalars, w.bias))
+    if len(full) == 1:
+        full, out_vec, out_scal = full[0], out_vec[0], out_scal[0]
+    else:
+        full, out_vec, out_scal = torch.cat(full), torch.cat(out_vec), torch.cat(out_scal)
+    row, col, diag, node = out_vec.split([d2, d2, d2, d1], dim=-1)
+    diag_s, const, node_s = out_scal.index_select(0, ego.node_subgraph).split([d2, d2, d1], dim=-1)
+    # one gather-reduce adds W_0 X_ab + W_1 X_ba + the row, column and diagonal terms of every pair
+    stacked = torch.cat([full.view(2 * l2, d2), row + const, col, diag + diag_s])
+    return node + node_s, ego.assemble.spmm(stacked, validate=False)

@@ -9,11 +9,11 @@ import graphequi.nn.spen as spen_module
 import graphequi.nn.spen_basis as basis_module
 import graphequi.nn.spen_conv as conv_module
 import graphequi.nn.spen_layout as layout_module
-from graphequi.nn import SPEN, SPENConv, SizeMap, build_spen
+from graphequi.nn import SPEN, SPENConv, SizeMap, build_spen, spen_conv_ragged
 from graphequi.nn.spen import _bucket_step
 from graphequi.nn.spen_basis import (NUM_BASIS, basis_1_to_0, basis_1_to_1, basis_1_to_2, basis_2_to_0,
                                      basis_2_to_1, basis_2_to_2)
-from graphequi.nn.spen_layout import EgoNetLayout
+from graphequi.nn.spen_layout import EgoNetLayout, RaggedEgoNets
 from graphequi.testing import assert_compiles, assert_gradcheck, assert_permutation_equivariant
 from graphequi.transforms import EgoNetBags
 
@@ -209,10 +209,12 @@ def reference_spen(model, data):
     return model.head(torch.stack(z).mean(0, keepdim=True))
 
 
-@pytest.mark.parametrize("size_map,pad", [(3, False), ("shared", False), ("shared", True), (3, True),
-                                          ("shared", "group"), (3, "group")])
-def test_matches_slow_per_subgraph_reference(size_map, pad):
-    model = model64(size_map=size_map, norm="none", pad=pad)
+@pytest.mark.parametrize("size_map,layout,pad", [(3, "ragged", False), ("shared", "ragged", False),
+                                                 (3, "buckets", False), ("shared", "buckets", False),
+                                                 ("shared", "buckets", True), (3, "buckets", True),
+                                                 ("shared", "buckets", "group"), (3, "buckets", "group")])
+def test_matches_slow_per_subgraph_reference(size_map, layout, pad):
+    model = model64(size_map=size_map, norm="none", layout=layout, pad=pad)
     graphs = [random_graph(9, 0.3, 0, isolated=1, hub=True), random_graph(6, 0.5, 1),
               random_graph(5, 0.2, 2, isolated=2)]
     graphs = [as_double(g) for g in graphs]
@@ -251,6 +253,87 @@ def test_padded_buckets():
     assert [b.size for b in per_group.buckets] == [s for s in sizes if s <= 3] + [max(sizes)]
     with pytest.raises(ValueError, match="pad must be one of"):
         EgoNetLayout.from_data(data, pad="max")
+
+
+def _ragged_case(size_map=None, seed=10):
+    gen = torch.Generator().manual_seed(seed)
+    graphs = [random_graph(9, 0.3, seed, isolated=1, hub=True), random_graph(6, 0.5, seed + 1)]
+    batch = Batch.from_data_list([EgoNetBags()(g) for g in graphs])
+    ego = RaggedEgoNets.from_data(batch, size_map)
+    x1 = torch.randn(ego.node_index.numel(), 3, generator=gen, dtype=torch.float64)
+    x2 = torch.randn(ego.pair_index.numel(), 4, generator=gen, dtype=torch.float64)
+    return batch, ego, x1, x2
+
+
+def _ragged_by_loop(convs, ego, x1, x2):
+    """Every ego-net's rows through its group's SPENConv, one ego-net at a time."""
+    out1, out2 = [], []
+    groups = [g for g, count, _, _ in ego.groups for _ in range(count)]
+    for s, m in enumerate(ego.sizes.tolist()):
+        v = x1[ego.node_ptr[s]:ego.node_ptr[s + 1]].t().reshape(1, -1, m)
+        x = x2[ego.pair_ptr[s]:ego.pair_ptr[s + 1]].t().reshape(1, -1, m, m)
+        y1, y2 = convs[groups[s]](v, x)
+        out1.append(y1[0].t())
+        out2.append(y2[0].permute(1, 2, 0).reshape(m * m, -1))
+    return torch.cat(out1), torch.cat(out2)
+
+
+@pytest.mark.parametrize("size_map", [None, SizeMap.up_to(3)])
+def test_ragged_layer_matches_per_ego_net_conv(size_map):
+    _, ego, x1, x2 = _ragged_case(size_map)
+    convs = [_random_conv((3, 4), (2, 5)) for _ in range((size_map or SizeMap.shared()).num_groups)]
+    for i, conv in enumerate(convs):  # distinct weights per group
+        with torch.no_grad():
+            for p in conv.parameters():
+                p.add_(0.1 * i)
+    assert len(ego.groups) == (1 if size_map is None else 4)
+    got = spen_conv_ragged(convs, ego, x1, x2)
+    expected = _ragged_by_loop(convs, ego, x1, x2)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e)
+    # the hand-built transposes of the layout's CSR matrices carry the gradients
+    assert_gradcheck(lambda a, b: spen_conv_ragged(convs, ego, a, b), x1, x2)
+
+
+def test_ragged_layout_structure():
+    batch, ego, _, _ = _ragged_case(SizeMap.up_to(3))
+    # subgraphs sorted by weight group, every node's and pair's ego-nets counted as in the data
+    group = torch.tensor([SizeMap.up_to(3).group(m) for m in ego.sizes.tolist()])
+    assert bool((group[1:] >= group[:-1]).all())
+    assert torch.equal(torch.sort(ego.subgraphs).values, torch.arange(batch.num_nodes))
+    assert torch.equal(ego.sizes, batch.ego_size[ego.subgraphs])
+    assert torch.equal(ego.node_count, torch.bincount(batch.ego_node, minlength=batch.num_nodes))
+    assert torch.equal(ego.pair_count, torch.bincount(batch.ego_pair, minlength=ego.num_pairs))
+    assert torch.equal(ego.transpose[ego.transpose], torch.arange(ego.pair_index.numel()))
+    # pair (a, b) and its transpose hold the global pairs (u, v) and (v, u); the diagonal (u, u)
+    u, v = batch.ego_pair_index[:, ego.pair_index]
+    assert torch.equal(u[ego.transpose], v) and torch.equal(v[ego.transpose], u)
+    assert torch.equal(u[ego.diagonal], ego.node_index) and torch.equal(v[ego.diagonal], ego.node_index)
+    assert torch.equal(ego.node_index[ego.node_ptr[:-1]], ego.subgraphs)  # the centre comes first
+    assert torch.equal(ego.centre.view(-1).nonzero().view(-1), ego.node_ptr[:-1])
+
+
+def test_ragged_and_buckets_agree_with_gradients():
+    graphs = [as_double(random_graph(n, 0.3, s, isolated=s % 2, hub=s == 0)) for s, n in enumerate((9, 6, 11))]
+    batch = Batch.from_data_list([EgoNetBags()(g) for g in graphs])
+    for size_map in (3, "shared"):
+        ragged, buckets = model64(size_map=size_map).train(), model64(size_map=size_map, layout="buckets").train()
+        out_r, out_b = ragged(batch), buckets(batch)
+        torch.testing.assert_close(out_r, out_b)
+        out_r.square().sum().backward()
+        out_b.square().sum().backward()
+        for (name, p), q in zip(ragged.named_parameters(), buckets.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_ragged_layer_compiles_and_checks_shapes():
+    _, ego, x1, x2 = _ragged_case(SizeMap.up_to(3))
+    convs = [SPENConv((3, 4), (2, 5)).double() for _ in range(4)]
+    assert_compiles(lambda a, b: spen_conv_ragged(convs, ego, a, b), x1, x2)
+    with pytest.raises(ValueError, match="local rows of the ego-nets"):
+        spen_conv_ragged(convs, ego, x1[:-1], x2)
+    with pytest.raises(ValueError, match="local rows of the ego-nets"):
+        spen_conv_ragged(convs, ego, x1, x2[:, :3])
 
 
 def test_batching_invariance_and_determinism():
@@ -352,6 +435,10 @@ def test_bad_input():
         SPEN(1, norm="layer")
     with pytest.raises(ValueError, match="size_map"):
         SPEN(1, size_map="per-node")
+    with pytest.raises(ValueError, match="layout must be"):
+        SPEN(1, layout="dense")
+    with pytest.raises(ValueError, match="needs layout='buckets'"):
+        SPEN(1, pad=True)
 
 
 def test_size_map_groups_and_builder():
