@@ -24,7 +24,7 @@ def check_ego_bags(data) -> None:
         raise ValueError(f"the graph has no ego-net bags ({', '.join(missing)} missing); "
                          "apply graphequi.transforms.EgoNetBags first")
     size, node, pair = data.ego_size, data.ego_node, data.ego_pair
-    n, num_pairs = int(data.num_nodes), int(data.ego_pair_index.size(1))
+    n = int(data.num_nodes)
     for key in _REQUIRED:
         value = data[key]
         if value.dtype != torch.long:
