@@ -121,6 +121,9 @@ def run_one(name, make, weight, args, seed, tests, device):
     torch.manual_seed(seed)
     model = SetModel(make(), args.hidden).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    # the same schedule for every aggregator: a fixed budget ends with small steps
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps) if args.schedule == "cosine"
+             else None)
     gen = torch.Generator().manual_seed(1000 + seed)  # same training data for every aggregator
     probe = tests[args.test_sizes[0]][0][0]
     assoc_before = associativity(model, probe)
@@ -133,6 +136,8 @@ def run_one(name, make, weight, args, seed, tests, device):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
     seconds = time.perf_counter() - start
     row = {"model": name, "seed": seed, "train_s": seconds, "final_loss": float(loss.detach()),
            "assoc_before": assoc_before, "assoc_after": associativity(model, probe),
@@ -169,6 +174,8 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--schedule", choices=("cosine", "none"), default="cosine",
+                   help="learning rate: cosine decay to 0 over --steps, or constant")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--test-sets", type=int, default=1000)
     p.add_argument("--test-sizes", type=int, nargs="+", default=[32, 64])
