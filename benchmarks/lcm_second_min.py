@@ -6,8 +6,8 @@ Models are ``decoder(aggregate(encoder(bits)))`` with the same encoder and
 decoder MLPs and the same optimiser budget for every aggregator; they train on
 sizes 2-16 and are tested on sizes 32 and 64 (exact match).
 
-Aggregators: graphequi ``LCMAggregation`` (GRU and MLP cells, with and without
-the associativity loss), PyG ``LCMAggregation``, ``GRUAggregation``,
+Aggregators: graphequi ``LCMAggregation`` (symmetrised GRU and MLP cells, with
+and without the associativity loss; the ordered GRU cell), PyG ``LCMAggregation``, ``GRUAggregation``,
 ``LSTMAggregation``, ``DeepSetsAggregation``, sum and max. The sequence
 aggregators see each set in a random order (a set has none).
 
@@ -71,6 +71,7 @@ def aggregators(hidden: int) -> dict:
     return {
         "graphequi-lcm-gru": (lambda: LCMAggregation(d, d, cell="gru"), 0.0),
         "graphequi-lcm-gru+assoc": (lambda: LCMAggregation(d, d, cell="gru"), 1.0),
+        "graphequi-lcm-ordered-gru": (lambda: LCMAggregation(d, d, cell="ordered-gru"), 0.0),
         "graphequi-lcm-mlp": (lambda: LCMAggregation(d, d, cell="mlp"), 0.0),
         "graphequi-lcm-mlp+assoc": (lambda: LCMAggregation(d, d, cell="mlp"), 1.0),
         "pyg-lcm": (lambda: pyg_aggr.LCMAggregation(d, d), 0.0),

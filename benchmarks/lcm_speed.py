@@ -7,7 +7,8 @@ of ``E`` rows of width ``F`` into ``G`` groups:
   ``E = 2^15 .. 2^18``;
 * skewed: one hub group with ``2^16`` rows among ``G - 1`` groups of 1-16 rows.
 
-Candidates: graphequi ``LCMAggregation`` with the GRU and the MLP cell, PyG
+Candidates: graphequi ``LCMAggregation`` with the symmetrised GRU, the
+ordered GRU and the MLP cell, PyG
 ``LCMAggregation`` and ``GRUAggregation`` (both pad every group to the largest
 one: ``G x max_degree x F``). Times are medians over alternated repeats.
 Peak memory is the rise of the resident set size of a fresh subprocess
@@ -40,7 +41,7 @@ import torch_geometric.nn.aggr as pyg_aggr
 from graphequi.nn.aggr import LCMAggregation
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CANDIDATES = ("graphequi-lcm-gru", "graphequi-lcm-mlp", "pyg-gru", "pyg-lcm")
+CANDIDATES = ("graphequi-lcm-gru", "graphequi-lcm-ordered-gru", "graphequi-lcm-mlp", "pyg-gru", "pyg-lcm")
 
 
 def make_case(case: str, num_rows: int, groups: int, channels: int, device, seed: int = 0):
@@ -59,6 +60,8 @@ def build(name: str, channels: int, device):
     torch.manual_seed(0)
     if name == "graphequi-lcm-gru":
         module = LCMAggregation(channels, channels, cell="gru")
+    elif name == "graphequi-lcm-ordered-gru":
+        module = LCMAggregation(channels, channels, cell="ordered-gru")
     elif name == "graphequi-lcm-mlp":
         module = LCMAggregation(channels, channels, cell="mlp")
     elif name == "pyg-gru":
@@ -167,8 +170,9 @@ def main(argv=None):
         rows.append(row)
         print(json.dumps(row), flush=True)
     print("\n| case | E | max group | " + " | ".join(f"{n} ms (MiB)" for n in CANDIDATES)
-          + " | pyg-lcm / lcm-gru | pyg-lcm / lcm-mlp | pyg-gru / lcm-mlp | lcm-gru / pyg-gru |")
-    print("|---" * (len(CANDIDATES) + 7) + "|")
+          + " | pyg-lcm / lcm-gru | pyg-lcm / lcm-ordered-gru | pyg-lcm / lcm-mlp | pyg-gru / lcm-mlp"
+          " | lcm-gru / pyg-gru | lcm-ordered-gru / pyg-gru |")
+    print("|---" * (len(CANDIDATES) + 9) + "|")
     for r in rows:
         ms, mem = r["ms"], r["peak_mib"]
 
@@ -180,8 +184,9 @@ def main(argv=None):
         def ratio(a, b):
             return f"{ms[a] / ms[b]:.2f}" if a in ms and b in ms else "-"
         print(f"| {r['case']} | {r['rows']} | {r['max_group']} | " + " | ".join(cell(n) for n in CANDIDATES)
-              + f" | {ratio('pyg-lcm', 'graphequi-lcm-gru')} | {ratio('pyg-lcm', 'graphequi-lcm-mlp')}"
-              + f" | {ratio('pyg-gru', 'graphequi-lcm-mlp')} | {ratio('graphequi-lcm-gru', 'pyg-gru')} |")
+              + f" | {ratio('pyg-lcm', 'graphequi-lcm-gru')} | {ratio('pyg-lcm', 'graphequi-lcm-ordered-gru')}"
+              + f" | {ratio('pyg-lcm', 'graphequi-lcm-mlp')} | {ratio('pyg-gru', 'graphequi-lcm-mlp')}"
+              + f" | {ratio('graphequi-lcm-gru', 'pyg-gru')} | {ratio('graphequi-lcm-ordered-gru', 'pyg-gru')} |")
     out = {"config": {k: v for k, v in vars(args).items() if k not in ("name", "case", "rows", "memory_probe")},
            "platform": platform.processor() or platform.machine(), "torch": torch.__version__,
            "threads": torch.get_num_threads(), "rows": rows}

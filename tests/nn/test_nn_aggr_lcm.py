@@ -7,10 +7,11 @@ from torch_geometric.nn import GINConv, SAGEConv
 
 from graphequi import ops
 from graphequi.nn.aggr import LCMAggregation
-from graphequi.nn.aggr.lcm import SymmetricGRUCell, SymmetricMLPCell
+from graphequi.nn.aggr.lcm import OrderedGRUCell, SymmetricGRUCell, SymmetricMLPCell, precedes
 from graphequi.testing import assert_compiles, assert_gradcheck, assert_permutation_equivariant
 
-LEARNED = ["gru", "mlp"]
+LEARNED = ["gru", "ordered-gru", "mlp"]
+CELLS = {"gru": SymmetricGRUCell, "ordered-gru": OrderedGRUCell, "mlp": SymmetricMLPCell}
 
 
 def make(cell="gru", in_channels=5, out_channels=6, seed=0, dtype=torch.float64, **kwargs):
@@ -123,11 +124,29 @@ def test_node_and_edge_permutation_equivariance_inside_pyg_layers(cell, layer):
 @pytest.mark.parametrize("cell, batch_invariant", [(c, b) for c in LEARNED for b in (False, True)])
 def test_cells_are_exactly_commutative(cell, batch_invariant):
     torch.manual_seed(0)
-    op = (SymmetricGRUCell if cell == "gru" else SymmetricMLPCell)(8, batch_invariant=batch_invariant)
+    op = CELLS[cell](8, batch_invariant=batch_invariant)
     gen = torch.Generator().manual_seed(1)
     for rows in (1, 3, 33):
         a, b = torch.randn(rows, 8, generator=gen), torch.randn(rows, 8, generator=gen)
         assert torch.equal(op(a, b), op(b, a))
+
+
+def test_ordered_gru_cell_is_a_gru_step_on_the_ordered_pair():
+    torch.manual_seed(0)
+    op = OrderedGRUCell(6).double()
+    ref = torch.nn.GRUCell(6, 6).double()
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(ref, name).copy_(getattr(op, name))
+    gen = torch.Generator().manual_seed(3)
+    a, b = (torch.randn(20, 6, generator=gen, dtype=torch.float64) for _ in range(2))
+    first = precedes(a, b, op.order_keys)
+    assert 0 < int(first.sum()) < 20  # both orders occur
+    lo = torch.where(first.unsqueeze(-1), a, b)
+    hi = torch.where(first.unsqueeze(-1), b, a)
+    torch.testing.assert_close(op(a, b), ref(lo, hi))
+    assert not bool((precedes(a, b, op.order_keys) & precedes(b, a, op.order_keys)).any())
+    assert not bool(precedes(a, a, op.order_keys).any())
 
 
 def test_max_cell_equals_scatter_max_exactly():
@@ -194,7 +213,7 @@ def test_gradcheck(cell):
     assert_gradcheck(lambda v: agg(v, index, dim_size=groups), x)
 
 
-@pytest.mark.parametrize("cell", ["gru", pytest.param("mlp", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("cell", ["gru", "ordered-gru", pytest.param("mlp", marks=pytest.mark.slow)])
 def test_compiles_given_dim_size_and_max_num_elements(cell):
     agg = make(cell, dtype=torch.float32)
     gen = torch.Generator().manual_seed(10)

@@ -34,7 +34,8 @@ from torch import Tensor
 from graphequi import ops
 from graphequi.nn.aggr.base import KernelAggregation
 
-__all__ = ["LCMAggregation", "SquareLCM", "SymmetricGRUCell", "SymmetricMLPCell", "row_linear"]
+__all__ = ["LCMAggregation", "SquareLCM", "SymmetricGRUCell", "OrderedGRUCell", "SymmetricMLPCell", "row_linear",
+           "precedes"]
 
 Cell = Union[str, torch.nn.Module, Callable[[Tensor, Tensor], Tensor]]
 
@@ -51,6 +52,18 @@ def row_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, batch_i
         return torch.nn.functional.linear(x, weight, bias)
     out = torch.bmm(x.unsqueeze(1), weight.t().unsqueeze(0).expand(x.size(0), -1, -1)).squeeze(1)
     return out if bias is None else out + bias
+
+
+def _gru_update(inp: Tensor, hid: Tensor, h: Tensor) -> Tensor:
+    """One GRU step from the projected input ``[P, 3D]``, the projected hidden
+    state ``[P, 3D]`` (gate order r, z, n as in ``torch.nn.GRUCell``) and the
+    hidden state ``h``."""
+    ir, iz, in_ = inp.chunk(3, dim=-1)
+    hr, hz, hn = hid.chunk(3, dim=-1)
+    r = torch.sigmoid(ir + hr)
+    z = torch.sigmoid(iz + hz)
+    n = torch.tanh(in_ + r * hn)
+    return (1 - z) * n + z * h
 
 
 class SymmetricGRUCell(torch.nn.Module):
@@ -83,19 +96,74 @@ class SymmetricGRUCell(torch.nn.Module):
         torch.nn.init.uniform_(self.weight, -bound, bound)
         torch.nn.init.uniform_(self.bias, -bound, bound)
 
-    def _gru(self, inp: Tensor, hid: Tensor, h: Tensor) -> Tensor:
-        ir, iz, in_ = inp.chunk(3, dim=-1)
-        hr, hz, hn = hid.chunk(3, dim=-1)
-        r = torch.sigmoid(ir + hr)
-        z = torch.sigmoid(iz + hz)
-        n = torch.tanh(in_ + r * hn)
-        return (1 - z) * n + z * h
-
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         pa = row_linear(a, self.weight, self.bias, self.batch_invariant)
         pb = row_linear(b, self.weight, self.bias, self.batch_invariant)
         d3 = 3 * self.channels
-        return 0.5 * (self._gru(pa[:, :d3], pb[:, d3:], b) + self._gru(pb[:, :d3], pa[:, d3:], a))
+        return 0.5 * (_gru_update(pa[:, :d3], pb[:, d3:], b) + _gru_update(pb[:, :d3], pa[:, d3:], a))
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels})"
+
+
+def pair_order_keys(channels: int) -> Tensor:
+    """``[2, channels]`` fixed random directions (float64, seeded, so every
+    instance and run agrees) whose projections order rows canonically."""
+    return torch.randn(2, channels, generator=torch.Generator().manual_seed(0x1CA), dtype=torch.float64)
+
+
+def precedes(a: Tensor, b: Tensor, keys: Tensor) -> Tensor:
+    """``[P]`` bool: row ``a`` comes before row ``b`` in the canonical order
+    (first projection, ties by the second). A float64 product and sum per
+    row, no BLAS, so a row's key depends on the row only; for rows with
+    equal keys in both projections it is False both ways."""
+    ka = (a.detach().to(torch.float64).unsqueeze(1) * keys).sum(-1)
+    kb = (b.detach().to(torch.float64).unsqueeze(1) * keys).sum(-1)
+    return (ka[:, 0] < kb[:, 0]) | ((ka[:, 0] == kb[:, 0]) & (ka[:, 1] < kb[:, 1]))
+
+
+class OrderedGRUCell(torch.nn.Module):
+    r"""A GRU cell made commutative by ordering its arguments:
+    :math:`a \oplus b = \mathrm{GRU}(\mathrm{lo}, \mathrm{hi})` (input
+    first, hidden state second), where :math:`\mathrm{lo}` is whichever of
+    :math:`a, b` comes first by a fixed random projection (ties broken by a
+    second one; :func:`precedes`).
+
+    :math:`(a, b)` and :math:`(b, a)` select the same input and hidden state,
+    so the result is bitwise commutative, at one GRU evaluation per pair
+    (half of :class:`SymmetricGRUCell`'s matrix work, which averages both
+    orders). The price: the operator jumps where the two keys cross, as any
+    sorting does; rows equal in both keys but different (probability zero
+    for continuous features) are taken in argument order.
+
+    Args:
+        channels (int): width :math:`D` of ``a``, ``b`` and the result.
+        batch_invariant (bool): see :func:`row_linear`.
+
+    Shapes:
+        ``a``, ``b``: ``[P, D]``; output ``[P, D]``.
+    """
+
+    def __init__(self, channels: int, batch_invariant: bool = False):
+        super().__init__()
+        self.channels, self.batch_invariant = channels, batch_invariant
+        self.weight_ih = torch.nn.Parameter(torch.empty(3 * channels, channels))
+        self.weight_hh = torch.nn.Parameter(torch.empty(3 * channels, channels))
+        self.bias_ih = torch.nn.Parameter(torch.empty(3 * channels))
+        self.bias_hh = torch.nn.Parameter(torch.empty(3 * channels))
+        self.register_buffer("order_keys", pair_order_keys(channels), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.channels)  # torch.nn.GRUCell's initialisation
+        for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+            torch.nn.init.uniform_(p, -bound, bound)
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        first = precedes(b, a, self.order_keys).unsqueeze(-1)
+        lo, hi = torch.where(first, b, a), torch.where(first, a, b)
+        return _gru_update(row_linear(lo, self.weight_ih, self.bias_ih, self.batch_invariant),
+                           row_linear(hi, self.weight_hh, self.bias_hh, self.batch_invariant), hi)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels})"
@@ -211,7 +279,9 @@ class LCMAggregation(KernelAggregation):
         in_channels (int): width of the input rows.
         out_channels (int): width :math:`D` of :math:`h` and of the output.
         cell (str or callable): :math:`\oplus`: ``'gru'`` (symmetrised GRU
-            cell, :class:`SymmetricGRUCell`), ``'mlp'`` (the cheaper
+            cell, :class:`SymmetricGRUCell`), ``'ordered-gru'`` (one GRU
+            evaluation per pair on canonically ordered arguments,
+            :class:`OrderedGRUCell`), ``'mlp'`` (the cheaper
             :class:`SymmetricMLPCell`), ``'max'`` or ``'sum'`` (exactly
             associative, for testing; pair them with ``identity=-inf`` /
             ``0``), or any module/callable ``f(a, b) -> [P, D]``, which must
@@ -258,11 +328,14 @@ class LCMAggregation(KernelAggregation):
         self._exact = None
         if cell == "gru":
             self.cell = SymmetricGRUCell(out_channels, batch_invariant)
+        elif cell == "ordered-gru":
+            self.cell = OrderedGRUCell(out_channels, batch_invariant)
         elif cell == "mlp":
             self.cell = SymmetricMLPCell(out_channels, batch_invariant=batch_invariant)
         elif isinstance(cell, str):
             if cell not in _EXACT_CELLS:
-                raise ValueError(f"cell must be 'gru', 'mlp', 'max', 'sum' or a callable, got {cell!r}")
+                raise ValueError(f"cell must be 'gru', 'ordered-gru', 'mlp', 'max', 'sum' or a callable, "
+                                 f"got {cell!r}")
             self.cell, self._exact = None, _EXACT_CELLS[cell]
         elif callable(cell):
             self.cell = cell
@@ -284,8 +357,7 @@ class LCMAggregation(KernelAggregation):
             self.register_buffer("identity", value)
         # canonical-order keys: fixed random directions, seeded so that every
         # instance (and every run) orders the same rows the same way
-        keys = torch.randn(2, in_channels, generator=torch.Generator().manual_seed(0x1CA), dtype=torch.float64)
-        self.register_buffer("order_keys", keys, persistent=False)
+        self.register_buffer("order_keys", pair_order_keys(in_channels), persistent=False)
 
     @classmethod
     def square(cls, **kwargs) -> "SquareLCM":
