@@ -24,5 +24,6 @@ def test_speed_benchmark_small_run_writes_json(tmp_path):
                           "--out", str(out)], check=True, capture_output=True, text=True, timeout=300)
     rows = json.loads(out.read_text())["rows"]
     assert [r["case"] for r in rows] == ["uniform", "skewed"]
-    assert set(rows[0]["ms"]) == {"graphequi-lcm-gru", "graphequi-lcm-mlp", "pyg-gru", "pyg-lcm"}
+    assert set(rows[0]["ms"]) == {"graphequi-lcm-gru", "graphequi-lcm-ordered-gru", "graphequi-lcm-mlp", "pyg-gru",
+                                  "pyg-lcm"}
     assert "pyg-lcm / lcm-gru" in run.stdout
