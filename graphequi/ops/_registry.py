@@ -486,8 +486,12 @@ def _register_autograd(ns: str) -> None:
     # output entry's gradient to its single winning edge.
     def spmm_setup(ctx, inputs, output):
         ptr, col, x, value, csc_ptr, csc_row, csc_perm, reduce, _validate = inputs
-        ctx.save_for_backward(ptr, col, x, value, csc_ptr, csc_row, csc_perm)
-        ctx.reduce = reduce
+        # x itself is only read again for min/max winners and value's gradient: not keeping
+        # it otherwise lets a sum/mean spmm free its input (e.g. a stacked or gathered
+        # [E, F] tensor) as soon as the forward pass is done with it
+        keep_x = reduce in _ARG_LIKE or (value is not None and ctx.needs_input_grad[3])
+        ctx.save_for_backward(ptr, col, x if keep_x else None, value, csc_ptr, csc_row, csc_perm)
+        ctx.reduce, ctx.num_sources, ctx.x_dtype = reduce, x.size(0), x.dtype
 
     def spmm_backward(ctx, grad):
         ptr, col, x, value, csc_ptr, csc_row, csc_perm = ctx.saved_tensors
@@ -501,10 +505,10 @@ def _register_autograd(ns: str) -> None:
             grad_x = grad_value = None
             if need_x:
                 if csc_ptr is None:
-                    csc_ptr, csc_row, csc_perm = ops.csr_transpose(ptr, col, x.size(0), False)
+                    csc_ptr, csc_row, csc_perm = ops.csr_transpose(ptr, col, ctx.num_sources, False)
                 weight = value.index_select(0, csc_perm) if value is not None else None
                 if ctx.reduce == "mean":
-                    scale = _inverse_degree(ptr, x.dtype).index_select(0, csc_row.long()).to(x.dtype)
+                    scale = _inverse_degree(ptr, ctx.x_dtype).index_select(0, csc_row.long()).to(ctx.x_dtype)
                     weight = scale if weight is None else weight * scale
                 grad_x = ops.spmm(csc_ptr, csc_row, grad, weight, None, None, None, "sum", False)
             if need_value and value is not None:
@@ -517,8 +521,10 @@ def _register_autograd(ns: str) -> None:
     # the [E, F] product of the row's gradient and the gathered x row.
     def spmm_feature_setup(ctx, inputs, output):
         ptr, col, x, value, value_perm, csc_ptr, csc_row, csc_perm, reduce, _validate = inputs
-        ctx.save_for_backward(ptr, col, x, value, value_perm, csc_ptr, csc_row, csc_perm)
-        ctx.reduce = reduce
+        # x is read again only for value's gradient, value only for x's
+        ctx.save_for_backward(ptr, col, x if ctx.needs_input_grad[3] else None,
+                              value if ctx.needs_input_grad[2] else None, value_perm, csc_ptr, csc_row, csc_perm)
+        ctx.reduce, ctx.num_sources, ctx.x_dtype = reduce, x.size(0), x.dtype
 
     def spmm_feature_backward(ctx, grad):
         ptr, col, x, value, value_perm, csc_ptr, csc_row, csc_perm = ctx.saved_tensors
@@ -526,10 +532,10 @@ def _register_autograd(ns: str) -> None:
         grad_x = grad_value = None
         if ctx.needs_input_grad[2]:
             if csc_ptr is None:
-                csc_ptr, csc_row, csc_perm = ops.csr_transpose(ptr, col, x.size(0), False)
+                csc_ptr, csc_row, csc_perm = ops.csr_transpose(ptr, col, ctx.num_sources, False)
             scaled = grad
             if ctx.reduce == "mean":
-                scaled = (grad * _inverse_degree(ptr, x.dtype).unsqueeze(1)).to(grad.dtype)
+                scaled = (grad * _inverse_degree(ptr, ctx.x_dtype).unsqueeze(1)).to(grad.dtype)
             rows = csc_perm if value_perm is None else value_perm.index_select(0, csc_perm)
             grad_x = ops.spmm_feature(csc_ptr, csc_row, scaled, value, rows, None, None, None, "sum", False)
         if ctx.needs_input_grad[3]:
