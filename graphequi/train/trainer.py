@@ -107,13 +107,19 @@ def _autocast(cfg: TrainConfig, device: str):
 
 
 @torch.no_grad()
-def _evaluate(model, shard: _Shard, task: Task, device, info: DistInfo, cfg: TrainConfig) -> Dict[str, float]:
+def _evaluate(model, shard: _Shard, task: Task, device, info: DistInfo, cfg: TrainConfig,
+              split: str = "validation") -> Dict[str, float]:
     model.eval()
     preds, targets = [], []
     for batch in shard.loader:
         batch = batch.to(device)
         with _autocast(cfg, device):
             out = model(batch)
+        if not bool(torch.isfinite(out).all()):
+            bad = int((~torch.isfinite(out)).any(dim=-1).sum()) if out.dim() > 1 else int((~torch.isfinite(out)).sum())
+            raise FloatingPointError(f"the model's {split} predictions contain NaN or inf ({bad} of {out.size(0)} "
+                                     "graphs in a batch): it overflows in eval mode although the training loss "
+                                     "is finite; lower the learning rate, clip gradients or use a bounded layer")
         out = out.double()
         if task.kind == "regression":
             out = out * task.y_std + task.y_mean
@@ -270,7 +276,8 @@ def _epoch(run: _SeedRun, state: RunState, epoch: int, loader, shards: tuple, ta
     improved = _better(val[metric], state.best_val, task.higher_is_better)
     # the reported test figure is the one at the best validation epoch, so the test pass
     # of any other epoch only feeds the learning curve
-    test = _evaluate(run.model, test_shard, task, device, info, cfg) if improved or cfg.test_every_epoch else {}
+    test = (_evaluate(run.model, test_shard, task, device, info, cfg, "test")
+            if improved or cfg.test_every_epoch else {})
     lr = run.optimizer.param_groups[0]["lr"]
     run.schedule.step(run.scheduler, val[metric])
     if improved:

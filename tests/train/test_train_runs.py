@@ -342,3 +342,25 @@ def test_every_model_row_trains_one_epoch_or_names_what_it_needs(tmp_path, name)
     assert summary["per_seed"][0]["epochs_run"] == 1
     assert optimizer_steps(tmp_path) == batches_per_epoch(summary)
     assert math.isfinite(summary["test_mae_mean"])
+
+
+class _EvalOverflow(torch.nn.Module):
+    """GIN whose predictions overflow in eval mode only (finite training loss)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, batch):
+        out = self.inner(batch)
+        return out if self.training else out * float("inf")
+
+
+def test_non_finite_eval_predictions_are_a_clear_error(tmp_path, monkeypatch):
+    import graphequi.train.models as models
+
+    gin = models.MODELS["gin"]
+    monkeypatch.setitem(models.MODELS, "eval-overflow",
+                        models.Model("test only", lambda task, levels, **kw: _EvalOverflow(gin.build(task, levels, **kw))))
+    with pytest.raises(FloatingPointError, match="validation predictions contain NaN or inf"):
+        train(tiny(tmp_path, model="eval-overflow", epochs=1))
