@@ -66,7 +66,27 @@ def _gru_update(inp: Tensor, hid: Tensor, h: Tensor) -> Tensor:
     return (1 - z) * n + z * h
 
 
-class SymmetricGRUCell(torch.nn.Module):
+class _GRUPairCell(torch.nn.Module):
+    """The GRU weights of a pair cell: ``weight`` ``[6D, D]`` and ``bias`` ``[6D]``
+    stack :math:`[W_{ih}; W_{hh}]` (``torch.nn.GRUCell``'s gate order r, z, n)."""
+
+    def __init__(self, channels: int, batch_invariant: bool = False):
+        super().__init__()
+        self.channels, self.batch_invariant = channels, batch_invariant
+        self.weight = torch.nn.Parameter(torch.empty(6 * channels, channels))
+        self.bias = torch.nn.Parameter(torch.empty(6 * channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.channels)  # torch.nn.GRUCell's initialisation
+        torch.nn.init.uniform_(self.weight, -bound, bound)
+        torch.nn.init.uniform_(self.bias, -bound, bound)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels})"
+
+
+class SymmetricGRUCell(_GRUPairCell):
     r"""A GRU cell symmetrised into a commutative operator:
     :math:`a \oplus b = \tfrac12\big(\mathrm{GRU}(a, b) + \mathrm{GRU}(b, a)\big)`
     (input first, hidden state second).
@@ -83,27 +103,11 @@ class SymmetricGRUCell(torch.nn.Module):
         ``a``, ``b``: ``[P, D]``; output ``[P, D]``.
     """
 
-    def __init__(self, channels: int, batch_invariant: bool = False):
-        super().__init__()
-        self.channels, self.batch_invariant = channels, batch_invariant
-        # [W_ih; W_hh] stacked: one product per argument gives its input and hidden parts
-        self.weight = torch.nn.Parameter(torch.empty(6 * channels, channels))
-        self.bias = torch.nn.Parameter(torch.empty(6 * channels))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.channels)  # torch.nn.GRUCell's initialisation
-        torch.nn.init.uniform_(self.weight, -bound, bound)
-        torch.nn.init.uniform_(self.bias, -bound, bound)
-
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         pa = row_linear(a, self.weight, self.bias, self.batch_invariant)
         pb = row_linear(b, self.weight, self.bias, self.batch_invariant)
         d3 = 3 * self.channels
         return 0.5 * (_gru_update(pa[:, :d3], pb[:, d3:], b) + _gru_update(pb[:, :d3], pa[:, d3:], a))
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels})"
 
 
 def pair_order_keys(channels: int) -> Tensor:
@@ -122,7 +126,7 @@ def precedes(a: Tensor, b: Tensor, keys: Tensor) -> Tensor:
     return (ka[:, 0] < kb[:, 0]) | ((ka[:, 0] == kb[:, 0]) & (ka[:, 1] < kb[:, 1]))
 
 
-class OrderedGRUCell(torch.nn.Module):
+class OrderedGRUCell(_GRUPairCell):
     r"""A GRU cell made commutative by ordering its arguments:
     :math:`a \oplus b = \mathrm{GRU}(\mathrm{lo}, \mathrm{hi})` (input
     first, hidden state second), where :math:`\mathrm{lo}` is whichever of
@@ -134,39 +138,21 @@ class OrderedGRUCell(torch.nn.Module):
     (half of :class:`SymmetricGRUCell`'s matrix work, which averages both
     orders). The price: the operator jumps where the two keys cross, as any
     sorting does; rows equal in both keys but different (probability zero
-    for continuous features) are taken in argument order.
-
-    Args:
-        channels (int): width :math:`D` of ``a``, ``b`` and the result.
-        batch_invariant (bool): see :func:`row_linear`.
-
-    Shapes:
-        ``a``, ``b``: ``[P, D]``; output ``[P, D]``.
+    for continuous features) are taken in argument order. Arguments, weights
+    and shapes as for :class:`SymmetricGRUCell`.
     """
 
     def __init__(self, channels: int, batch_invariant: bool = False):
-        super().__init__()
-        self.channels, self.batch_invariant = channels, batch_invariant
-        self.weight_ih = torch.nn.Parameter(torch.empty(3 * channels, channels))
-        self.weight_hh = torch.nn.Parameter(torch.empty(3 * channels, channels))
-        self.bias_ih = torch.nn.Parameter(torch.empty(3 * channels))
-        self.bias_hh = torch.nn.Parameter(torch.empty(3 * channels))
+        super().__init__(channels, batch_invariant)
         self.register_buffer("order_keys", pair_order_keys(channels), persistent=False)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.channels)  # torch.nn.GRUCell's initialisation
-        for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
-            torch.nn.init.uniform_(p, -bound, bound)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         first = precedes(b, a, self.order_keys).unsqueeze(-1)
         lo, hi = torch.where(first, b, a), torch.where(first, a, b)
-        return _gru_update(row_linear(lo, self.weight_ih, self.bias_ih, self.batch_invariant),
-                           row_linear(hi, self.weight_hh, self.bias_hh, self.batch_invariant), hi)
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels})"
+        d3 = 3 * self.channels
+        w, bias = self.weight, self.bias
+        return _gru_update(row_linear(lo, w[:d3], bias[:d3], self.batch_invariant),
+                           row_linear(hi, w[d3:], bias[d3:], self.batch_invariant), hi)
 
 
 class SymmetricMLPCell(torch.nn.Module):
