@@ -257,10 +257,12 @@ class RaggedEgoNets:
     (diagonal, row, column and total sums) become segment reductions and
     gathers over these rows (:func:`~graphequi.nn.spen_conv.spen_conv_ragged`),
     so a layer runs the same kernels however many sizes a batch holds, and
-    memory is exactly :math:`O(\sum_r m_r^2)`. Every gather is a one-entry-per-row
-    :class:`~graphequi.ops.CSR` with its transpose cached, so that
-    :func:`graphequi.ops.spmm` computes it and its backward (a segment
-    reduction) without atomics or zero-filled buffers.
+    memory is exactly :math:`O(\sum_r m_r^2)`. The pair-level gathers and
+    scatters are :class:`~graphequi.ops.CSR` matrices with their transposes
+    written down when the layout is built, so that :func:`graphequi.ops.spmm`
+    computes each of them and its backward (a segment reduction) without
+    sorting, atomics or zero-filled buffers; the few node-level rows use
+    torch's gathers.
 
     Attributes:
         subgraphs: ``[S]`` subgraph (= centre node) ids in ragged order.
