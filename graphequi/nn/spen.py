@@ -287,8 +287,7 @@ class SPEN(torch.nn.Module):
         return (f"{self.__class__.__name__}(in_channels={self.in_channels}, "
                 f"hidden_channels={self.hidden_channels}, out_channels={self.out_channels}, "
                 f"num_layers={self.num_layers}, size_groups={self.size_map.num_groups}, "
-                f"norm={self.norm!r}, layout={self.layout!r}"
-                + (f", pad={self.pad})" if self.layout == "buckets" else ")"))
+                f"norm={self.norm!r}, " + (f"pad={self.pad})" if self.layout == "buckets" else "layout='ragged')"))
 
 
 def build_spen(task, **kwargs) -> SPEN:

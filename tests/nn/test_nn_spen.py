@@ -446,7 +446,8 @@ def test_size_map_groups_and_builder():
     assert all(len(c) == 1 for c in shared.convs)
     per_size = SPEN(1, hidden_channels=4, num_layers=2, size_map=SizeMap.up_to(4))
     assert all(len(c) == 5 for c in per_size.convs)
-    assert "size_groups=5" in repr(per_size)
+    assert "size_groups=5" in repr(per_size) and repr(per_size).endswith("layout='ragged')")
+    assert repr(SPEN(1, layout="buckets", pad=True)).endswith("pad=True)")
 
     class Task:
         num_outputs, node_vocab, node_in_channels, edge_vocab, edge_in_channels = 3, None, 7, None, None
