@@ -1,4 +1,4 @@
-"""How far apart PPGN's pair features of a BREC pair are, block by block, at initialisation.
+"""How far apart PPGN's pair features of a BREC pair are, block by block, at initialization.
 
 For one pair (default brec-260, a CFI pair that 2-FWL separates), builds
 ``PPGNPlusPlus`` (width 32, no polynomial channels, float64, random weights)

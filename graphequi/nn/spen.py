@@ -265,10 +265,10 @@ class SPEN(torch.nn.Module):
             raise ValueError("SPEN got an empty graph (0 nodes) in the batch; its readout is undefined")
         h1, h2 = self.inputs(data, layout)
         if self.layout == "ragged":
-            centre = layout.centre.to(h1.dtype)
+            center = layout.center.to(h1.dtype)
             for i, convs in enumerate(self.convs):
                 x1, x2 = layout.gather(h1, h2)
-                y1, y2 = spen_conv_ragged(convs, layout, torch.cat([x1, centre], dim=-1), x2)
+                y1, y2 = spen_conv_ragged(convs, layout, torch.cat([x1, center], dim=-1), x2)
                 h1, h2 = self._normalize(i, layout.share_nodes(y1), layout.share_pairs(y2))
             z = self._readout_ragged(layout, h1, h2)
             graph = batch[layout.subgraphs]

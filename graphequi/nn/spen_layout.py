@@ -277,7 +277,7 @@ class RaggedEgoNets:
         transpose: ``[L2]`` position of pair :math:`(b, a)` (an involution).
         diagonal: ``[L1]`` position of pair :math:`(a, a)`.
         node_subgraph: ``[L1]`` ragged position of each local node's ego-net.
-        centre: ``[L1, 1]`` 1 on each ego-net's centre, 0 elsewhere (``float32``).
+        center: ``[L1, 1]`` 1 on each ego-net's center, 0 elsewhere (``float32``).
         pair_gather, pair_share: global pairs -> local pairs, and back (mean).
         statistics: ``[3 L1, L2]``: ``spmm(..., 'mean')`` of it gives, stacked, the row means
             :math:`r_a` (the pairs :math:`(a, \cdot)`), the column means :math:`c_b` (the pairs
@@ -303,7 +303,7 @@ class RaggedEgoNets:
     transpose: Tensor
     diagonal: Tensor
     node_subgraph: Tensor
-    centre: Tensor
+    center: Tensor
     pair_gather: CSR
     pair_share: CSR
     statistics: CSR

@@ -310,7 +310,7 @@ def test_ragged_layout_structure():
     assert torch.equal(u[ego.transpose], v) and torch.equal(v[ego.transpose], u)
     assert torch.equal(u[ego.diagonal], ego.node_index) and torch.equal(v[ego.diagonal], ego.node_index)
     assert torch.equal(ego.node_index[ego.node_ptr[:-1]], ego.subgraphs)  # the centre comes first
-    assert torch.equal(ego.centre.view(-1).nonzero().view(-1), ego.node_ptr[:-1])
+    assert torch.equal(ego.center.view(-1).nonzero().view(-1), ego.node_ptr[:-1])
 
 
 def test_ragged_and_buckets_agree_with_gradients():
