@@ -239,9 +239,8 @@ class SPEN(torch.nn.Module):
     def _readout_ragged(self, ego: RaggedEgoNets, h1: Tensor, h2: Tensor) -> Tensor:
         """``[N, 4 C]`` per-subgraph invariants, in ragged order."""
         x1, x2 = ego.gather(h1, h2)
-        inv = ego.inv_size(x1.dtype)
-        diag = segment(x2.index_select(0, ego.diagonal), ego.node_ptr) * inv
-        return torch.cat([diag, segment(x2, ego.pair_ptr) * inv * inv, segment(x1, ego.node_ptr) * inv,
+        diag = segment(x2.index_select(0, ego.diagonal), ego.node_ptr, "mean")
+        return torch.cat([diag, segment(x2, ego.pair_ptr, "mean"), segment(x1, ego.node_ptr, "mean"),
                           x1.index_select(0, ego.node_ptr[:-1])], dim=-1)
 
     def _normalize(self, i: int, h1: Tensor, h2: Tensor) -> tuple[Tensor, Tensor]:

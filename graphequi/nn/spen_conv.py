@@ -176,12 +176,14 @@ def spen_conv_ragged(convs: Sequence[SPENConv], ego: "RaggedEgoNets", x1: Tensor
 
     The same maps as :meth:`SPENConv.forward` per ego-net, with the
     per-ego-net statistics as reductions over the rows of
-    :class:`~graphequi.nn.spen_layout.RaggedEgoNets`: the row sums
-    :math:`r` are segments of the row-major pairs, the column sums :math:`c`
-    segments of the transposed pairs (one gather), the scalars segments of the
-    local nodes. The weights of group :math:`g` (``convs[g]``) multiply the
-    contiguous rows of that group's ego-nets, so the kernel count per layer
-    does not grow with the number of distinct sizes, and nothing is padded.
+    :class:`~graphequi.nn.spen_layout.RaggedEgoNets`: the row means
+    :math:`r`, column means :math:`c` and diagonal :math:`d` are one mean
+    ``spmm`` (``ego.statistics``), the scalars a mean segment over the local
+    nodes, and the 2->2 output one gather-reduce (``ego.assemble``) of the
+    stacked pair, row, column and diagonal terms. The weights of group
+    :math:`g` (``convs[g]``) multiply the contiguous rows of that group's
+    ego-nets, so the kernel count per layer does not grow with the number of
+    distinct sizes, and nothing is padded.
 
     Args:
         convs: one :class:`SPENConv` per weight group (indexed by the group ids

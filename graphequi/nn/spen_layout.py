@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from graphequi.ops import CSR, index_to_ptr, segment
+from graphequi.ops import CSR, index_to_ptr, scatter, segment
 
 __all__ = ["SizeMap", "EgoBucket", "EgoNetLayout", "RaggedEgoNets", "check_ego_bags"]
 
@@ -262,7 +262,7 @@ class RaggedEgoNets:
     written down when the layout is built, so that :func:`graphequi.ops.spmm`
     computes each of them and its backward (a segment reduction) without
     sorting, atomics or zero-filled buffers; the few node-level rows use
-    torch's gathers.
+    torch's gather and :func:`graphequi.ops.scatter`.
 
     Attributes:
         subgraphs: ``[S]`` subgraph (= centre node) ids in ragged order.
@@ -393,10 +393,6 @@ class RaggedEgoNets:
             transpose, diagonal, node_subgraph, (a_node == 0).to(torch.float32).unsqueeze(-1), pair_gather,
             pair_share, statistics, assemble, node_count, pair_count)
 
-    def inv_size(self, dtype: torch.dtype) -> Tensor:
-        """``[S, 1]``: :math:`1 / m` of every ego-net, in ``dtype``."""
-        return 1.0 / self.sizes.to(dtype).unsqueeze(-1)
-
     def gather(self, h1: Tensor, h2: Tensor) -> tuple[Tensor, Tensor]:
         """Shared ``[N, C_1]``, ``[P, C_2]`` -> local rows ``[L1, C_1]``, ``[L2, C_2]``."""
         # node rows are few: torch's own gather, whose autograd costs less than a custom op's
@@ -404,8 +400,7 @@ class RaggedEgoNets:
 
     def share_nodes(self, y1: Tensor) -> Tensor:
         """``[L1, C]`` local node outputs -> ``[N, C]`` means over the ego-nets holding each node."""
-        total = y1.new_zeros(self.num_nodes, y1.size(-1)).index_add(0, self.node_index, y1)
-        return total / self.node_count.clamp(min=1).to(y1.dtype).unsqueeze(-1)
+        return scatter(y1, self.node_index, 0, self.num_nodes, "mean")
 
     def share_pairs(self, y2: Tensor) -> Tensor:
         """``[L2, C]`` local pair outputs -> ``[P, C]`` means over the ego-nets holding each pair."""

@@ -115,8 +115,9 @@ def _evaluate(model, shard: _Shard, task: Task, device, info: DistInfo, cfg: Tra
         batch = batch.to(device)
         with _autocast(cfg, device):
             out = model(batch)
-        if not bool(torch.isfinite(out).all()):
-            bad = int((~torch.isfinite(out)).any(dim=-1).sum()) if out.dim() > 1 else int((~torch.isfinite(out)).sum())
+        finite = torch.isfinite(out).view(out.size(0), -1).all(dim=-1)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
             raise FloatingPointError(f"the model's {split} predictions contain NaN or inf ({bad} of {out.size(0)} "
                                      "graphs in a batch): it overflows in eval mode although the training loss "
                                      "is finite; lower the learning rate, clip gradients or use a bounded layer")

@@ -116,13 +116,18 @@ def pair_order_keys(channels: int) -> Tensor:
     return torch.randn(2, channels, generator=torch.Generator().manual_seed(0x1CA), dtype=torch.float64)
 
 
+def order_projections(x: Tensor, keys: Tensor) -> Tensor:
+    """``[P, 2]``: the rows of ``x`` projected on the two ``keys``, in float64
+    as a product and sum per row (no BLAS), so a row's key depends on the
+    row only."""
+    return (x.detach().to(torch.float64).unsqueeze(1) * keys).sum(-1)
+
+
 def precedes(a: Tensor, b: Tensor, keys: Tensor) -> Tensor:
     """``[P]`` bool: row ``a`` comes before row ``b`` in the canonical order
-    (first projection, ties by the second). A float64 product and sum per
-    row, no BLAS, so a row's key depends on the row only; for rows with
-    equal keys in both projections it is False both ways."""
-    ka = (a.detach().to(torch.float64).unsqueeze(1) * keys).sum(-1)
-    kb = (b.detach().to(torch.float64).unsqueeze(1) * keys).sum(-1)
+    (:func:`order_projections`: first projection, ties by the second); for
+    rows with equal keys in both projections it is False both ways."""
+    ka, kb = order_projections(a, keys), order_projections(b, keys)
     return (ka[:, 0] < kb[:, 0]) | ((ka[:, 0] == kb[:, 0]) & (ka[:, 1] < kb[:, 1]))
 
 
@@ -450,8 +455,7 @@ class LCMAggregation(KernelAggregation):
         ``canonical_order`` sorts each group by its keys."""
         if not self.canonical_order:
             return torch.sort(index, stable=True).indices
-        # float64 product-and-sum per row: no BLAS, so a row's key depends on the row only
-        keys = (x.detach().to(torch.float64).unsqueeze(1) * self.order_keys).sum(-1)
+        keys = order_projections(x, self.order_keys)
         order = torch.sort(keys[:, 1], stable=True).indices
         order = order[torch.sort(keys[:, 0][order], stable=True).indices]
         return order[torch.sort(index[order], stable=True).indices]
