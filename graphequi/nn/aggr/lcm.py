@@ -462,8 +462,9 @@ class LCMAggregation(KernelAggregation):
 
     @staticmethod
     def _level_sizes(counts: Tensor, num_rows: int, num_groups: int,
-                     max_num_elements: Optional[int]) -> list[tuple[int, int]]:
-        """``(pair slots, rows after the level)`` of every level of the tree."""
+                     max_num_elements: Optional[int]) -> list[int]:
+        """The number of pairs every level of the tree combines (an upper
+        bound per level when ``max_num_elements`` is given)."""
         if max_num_elements is not None:
             if max_num_elements < 0:
                 raise ValueError(f"max_num_elements must be non-negative, got {max_num_elements}")
@@ -471,11 +472,11 @@ class LCMAggregation(KernelAggregation):
                 raise ValueError(f"a group has {int(counts.max())} elements, more than "
                                  f"max_num_elements={max_num_elements}")
             levels = math.ceil(math.log2(max_num_elements)) if max_num_elements > 1 else 0
-            sizes, rows = [], num_rows
+            sizes, pairs = [], num_rows
             for _ in range(levels):
-                # a level halves every group, rounding up: at most one extra row per group
-                rows = min(rows, (rows + num_groups) // 2)
-                sizes.append((rows, rows))
+                # a level halves every group, rounding up: at most one extra pair per group
+                pairs = min(pairs, (pairs + num_groups) // 2)
+                sizes.append(pairs)
             return sizes
         # every level up to the bound that E allows, read back in one host sync;
         # the levels past the largest group's depth have no pairs and are dropped
@@ -485,37 +486,44 @@ class LCMAggregation(KernelAggregation):
         totals = []
         for level in range(bound):  # O(G) memory per level, not a [levels, G] table
             live = (counts + (1 << level) - 1) >> level  # group sizes entering the level: ceil(c / 2^l)
-            half = (live + 1) // 2
-            totals += [torch.where(live > 1, half, 0).sum(), torch.where(live > 1, half, live).sum()]
-        flat = torch.stack(totals).tolist()
-        sizes = list(zip(flat[0::2], flat[1::2]))
-        while sizes and sizes[-1][0] == 0:
+            totals.append(torch.where(live > 1, (live + 1) // 2, 0).sum())
+        sizes = torch.stack(totals).tolist()
+        while sizes and sizes[-1] == 0:
             sizes.pop()
         return sizes
 
-    def _reduce_tree(self, h: Tensor, counts: Tensor, sizes: list[tuple[int, int]], e: Tensor) -> Tensor:
-        live = counts
-        for num_pairs, num_after in sizes:
-            offset = _exclusive_cumsum(live)
-            end = h.size(0)  # row of e in `padded`
-            padded = torch.cat([h, e.unsqueeze(0)])
+    def _reduce_tree(self, h: Tensor, counts: Tensor, level_pairs: list[int], e: Tensor) -> Tensor:
+        """Every group's tree, one level at a time over all groups.
+
+        A level holds only the groups still being reduced, each as its rows
+        followed by ``e`` when their number is odd, so that the pairs are the
+        consecutive rows of one gather: ``(a, b)`` are two strided views of
+        it, and nothing else of size ``E`` is copied. A group leaves the
+        level loop as soon as it is down to one row, which goes straight to
+        the output; the rows of the others are never carried from level to
+        level.
+        """
+        live, offset, rows = counts, _exclusive_cumsum(counts), h
+        out = self._finished(e.expand(counts.numel(), -1), rows, live, offset)
+        for num_pairs in level_pairs:
             pairs = torch.where(live > 1, (live + 1) // 2, 0)
-            group, rank, used = _group_of(num_pairs, pairs)
-            left = offset[group] + 2 * rank
-            right = torch.where(2 * rank + 1 < live[group], left + 1, end)
-            left = torch.where(used, left, end)
-            right = torch.where(used, right, end)
-            combined = self.combine(padded.index_select(0, left), padded.index_select(0, right))
-            # next level: a group's pair results, or its single row carried over
-            after = torch.where(live > 1, pairs, live)
-            group, rank, used = _group_of(num_after, after)
-            source = torch.where(live[group] > 1, _exclusive_cumsum(pairs)[group] + rank,
-                                 num_pairs + offset[group])
-            source = torch.where(used, source, num_pairs + end)
-            h = torch.cat([combined, padded]).index_select(0, source)
-            live = after
-        padded = torch.cat([h, e.unsqueeze(0)])
-        return padded.index_select(0, torch.where(live > 0, _exclusive_cumsum(live), h.size(0)))
+            group, rank, used = _group_of(2 * num_pairs, 2 * pairs)
+            source = torch.where(used & (rank < live[group]), offset[group] + rank, rows.size(0))
+            level = torch.cat([rows, e.unsqueeze(0)]).index_select(0, source)
+            rows = self.combine(*level.view(num_pairs, 2, level.size(-1)).unbind(1))
+            live, offset = pairs, _exclusive_cumsum(pairs)
+            out = self._finished(out, rows, live, offset)
+        return out.contiguous()  # not a view of e when every group is empty
+
+    @staticmethod
+    def _finished(out: Tensor, rows: Tensor, live: Tensor, offset: Tensor) -> Tensor:
+        """``out`` with the groups that are down to one row (``live == 1``)
+        set to it."""
+        if rows.size(0) == 0:
+            return out
+        done = live == 1
+        value = rows.index_select(0, torch.where(done, offset, 0).clamp_(max=rows.size(0) - 1))
+        return torch.where(done.unsqueeze(-1), value, out)
 
     # -- regularisers ------------------------------------------------------
     def _sample(self, x: Tensor, num: int, generator: Optional[torch.Generator]) -> Tensor:
