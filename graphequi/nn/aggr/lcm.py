@@ -120,7 +120,15 @@ def order_projections(x: Tensor, keys: Tensor) -> Tensor:
     """``[P, 2]``: the rows of ``x`` projected on the two ``keys``, in float64
     as a product and sum per row (no BLAS), so a row's key depends on the
     row only."""
-    return (x.detach().to(torch.float64).unsqueeze(1) * keys).sum(-1)
+    x = x.detach()
+    # a few thousand rows at a time: the float64 products of all rows at once
+    # would be four times the size of x, freshly allocated on every call
+    if x.size(0) <= _KEY_CHUNK_ROWS:
+        return (x.to(torch.float64).unsqueeze(1) * keys).sum(-1)
+    return torch.cat([(chunk.to(torch.float64).unsqueeze(1) * keys).sum(-1) for chunk in x.split(_KEY_CHUNK_ROWS)])
+
+
+_KEY_CHUNK_ROWS = 2048
 
 
 def precedes(a: Tensor, b: Tensor, keys: Tensor) -> Tensor:
@@ -205,6 +213,11 @@ _EXACT_CELLS = {"max": torch.maximum, "sum": torch.add}
 
 def _exclusive_cumsum(t: Tensor) -> Tensor:
     return torch.cumsum(t, 0) - t
+
+
+def _read(position: Optional[Tensor], index: Tensor) -> Tensor:
+    """``position[index]``, or ``index`` itself without ``position``."""
+    return index if position is None else position.index_select(0, index)
 
 
 def _group_of(slots: int, counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -444,13 +457,10 @@ class LCMAggregation(KernelAggregation):
         if num_groups == 0:
             return h.new_zeros(0, self.out_channels)
 
-        order = self._order(x, index)
-        if order is not None:
-            h = h.index_select(0, order)
         sizes = self._level_sizes(counts, num_rows, num_groups, max_num_elements)
-        return self._reduce_tree(h, counts, sizes, e)
+        return self._reduce_tree(h, self._order(x, index), counts, sizes, e)
 
-    def _order(self, x: Tensor, index: Tensor) -> Optional[Tensor]:
+    def _order(self, x: Tensor, index: Tensor) -> Tensor:
         """The permutation that groups the rows (group-major, stable), and with
         ``canonical_order`` sorts each group by its keys."""
         if not self.canonical_order:
@@ -492,38 +502,41 @@ class LCMAggregation(KernelAggregation):
             sizes.pop()
         return sizes
 
-    def _reduce_tree(self, h: Tensor, counts: Tensor, level_pairs: list[int], e: Tensor) -> Tensor:
+    def _reduce_tree(self, h: Tensor, order: Tensor, counts: Tensor, level_pairs: list[int], e: Tensor) -> Tensor:
         """Every group's tree, one level at a time over all groups.
 
-        A level holds only the groups still being reduced, each as its rows
-        followed by ``e`` when their number is odd, so that the pairs are the
-        consecutive rows of one gather: ``(a, b)`` are two strided views of
-        it, and nothing else of size ``E`` is copied. A group leaves the
-        level loop as soon as it is down to one row, which goes straight to
-        the output; the rows of the others are never carried from level to
-        level.
+        ``h`` is read through ``order`` (the group-major canonical order of
+        its rows), so it is never copied into that order. A level holds only
+        the groups still being reduced, each as its rows followed by ``e``
+        when their number is odd, so that the pairs are the consecutive rows
+        of one gather: ``(a, b)`` are two strided views of it, and nothing
+        else of size ``E`` is copied. A group leaves the level loop as soon
+        as it is down to one row, which goes straight to the output; the rows
+        of the others are never carried from level to level.
         """
-        live, offset, rows = counts, _exclusive_cumsum(counts), h
-        out = self._finished(e.expand(counts.numel(), -1), rows, live, offset)
+        live, offset, rows, position = counts, _exclusive_cumsum(counts), h, order
+        out = self._finished(e.expand(counts.numel(), -1), rows, position, live, offset)
         for num_pairs in level_pairs:
             pairs = torch.where(live > 1, (live + 1) // 2, 0)
             group, rank, used = _group_of(2 * num_pairs, 2 * pairs)
-            source = torch.where(used & (rank < live[group]), offset[group] + rank, rows.size(0))
-            level = torch.cat([rows, e.unsqueeze(0)]).index_select(0, source)
-            rows = self.combine(*level.view(num_pairs, 2, level.size(-1)).unbind(1))
+            real = used & (rank < live[group])
+            source = _read(position, (offset[group] + rank).clamp_(max=max(rows.size(0) - 1, 0)))
+            level = torch.cat([rows, e.unsqueeze(0)]).index_select(0, torch.where(real, source, rows.size(0)))
+            rows, position = self.combine(*level.view(num_pairs, 2, level.size(-1)).unbind(1)), None
             live, offset = pairs, _exclusive_cumsum(pairs)
-            out = self._finished(out, rows, live, offset)
+            out = self._finished(out, rows, position, live, offset)
         return out.contiguous()  # not a view of e when every group is empty
 
     @staticmethod
-    def _finished(out: Tensor, rows: Tensor, live: Tensor, offset: Tensor) -> Tensor:
+    def _finished(out: Tensor, rows: Tensor, position: Optional[Tensor], live: Tensor, offset: Tensor) -> Tensor:
         """``out`` with the groups that are down to one row (``live == 1``)
-        set to it."""
+        set to it (row ``position[offset]`` of ``rows``, or ``offset``
+        without ``position``)."""
         if rows.size(0) == 0:
             return out
         done = live == 1
-        value = rows.index_select(0, torch.where(done, offset, 0).clamp_(max=rows.size(0) - 1))
-        return torch.where(done.unsqueeze(-1), value, out)
+        first = _read(position, torch.where(done, offset, 0).clamp_(max=rows.size(0) - 1))
+        return torch.where(done.unsqueeze(-1), rows.index_select(0, first), out)
 
     # -- regularisers ------------------------------------------------------
     def _sample(self, x: Tensor, num: int, generator: Optional[torch.Generator]) -> Tensor:
