@@ -291,6 +291,36 @@ def equivariance_errors(orientations, hidden, layers):
     return rows
 
 
+def fiber_mix_table(sizes, args, device):
+    """The fiber kernel alone (``[O, O, C]`` times the ``[N, O, C]`` features of
+    every node, forward + backward for both): ``graphequi.ops.depthwise_mix``
+    against the ``torch.einsum`` a user would write, alternated, medians."""
+    print(f"\n| workload | fiber mix [N, O, C] (C = {args.hidden}) | einsum ms | depthwise_mix ms | einsum / depthwise_mix |")
+    print("|---|---|---|---|---|")
+    rows = []
+    for label, (kind, bs) in sizes.items():
+        n = make_batch(kind, bs, device).num_nodes
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(n, args.num_ori, args.hidden, generator=gen).to(device).requires_grad_(True)
+        w = torch.randn(args.num_ori, args.num_ori, args.hidden, generator=gen).to(device).requires_grad_(True)
+        fns = {"einsum": lambda: torch.einsum("olc,nlc->noc", w, x).square().sum(),
+               "depthwise_mix": lambda: ops.depthwise_mix(w, x).square().sum()}
+        times = {name: [] for name in fns}
+        for round_ in range(5 * args.repeats + 1):      # round 0 warms up
+            for name, fn in fns.items():
+                t = timed(fn, device)
+                if round_:
+                    times[name].append(t)
+        ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+        row = {"workload": label, "nodes": n, "num_ori": args.num_ori, "channels": args.hidden,
+               "einsum_ms": ms["einsum"], "depthwise_mix_ms": ms["depthwise_mix"],
+               "ratio": ms["einsum"] / ms["depthwise_mix"]}
+        rows.append(row)
+        print(f"| {label} | [{n}, {args.num_ori}, {args.hidden}] | {ms['einsum']:.2f} | {ms['depthwise_mix']:.2f} | "
+              f"{row['ratio']:.2f} |")
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=64)
@@ -367,6 +397,7 @@ def main(argv=None):
                        "e3nn_over_ponita": ms["e3nn conv"] / ms["ponita block"]}
                 layer_rows.append(row)
                 print(f"| {label} | {name} | {params} | {ms[name]:.1f} | {row['e3nn_over_ponita']:.2f} |")
+    mix_rows = fiber_mix_table(sizes, args, device)
     orientations = [] if args.layers_only else [4, 8] if args.small else [4, 8, 16, 32, 64]
     eq = equivariance_errors(orientations, 8 if args.small else 16, 1 if args.small else 2)
     print("\n| num_ori | model | relative equivariance error (vectors, max over 6 rigid motions) |")
@@ -377,7 +408,7 @@ def main(argv=None):
               "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
               "hidden": args.hidden, "layers": args.layers, "num_ori": args.num_ori,
               "e3nn": E3NN or "not installed (columns skipped)", "rows": rows, "layers_table": layer_rows,
-              "equivariance": eq}
+              "fiber_mix": mix_rows, "equivariance": eq}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     return result

@@ -111,4 +111,26 @@ inline void check_csr_transpose_args(const at::Tensor& ptr, const at::Tensor& co
   TORCH_CHECK_VALUE(num_cols >= 0, "num_cols must be non-negative, got ", num_cols);
 }
 
+// depthwise_mix: weight [O, L, C] and x [N, L, C] of one floating dtype.
+inline void check_depthwise_mix_args(const at::Tensor& weight, const at::Tensor& x) {
+  TORCH_CHECK_VALUE(weight.dim() == 3 && x.dim() == 3, "depthwise_mix: weight must be [O, L, C] and x [N, L, C], got ",
+                    weight.sizes(), " and ", x.sizes());
+  TORCH_CHECK_VALUE(weight.size(1) == x.size(1) && weight.size(2) == x.size(2),
+                    "depthwise_mix: weight [O, L, C] and x [N, L, C] must agree on L and C, got ", weight.sizes(),
+                    " and ", x.sizes());
+  TORCH_CHECK_TYPE(x.is_floating_point() && weight.scalar_type() == x.scalar_type(),
+                   "depthwise_mix: weight and x must share a floating dtype, got ", weight.scalar_type(), " and ",
+                   x.scalar_type());
+}
+
+// depthwise_mix_weight_grad: grad [N, O, C] and x [N, L, C] of one floating dtype.
+inline void check_depthwise_mix_weight_grad_args(const at::Tensor& grad, const at::Tensor& x) {
+  TORCH_CHECK_VALUE(grad.dim() == 3 && x.dim() == 3 && grad.size(0) == x.size(0) && grad.size(2) == x.size(2),
+                    "depthwise_mix_weight_grad: grad must be [N, O, C] and x [N, L, C], got ", grad.sizes(), " and ",
+                    x.sizes());
+  TORCH_CHECK_TYPE(x.is_floating_point() && grad.scalar_type() == x.scalar_type(),
+                   "depthwise_mix_weight_grad: grad and x must share a floating dtype, got ", grad.scalar_type(),
+                   " and ", x.scalar_type());
+}
+
 }  // namespace graphequi

@@ -18,6 +18,12 @@
 // (value [E, F], sum/mean; edge k reads value row value_perm[k] when given, so
 // the backward runs over the transpose without reordering value), and
 // spmm_feature_value_grad is its value gradient [E, F].
+//
+// depthwise_mix: out [N, O, C] = sum over l of weight [O, L, C] * x [N, L, C],
+// channel by channel (PONITA's fiber kernel mixing the orientations of every
+// node); depthwise_mix_weight_grad is its weight gradient [O, L, C] from
+// grad [N, O, C] and x. The CPU kernels are compiled here; on CUDA the
+// PyTorch formulation of graphequi/ops/_registry.py serves them.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -41,6 +47,8 @@ TORCH_LIBRARY(graphequi, m) {
   m.def("spmm_feature_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, bool validate) "
         "-> Tensor");
   m.def("csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)");
+  m.def("depthwise_mix(Tensor weight, Tensor x) -> Tensor");
+  m.def("depthwise_mix_weight_grad(Tensor grad, Tensor x) -> Tensor");
 }
 
 // `import graphequi._C` loads this library so the static registrations above

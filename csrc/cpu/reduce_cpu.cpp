@@ -673,6 +673,41 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose_cpu(const at::Tenso
   return {colptr, row, perm};
 }
 
+// ------------------------------------------------------------- depthwise mix
+
+#define GRAPHEQUI_DISPATCH_FLOAT(TYPE, NAME, ...) \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::Half, at::ScalarType::BFloat16, TYPE, NAME, __VA_ARGS__)
+
+at::Tensor depthwise_mix_cpu(const at::Tensor& weight_in, const at::Tensor& x_in) {
+  check_depthwise_mix_args(weight_in, x_in);
+  auto weight = weight_in.contiguous();
+  auto x = x_in.contiguous();
+  const int64_t N = x.size(0), L = x.size(1), C = x.size(2), O = weight.size(0);
+  auto out = empty_output({N, O, C}, x.options());
+  GRAPHEQUI_DISPATCH_FLOAT(x.scalar_type(), "depthwise_mix_cpu", [&] {
+    with_isa<scalar_t>([&](auto k) {
+      decltype(k)::template depthwise_mix<scalar_t>(weight.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                                    out.data_ptr<scalar_t>(), N, O, L, C);
+    });
+  });
+  return out;
+}
+
+at::Tensor depthwise_mix_weight_grad_cpu(const at::Tensor& grad_in, const at::Tensor& x_in) {
+  check_depthwise_mix_weight_grad_args(grad_in, x_in);
+  auto grad = grad_in.contiguous();
+  auto x = x_in.contiguous();
+  const int64_t N = x.size(0), L = x.size(1), C = x.size(2), O = grad.size(1);
+  auto out = at::empty({O, L, C}, x.options());
+  GRAPHEQUI_DISPATCH_FLOAT(x.scalar_type(), "depthwise_mix_weight_grad_cpu", [&] {
+    with_isa<scalar_t>([&](auto k) {
+      decltype(k)::template depthwise_mix_weight_grad<scalar_t>(grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                                                out.data_ptr<scalar_t>(), N, O, L, C);
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 void set_cpu_isa(const std::string& isa) {
@@ -704,6 +739,8 @@ TORCH_LIBRARY_IMPL(graphequi, CPU, m) {
   m.impl("spmm_feature", &spmm_feature_cpu);
   m.impl("spmm_feature_value_grad", &spmm_feature_value_grad_cpu);
   m.impl("csr_transpose", &csr_transpose_cpu);
+  m.impl("depthwise_mix", &depthwise_mix_cpu);
+  m.impl("depthwise_mix_weight_grad", &depthwise_mix_weight_grad_cpu);
 }
 
 }  // namespace graphequi

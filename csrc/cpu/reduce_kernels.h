@@ -521,6 +521,116 @@ void spmm_arg_grad_kernel(const index_t* colptr, const index_t* row, const int64
   });
 }
 
+// Depthwise mix over a small axis: out[n, o, c] = sum_l w[o, l, c] * x[n, l, c]
+// (x [N, L, C], w [O, L, C], out [N, O, C]). Channels go in blocks of kMixLanes
+// whose accumulators stay in registers across the l loop (a runtime-length
+// accumulator row would be stored and reloaded for every l); nodes are split
+// across threads, and every output is summed in l order.
+constexpr int64_t kMixLanes = 16;
+
+template <int64_t W, typename scalar_t, typename acc_t>
+inline void mix_block(const scalar_t* __restrict w, const scalar_t* __restrict x, scalar_t* __restrict out,
+                      int64_t L, int64_t C) {
+  acc_t acc[W > 0 ? W : 1] = {};
+  for (int64_t l = 0; l < L; ++l) {
+    const scalar_t* wl = w + l * C;
+    const scalar_t* xl = x + l * C;
+    for (int64_t j = 0; j < W; ++j) acc[j] += static_cast<acc_t>(wl[j]) * static_cast<acc_t>(xl[j]);
+  }
+  for (int64_t j = 0; j < W; ++j) out[j] = static_cast<scalar_t>(acc[j]);
+}
+
+template <typename scalar_t, typename acc_t>
+inline void mix_tail(const scalar_t* __restrict w, const scalar_t* __restrict x, scalar_t* __restrict out,
+                     int64_t L, int64_t C, int64_t width) {
+  acc_t acc[kMixLanes] = {};
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t j = 0; j < width; ++j) acc[j] += static_cast<acc_t>(w[l * C + j]) * static_cast<acc_t>(x[l * C + j]);
+  for (int64_t j = 0; j < width; ++j) out[j] = static_cast<scalar_t>(acc[j]);
+}
+
+template <typename scalar_t>
+void depthwise_mix_kernel(const scalar_t* w, const scalar_t* x, scalar_t* out, int64_t N, int64_t O, int64_t L,
+                          int64_t C) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, O * L * C));
+  const int64_t full = C / kMixLanes * kMixLanes;
+  at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      for (int64_t o = 0; o < O; ++o) {
+        const scalar_t* wo = w + o * L * C;
+        const scalar_t* xn = x + n * L * C;
+        scalar_t* dst = out + (n * O + o) * C;
+        for (int64_t c = 0; c < full; c += kMixLanes)
+          mix_block<kMixLanes, scalar_t, acc_t>(wo + c, xn + c, dst + c, L, C);
+        if (full < C) mix_tail<scalar_t, acc_t>(wo + full, xn + full, dst + full, L, C, C - full);
+      }
+    }
+  });
+}
+
+// The weight gradient of depthwise_mix: out[o, l, c] = sum_n g[n, o, c] * x[n, l, c]
+// (g [N, O, C], x [N, L, C], out [O, L, C]). Fixed blocks of nodes give partial
+// sums that are added in block order, so the result does not depend on the
+// number of threads. Within a block, a few nodes at a time are folded into the
+// partial sums with register accumulators, so the partial row is loaded and
+// stored once per few nodes while those nodes' rows stay in cache.
+template <int64_t W, typename scalar_t, typename acc_t>
+inline void mix_grad_block(const scalar_t* g, const scalar_t* x, acc_t* __restrict part, int64_t n0, int64_t n1,
+                           int64_t O, int64_t L, int64_t C) {
+  acc_t acc[W];
+  for (int64_t j = 0; j < W; ++j) acc[j] = part[j];
+  for (int64_t n = n0; n < n1; ++n) {
+    const scalar_t* __restrict gn = g + n * O * C;
+    const scalar_t* __restrict xn = x + n * L * C;
+    for (int64_t j = 0; j < W; ++j) acc[j] += static_cast<acc_t>(gn[j]) * static_cast<acc_t>(xn[j]);
+  }
+  for (int64_t j = 0; j < W; ++j) part[j] = acc[j];
+}
+
+template <typename scalar_t, typename acc_t>
+inline void mix_grad_tail(const scalar_t* g, const scalar_t* x, acc_t* part, int64_t n0, int64_t n1, int64_t O,
+                          int64_t L, int64_t C, int64_t width) {
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t j = 0; j < width; ++j)
+      part[j] += static_cast<acc_t>(g[n * O * C + j]) * static_cast<acc_t>(x[n * L * C + j]);
+}
+
+template <typename scalar_t>
+void depthwise_mix_weight_grad_kernel(const scalar_t* g, const scalar_t* x, scalar_t* out, int64_t N, int64_t O,
+                                      int64_t L, int64_t C) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int64_t kNodes = 64, kStep = 8;
+  const int64_t blocks = (N + kNodes - 1) / kNodes, size = O * L * C;
+  const int64_t full = C / kMixLanes * kMixLanes;
+  std::vector<acc_t> partial(static_cast<size_t>(std::max<int64_t>(blocks, 1) * size), acc_t(0));
+  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      acc_t* part = partial.data() + b * size;
+      for (int64_t n0 = b * kNodes; n0 < std::min(N, (b + 1) * kNodes); n0 += kStep) {
+        const int64_t n1 = std::min({N, (b + 1) * kNodes, n0 + kStep});
+        for (int64_t o = 0; o < O; ++o) {
+          for (int64_t l = 0; l < L; ++l) {
+            acc_t* row = part + (o * L + l) * C;
+            const scalar_t* go = g + o * C;
+            const scalar_t* xl = x + l * C;
+            for (int64_t c = 0; c < full; c += kMixLanes)
+              mix_grad_block<kMixLanes, scalar_t, acc_t>(go + c, xl + c, row + c, n0, n1, O, L, C);
+            if (full < C) mix_grad_tail<scalar_t, acc_t>(go + full, xl + full, row + full, n0, n1, O, L, C, C - full);
+          }
+        }
+      }
+    }
+  });
+  at::parallel_for(0, size, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      acc_t total = 0;
+      for (int64_t b = 0; b < blocks; ++b) total += partial[b * size + i];
+      out[i] = static_cast<scalar_t>(total);
+    }
+  });
+}
+
 // The kernels of this instruction set, as one type the glue can pick at run time.
 struct Kernels {
   template <Reduce R, typename scalar_t, typename index_t>
@@ -578,5 +688,15 @@ struct Kernels {
                             const scalar_t* grad, const scalar_t* value, scalar_t* out, int64_t N, int64_t E,
                             int64_t F) {
     spmm_arg_grad_kernel<kWeighted, scalar_t, index_t>(colptr, row, perm, arg, grad, value, out, N, E, F);
+  }
+  template <typename scalar_t>
+  static void depthwise_mix(const scalar_t* w, const scalar_t* x, scalar_t* out, int64_t N, int64_t O, int64_t L,
+                            int64_t C) {
+    depthwise_mix_kernel<scalar_t>(w, x, out, N, O, L, C);
+  }
+  template <typename scalar_t>
+  static void depthwise_mix_weight_grad(const scalar_t* g, const scalar_t* x, scalar_t* out, int64_t N, int64_t O,
+                                        int64_t L, int64_t C) {
+    depthwise_mix_weight_grad_kernel<scalar_t>(g, x, out, N, O, L, C);
   }
 };

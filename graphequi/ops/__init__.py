@@ -1,5 +1,5 @@
-"""Scatter and segment reductions and the fused CSR gather-reduce (``spmm``):
-the aggregation engine of graphequi.
+"""Scatter and segment reductions, the fused CSR gather-reduce (``spmm``) and
+the depthwise mix of PONITA's fiber kernel: the aggregation engine of graphequi.
 
 C++ kernels (``csrc/cpu``, parallel with ``at::parallel_for``) and CUDA kernels
 (``csrc/cuda``) registered as ``torch.ops.graphequi.*``, with fake kernels and
@@ -8,6 +8,7 @@ autograd so they work under ``torch.compile``; a pure-PyTorch backend
 without compiled kernels, or everything when ``GRAPHEQUI_BACKEND=torch``.
 """
 from graphequi.ops._backend import backend, cpp_devices, use_backend
+from graphequi.ops.mix import depthwise_mix
 from graphequi.ops.ptr import index_to_ptr, ptr_to_index
 from graphequi.ops.reduce import SegmentArgResult, scatter, scatter_arg, segment, segment_arg
 from graphequi.ops.spmm import CSR, spmm, to_csr
@@ -21,6 +22,7 @@ __all__ = [
     "spmm",
     "to_csr",
     "CSR",
+    "depthwise_mix",
     "index_to_ptr",
     "ptr_to_index",
     "backend",

@@ -22,6 +22,10 @@ edge ``perm[p]``); ``validate=False`` skips the index checks that read values.
 mean; with ``value_perm [E]`` edge ``k`` reads row ``value_perm[k]``, which lets
 the backward run over the transpose without reordering ``value``), and
 ``spmm_feature_value_grad`` is its ``[E, F]`` value gradient.
+
+``depthwise_mix`` mixes a small axis channel by channel, ``out [N, O, C] =
+sum_l weight [O, L, C] * x [N, L, C]``, and ``depthwise_mix_weight_grad`` is
+its ``[O, L, C]`` weight gradient.
 """
 from __future__ import annotations
 
@@ -52,6 +56,8 @@ SCHEMAS = {
     "spmm_feature_value_grad": ("spmm_feature_value_grad(Tensor ptr, Tensor col, Tensor grad, Tensor x, str reduce, "
                                 "bool validate) -> Tensor"),
     "csr_transpose": "csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)",
+    "depthwise_mix": "depthwise_mix(Tensor weight, Tensor x) -> Tensor",
+    "depthwise_mix_weight_grad": "depthwise_mix_weight_grad(Tensor grad, Tensor x) -> Tensor",
 }
 
 TORCH_NAMESPACE = "graphequi_torch"
@@ -283,6 +289,31 @@ def _torch_csr_transpose(ptr: Tensor, col: Tensor, num_cols: int, validate: bool
     return colptr, row, perm
 
 
+def _check_depthwise_mix(weight: Tensor, x: Tensor) -> None:
+    if weight.dim() != 3 or x.dim() != 3 or weight.shape[1:] != x.shape[1:]:
+        raise ValueError(f"depthwise_mix: weight must be [O, L, C] and x [N, L, C] with the same L and C, "
+                         f"got {tuple(weight.shape)} and {tuple(x.shape)}")
+    if not x.is_floating_point() or weight.dtype != x.dtype:
+        raise TypeError(f"depthwise_mix: weight and x must share a floating dtype, got {weight.dtype} and {x.dtype}")
+
+
+def _torch_depthwise_mix(weight: Tensor, x: Tensor) -> Tensor:
+    _check_depthwise_mix(weight, x)
+    acc = accumulation_dtype(x.dtype)
+    return torch.einsum("olc,nlc->noc", weight.to(acc), x.to(acc)).to(x.dtype).contiguous()
+
+
+def _torch_depthwise_mix_weight_grad(grad: Tensor, x: Tensor) -> Tensor:
+    if grad.dim() != 3 or x.dim() != 3 or grad.size(0) != x.size(0) or grad.size(2) != x.size(2):
+        raise ValueError(f"depthwise_mix_weight_grad: grad must be [N, O, C] and x [N, L, C], "
+                         f"got {tuple(grad.shape)} and {tuple(x.shape)}")
+    if not x.is_floating_point() or grad.dtype != x.dtype:
+        raise TypeError(f"depthwise_mix_weight_grad: grad and x must share a floating dtype, "
+                        f"got {grad.dtype} and {x.dtype}")
+    acc = accumulation_dtype(x.dtype)
+    return torch.einsum("noc,nlc->olc", grad.to(acc), x.to(acc)).to(x.dtype).contiguous()
+
+
 _TORCH_KERNELS = {
     "segment": _torch_segment,
     "segment_arg": _torch_segment_arg,
@@ -297,6 +328,8 @@ _TORCH_KERNELS = {
     "spmm_feature": _torch_spmm_feature,
     "spmm_feature_value_grad": _torch_spmm_feature_value_grad,
     "csr_transpose": _torch_csr_transpose,
+    "depthwise_mix": _torch_depthwise_mix,
+    "depthwise_mix_weight_grad": _torch_depthwise_mix_weight_grad,
 }
 
 
@@ -357,6 +390,14 @@ def _fake_csr_transpose(ptr, col, num_cols, validate):
     return col.new_empty(num_cols + 1), col.new_empty(col.size(0)), col.new_empty(col.size(0), dtype=torch.long)
 
 
+def _fake_depthwise_mix(weight, x):
+    return x.new_empty(x.size(0), weight.size(0), x.size(2))
+
+
+def _fake_depthwise_mix_weight_grad(grad, x):
+    return x.new_empty(grad.size(1), x.size(1), x.size(2))
+
+
 _FAKE_KERNELS = {
     "segment": _fake_segment,
     "segment_arg": _fake_segment_arg,
@@ -371,6 +412,8 @@ _FAKE_KERNELS = {
     "spmm_feature": _fake_spmm_feature,
     "spmm_feature_value_grad": _fake_spmm_feature_value_grad,
     "csr_transpose": _fake_csr_transpose,
+    "depthwise_mix": _fake_depthwise_mix,
+    "depthwise_mix_weight_grad": _fake_depthwise_mix_weight_grad,
 }
 
 
@@ -558,7 +601,36 @@ def _register_autograd(ns: str) -> None:
                                                 ctx.needs_input_grad[2], ctx.needs_input_grad[3])
         return None, None, grad_x, grad_value, None, None
 
+    # depthwise_mix is bilinear: x's gradient is the mix by the transposed
+    # weight, the weight's the product summed over nodes, and both formulas
+    # are themselves differentiable ops (any order of derivative, e.g. the
+    # forces of a PONITA energy trained on forces).
+    def depthwise_mix_setup(ctx, inputs, output):
+        weight, x = inputs
+        ctx.save_for_backward(weight if ctx.needs_input_grad[1] else None, x if ctx.needs_input_grad[0] else None)
+
+    def depthwise_mix_backward(ctx, grad):
+        weight, x = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_weight = ops.depthwise_mix_weight_grad(grad, x) if ctx.needs_input_grad[0] else None
+        grad_x = ops.depthwise_mix(weight.transpose(0, 1).contiguous(), grad) if ctx.needs_input_grad[1] else None
+        return grad_weight, grad_x
+
+    def depthwise_mix_weight_grad_setup(ctx, inputs, output):
+        grad, x = inputs
+        ctx.save_for_backward(grad if ctx.needs_input_grad[1] else None, x if ctx.needs_input_grad[0] else None)
+
+    def depthwise_mix_weight_grad_backward(ctx, upstream):
+        grad, x = ctx.saved_tensors
+        upstream = upstream.contiguous()
+        # d/d grad [n, o, c] of sum_n grad x: sum_l upstream[o, l, c] x[n, l, c]; d/dx likewise
+        grad_grad = ops.depthwise_mix(upstream, x) if ctx.needs_input_grad[0] else None
+        grad_x = ops.depthwise_mix(upstream.transpose(0, 1).contiguous(), grad) if ctx.needs_input_grad[1] else None
+        return grad_grad, grad_x
+
     table = {
+        "depthwise_mix": (depthwise_mix_backward, depthwise_mix_setup),
+        "depthwise_mix_weight_grad": (depthwise_mix_weight_grad_backward, depthwise_mix_weight_grad_setup),
         "spmm": (spmm_backward, spmm_setup),
         "spmm_arg": (spmm_arg_backward, spmm_arg_setup),
         "spmm_feature": (spmm_feature_backward, spmm_feature_setup),
@@ -608,6 +680,9 @@ def register_cpp_backend() -> None:
         # formulation (a masked segment sum over the transpose) serves.
         _cuda_library = torch.library.Library("graphequi", "IMPL")
         _cuda_library.impl("spmm_arg_grad", _torch_spmm_arg_grad, "CUDA")
+        # depthwise_mix likewise: a batched matrix product, which cuBLAS already does well
+        _cuda_library.impl("depthwise_mix", _torch_depthwise_mix, "CUDA")
+        _cuda_library.impl("depthwise_mix_weight_grad", _torch_depthwise_mix_weight_grad, "CUDA")
 
 
 def namespace(ns: str) -> SimpleNamespace:

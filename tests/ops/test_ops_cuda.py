@@ -142,3 +142,14 @@ def test_cuda_spmm_feature_gradcheck_and_value_perm():
                                op(csr.ptr, csr.col, x, value[perm], None, None, None, None, "sum", True))
     with pytest.raises(IndexError):
         op(csr.ptr, csr.col, x, value, perm + 20, None, None, None, "sum", True)
+
+
+@needs_gpu
+def test_cuda_depthwise_mix_matches_cpu_with_gradients():
+    from graphequi.testing import assert_gradcheck
+
+    gen = torch.Generator().manual_seed(4)
+    w, x = torch.randn(6, 5, 8, generator=gen), torch.randn(40, 5, 8, generator=gen)
+    torch.testing.assert_close(ops.depthwise_mix(w.cuda(), x.cuda()).cpu(), ops.depthwise_mix(w, x),
+                               rtol=1e-5, atol=1e-5)
+    assert_gradcheck(ops.depthwise_mix, w[:3, :2, :3].double().cuda(), x[:4, :2, :3].double().cuda(), gradgrad=True)

@@ -23,7 +23,8 @@ class PonitaConv(nn.Module):
         \qquad K_{ol,\cdot} = W_f\, \phi_f(o \cdot l),
 
     a depthwise spatial message aggregated over :math:`j` and then a
-    depthwise fiber kernel that mixes orientations. The bases
+    depthwise fiber kernel that mixes orientations
+    (:func:`graphequi.ops.depthwise_mix`). The bases
     :math:`\phi_s` ``[E, O, B]`` and :math:`\phi_f` ``[O, O, B]`` are computed
     once per forward by the model and passed in (shared by all layers);
     this layer owns only :math:`W_s`, :math:`W_f` and :math:`b`. Spatial
@@ -99,7 +100,7 @@ class PonitaConv(nn.Module):
             if fiber_basis is None:
                 raise ValueError(f"{self}: fiber=True needs fiber_basis [O, O, B]")
             fiber = self.fiber_kernel(fiber_basis)                    # [O, O, C]
-            out = torch.einsum("olc,nlc->noc", fiber, out) / fiber.size(1)
+            out = ops.depthwise_mix(fiber / fiber.size(1), out)
         return out + self.bias
 
     def __repr__(self) -> str:
