@@ -126,3 +126,16 @@ def test_nan_propagates_to_its_node_only():
     out = ops.depthwise_mix(w, x)
     assert torch.isnan(out[2, :, 0]).all()
     assert not torch.isnan(out[[0, 1, 3, 4, 5]]).any() and not torch.isnan(out[2, :, 1]).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_instruction_sets_give_identical_results(dtype, assert_same_on_every_cpu_isa):
+    w, x = inputs(300, 9, 7, 37, dtype=dtype, seed=6)  # 37 channels: vector blocks plus a scalar tail
+    g = torch.randn(300, 9, 37, dtype=dtype, generator=torch.Generator().manual_seed(7))
+
+    def run():
+        wr, xr = w.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        out = ops.depthwise_mix(wr, xr)
+        (out * g).sum().backward()
+        return [out, wr.grad, xr.grad]
+    assert_same_on_every_cpu_isa(run)
