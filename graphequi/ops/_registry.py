@@ -601,36 +601,31 @@ def _register_autograd(ns: str) -> None:
                                                 ctx.needs_input_grad[2], ctx.needs_input_grad[3])
         return None, None, grad_x, grad_value, None, None
 
-    # depthwise_mix is bilinear: x's gradient is the mix by the transposed
-    # weight, the weight's the product summed over nodes, and both formulas
-    # are themselves differentiable ops (any order of derivative, e.g. the
-    # forces of a PONITA energy trained on forces).
-    def depthwise_mix_setup(ctx, inputs, output):
-        weight, x = inputs
-        ctx.save_for_backward(weight if ctx.needs_input_grad[1] else None, x if ctx.needs_input_grad[0] else None)
+    # depthwise_mix and its weight gradient are bilinear in their two inputs
+    # (a, b): each input's gradient is a function of the output gradient and
+    # the other input, written with the same two ops, so every order of
+    # derivative exists (e.g. forces of a PONITA energy trained on forces).
+    def bilinear(grad_first, grad_second):
+        def setup(ctx, inputs, output):
+            a, b = inputs
+            ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b if ctx.needs_input_grad[0] else None)
 
-    def depthwise_mix_backward(ctx, grad):
-        weight, x = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_weight = ops.depthwise_mix_weight_grad(grad, x) if ctx.needs_input_grad[0] else None
-        grad_x = ops.depthwise_mix(weight.transpose(0, 1).contiguous(), grad) if ctx.needs_input_grad[1] else None
-        return grad_weight, grad_x
+        def backward(ctx, grad):
+            a, b = ctx.saved_tensors
+            grad = grad.contiguous()
+            return (grad_first(grad, b) if ctx.needs_input_grad[0] else None,
+                    grad_second(grad, a) if ctx.needs_input_grad[1] else None)
+        return backward, setup
 
-    def depthwise_mix_weight_grad_setup(ctx, inputs, output):
-        grad, x = inputs
-        ctx.save_for_backward(grad if ctx.needs_input_grad[1] else None, x if ctx.needs_input_grad[0] else None)
-
-    def depthwise_mix_weight_grad_backward(ctx, upstream):
-        grad, x = ctx.saved_tensors
-        upstream = upstream.contiguous()
-        # d/d grad [n, o, c] of sum_n grad x: sum_l upstream[o, l, c] x[n, l, c]; d/dx likewise
-        grad_grad = ops.depthwise_mix(upstream, x) if ctx.needs_input_grad[0] else None
-        grad_x = ops.depthwise_mix(upstream.transpose(0, 1).contiguous(), grad) if ctx.needs_input_grad[1] else None
-        return grad_grad, grad_x
+    def mix_transposed(grad, weight):  # sum_o weight[o, l, c] grad[n, o, c]
+        return ops.depthwise_mix(weight.transpose(0, 1).contiguous(), grad)
 
     table = {
-        "depthwise_mix": (depthwise_mix_backward, depthwise_mix_setup),
-        "depthwise_mix_weight_grad": (depthwise_mix_weight_grad_backward, depthwise_mix_weight_grad_setup),
+        # out = mix(weight, x): d weight = weight_grad(g, x), d x = mix(weight^T, g)
+        "depthwise_mix": bilinear(ops.depthwise_mix_weight_grad, mix_transposed),
+        # out = weight_grad(grad, x): d grad = mix(u, x), d x = mix(u^T, grad)
+        "depthwise_mix_weight_grad": bilinear(lambda u, x: ops.depthwise_mix(u, x),
+                                              lambda u, grad: mix_transposed(grad, u)),
         "spmm": (spmm_backward, spmm_setup),
         "spmm_arg": (spmm_arg_backward, spmm_arg_setup),
         "spmm_feature": (spmm_feature_backward, spmm_feature_setup),
