@@ -2,7 +2,7 @@
 
 Submodules (each imports only from the levels below it):
 
-* ``graphequi.ops`` -- scatter / segment kernels (C++/CUDA, torch fallback)
+* ``graphequi.ops`` -- scatter / segment, spmm and depthwise-mix kernels (C++/CUDA, torch fallback)
 * ``graphequi.geometry``, ``graphequi.poly`` -- 3D invariants; equivariant polynomials
 * ``graphequi.transforms``, ``graphequi.nn`` -- PyG transforms and layers
 * ``graphequi.expressivity``, ``graphequi.datasets``
