@@ -133,4 +133,12 @@ inline void check_depthwise_mix_weight_grad_args(const at::Tensor& grad, const a
                    " and ", x.scalar_type());
 }
 
+// symmetric_pair_features: pairs [P, 2, D] of a floating dtype.
+inline void check_symmetric_pairs(const at::Tensor& pairs) {
+  TORCH_CHECK_VALUE(pairs.dim() == 3 && pairs.size(1) == 2, "symmetric_pair_features: pairs must be [P, 2, D], got ",
+                    pairs.sizes());
+  TORCH_CHECK_TYPE(pairs.is_floating_point(), "symmetric_pair_features: pairs must be floating point, got ",
+                   pairs.scalar_type());
+}
+
 }  // namespace graphequi

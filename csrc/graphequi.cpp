@@ -22,8 +22,11 @@
 // depthwise_mix: out [N, O, C] = sum over l of weight [O, L, C] * x [N, L, C],
 // channel by channel (PONITA's fiber kernel mixing the orientations of every
 // node); depthwise_mix_weight_grad is its weight gradient [O, L, C] from
-// grad [N, O, C] and x. The CPU kernels are compiled here; on CUDA the
-// PyTorch formulation of graphequi/ops/_registry.py serves them.
+// grad [N, O, C] and x. symmetric_pair_features: pairs [P, 2, D] (rows a, b)
+// -> [P, 3 D] = [a + b, a * b, |a - b|], the input of LCM's cheap cell;
+// symmetric_pair_features_backward is its adjoint [P, 2, D]. These CPU
+// kernels are compiled here; on CUDA the PyTorch formulations of
+// graphequi/ops/_registry.py serve them.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -49,6 +52,8 @@ TORCH_LIBRARY(graphequi, m) {
   m.def("csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)");
   m.def("depthwise_mix(Tensor weight, Tensor x) -> Tensor");
   m.def("depthwise_mix_weight_grad(Tensor grad, Tensor x) -> Tensor");
+  m.def("symmetric_pair_features(Tensor pairs) -> Tensor");
+  m.def("symmetric_pair_features_backward(Tensor grad, Tensor pairs) -> Tensor");
 }
 
 // `import graphequi._C` loads this library so the static registrations above

@@ -708,6 +708,43 @@ at::Tensor depthwise_mix_weight_grad_cpu(const at::Tensor& grad_in, const at::Te
   return out;
 }
 
+// ------------------------------------------------------ symmetric pair features
+
+at::Tensor symmetric_pair_features_cpu(const at::Tensor& pairs_in) {
+  check_symmetric_pairs(pairs_in);
+  auto pairs = pairs_in.contiguous();
+  const int64_t P = pairs.size(0), D = pairs.size(2);
+  auto out = empty_output({P, 3 * D}, pairs.options());
+  GRAPHEQUI_DISPATCH_FLOAT(pairs.scalar_type(), "symmetric_pair_features_cpu", [&] {
+    with_isa<scalar_t>([&](auto k) {
+      decltype(k)::template symmetric_pair_features<scalar_t>(pairs.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), P,
+                                                              D);
+    });
+  });
+  return out;
+}
+
+at::Tensor symmetric_pair_features_backward_cpu(const at::Tensor& grad_in, const at::Tensor& pairs_in) {
+  check_symmetric_pairs(pairs_in);
+  TORCH_CHECK_VALUE(grad_in.dim() == 2 && grad_in.size(0) == pairs_in.size(0) && grad_in.size(1) == 3 * pairs_in.size(2),
+                    "symmetric_pair_features_backward: grad must be [P, 3 D] for pairs [P, 2, D], got ",
+                    grad_in.sizes(), " and ", pairs_in.sizes());
+  TORCH_CHECK_TYPE(grad_in.scalar_type() == pairs_in.scalar_type(),
+                   "symmetric_pair_features_backward: grad and pairs must share a dtype, got ", grad_in.scalar_type(),
+                   " and ", pairs_in.scalar_type());
+  auto grad = grad_in.contiguous();
+  auto pairs = pairs_in.contiguous();
+  const int64_t P = pairs.size(0), D = pairs.size(2);
+  auto out = empty_output({P, 2, D}, pairs.options());
+  GRAPHEQUI_DISPATCH_FLOAT(pairs.scalar_type(), "symmetric_pair_features_backward_cpu", [&] {
+    with_isa<scalar_t>([&](auto k) {
+      decltype(k)::template symmetric_pair_features_backward<scalar_t>(
+          grad.data_ptr<scalar_t>(), pairs.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), P, D);
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 void set_cpu_isa(const std::string& isa) {
@@ -741,6 +778,8 @@ TORCH_LIBRARY_IMPL(graphequi, CPU, m) {
   m.impl("csr_transpose", &csr_transpose_cpu);
   m.impl("depthwise_mix", &depthwise_mix_cpu);
   m.impl("depthwise_mix_weight_grad", &depthwise_mix_weight_grad_cpu);
+  m.impl("symmetric_pair_features", &symmetric_pair_features_cpu);
+  m.impl("symmetric_pair_features_backward", &symmetric_pair_features_backward_cpu);
 }
 
 }  // namespace graphequi

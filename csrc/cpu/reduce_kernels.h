@@ -631,6 +631,53 @@ void depthwise_mix_weight_grad_kernel(const scalar_t* g, const scalar_t* x, scal
   });
 }
 
+// The symmetric functions of LCM's cheap cell: pairs [P, 2, D] (rows a, b) ->
+// out [P, 3D] = [a + b, a * b, |a - b|], each rounded as torch rounds the
+// separate ops (so the values equal theirs bitwise), in one pass.
+template <typename scalar_t>
+void symmetric_pair_features_kernel(const scalar_t* pairs, scalar_t* out, int64_t P, int64_t D) {
+  using acc_t = at::opmath_type<scalar_t>;
+  at::parallel_for(0, P, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, D)), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const scalar_t* __restrict a = pairs + p * 2 * D;
+      const scalar_t* __restrict b = a + D;
+      scalar_t* __restrict o = out + p * 3 * D;
+      for (int64_t d = 0; d < D; ++d) {
+        const acc_t x = static_cast<acc_t>(a[d]), y = static_cast<acc_t>(b[d]);
+        o[d] = static_cast<scalar_t>(x + y);
+        o[D + d] = static_cast<scalar_t>(x * y);
+        o[2 * D + d] = static_cast<scalar_t>(std::abs(static_cast<acc_t>(static_cast<scalar_t>(x - y))));
+      }
+    }
+  });
+}
+
+// Its adjoint: grad [P, 3D] = (g_s, g_p, g_d), pairs [P, 2, D] -> [P, 2, D] with
+// g_a = g_s + g_p b + g_d sgn(a - b) and g_b = g_s + g_p a - g_d sgn(a - b).
+template <typename scalar_t>
+void symmetric_pair_features_backward_kernel(const scalar_t* grad, const scalar_t* pairs, scalar_t* out, int64_t P,
+                                             int64_t D) {
+  using acc_t = at::opmath_type<scalar_t>;
+  at::parallel_for(0, P, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, D)), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const scalar_t* __restrict a = pairs + p * 2 * D;
+      const scalar_t* __restrict b = a + D;
+      const scalar_t* __restrict g = grad + p * 3 * D;
+      scalar_t* __restrict ga = out + p * 2 * D;
+      scalar_t* __restrict gb = ga + D;
+      for (int64_t d = 0; d < D; ++d) {
+        const acc_t x = static_cast<acc_t>(a[d]), y = static_cast<acc_t>(b[d]);
+        const acc_t diff = static_cast<acc_t>(static_cast<scalar_t>(x - y));
+        const acc_t sign = static_cast<acc_t>((diff > 0) - (diff < 0));
+        const acc_t gs = static_cast<acc_t>(g[d]), gp = static_cast<acc_t>(g[D + d]);
+        const acc_t gd = static_cast<acc_t>(g[2 * D + d]) * sign;
+        ga[d] = static_cast<scalar_t>(gs + gp * y + gd);
+        gb[d] = static_cast<scalar_t>(gs + gp * x - gd);
+      }
+    }
+  });
+}
+
 // The kernels of this instruction set, as one type the glue can pick at run time.
 struct Kernels {
   template <Reduce R, typename scalar_t, typename index_t>
@@ -698,5 +745,14 @@ struct Kernels {
   static void depthwise_mix_weight_grad(const scalar_t* g, const scalar_t* x, scalar_t* out, int64_t N, int64_t O,
                                         int64_t L, int64_t C) {
     depthwise_mix_weight_grad_kernel<scalar_t>(g, x, out, N, O, L, C);
+  }
+  template <typename scalar_t>
+  static void symmetric_pair_features(const scalar_t* pairs, scalar_t* out, int64_t P, int64_t D) {
+    symmetric_pair_features_kernel<scalar_t>(pairs, out, P, D);
+  }
+  template <typename scalar_t>
+  static void symmetric_pair_features_backward(const scalar_t* grad, const scalar_t* pairs, scalar_t* out, int64_t P,
+                                               int64_t D) {
+    symmetric_pair_features_backward_kernel<scalar_t>(grad, pairs, out, P, D);
   }
 };

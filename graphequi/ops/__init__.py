@@ -1,5 +1,6 @@
 """Scatter and segment reductions, the fused CSR gather-reduce (``spmm``) and
-the depthwise mix of PONITA's fiber kernel: the aggregation engine of graphequi.
+the depthwise mix of PONITA's fiber kernel and the pair features of LCM's
+cheap cell: the aggregation engine of graphequi.
 
 C++ kernels (``csrc/cpu``, parallel with ``at::parallel_for``) and CUDA kernels
 (``csrc/cuda``) registered as ``torch.ops.graphequi.*``, with fake kernels and
@@ -9,6 +10,7 @@ without compiled kernels, or everything when ``GRAPHEQUI_BACKEND=torch``.
 """
 from graphequi.ops._backend import backend, cpp_devices, use_backend
 from graphequi.ops.mix import depthwise_mix
+from graphequi.ops.pairs import symmetric_pair_features
 from graphequi.ops.ptr import index_to_ptr, ptr_to_index
 from graphequi.ops.reduce import SegmentArgResult, scatter, scatter_arg, segment, segment_arg
 from graphequi.ops.spmm import CSR, spmm, to_csr
@@ -23,6 +25,7 @@ __all__ = [
     "to_csr",
     "CSR",
     "depthwise_mix",
+    "symmetric_pair_features",
     "index_to_ptr",
     "ptr_to_index",
     "backend",

@@ -25,7 +25,9 @@ the backward run over the transpose without reordering ``value``), and
 
 ``depthwise_mix`` mixes a small axis channel by channel, ``out [N, O, C] =
 sum_l weight [O, L, C] * x [N, L, C]``, and ``depthwise_mix_weight_grad`` is
-its ``[O, L, C]`` weight gradient.
+its ``[O, L, C]`` weight gradient. ``symmetric_pair_features`` maps pairs
+``[P, 2, D]`` (rows ``a``, ``b``) to ``[P, 3 D] = [a + b, a * b, |a - b|]``
+(LCM's cheap cell), ``symmetric_pair_features_backward`` is its adjoint.
 """
 from __future__ import annotations
 
@@ -58,6 +60,8 @@ SCHEMAS = {
     "csr_transpose": "csr_transpose(Tensor ptr, Tensor col, SymInt num_cols, bool validate) -> (Tensor, Tensor, Tensor)",
     "depthwise_mix": "depthwise_mix(Tensor weight, Tensor x) -> Tensor",
     "depthwise_mix_weight_grad": "depthwise_mix_weight_grad(Tensor grad, Tensor x) -> Tensor",
+    "symmetric_pair_features": "symmetric_pair_features(Tensor pairs) -> Tensor",
+    "symmetric_pair_features_backward": "symmetric_pair_features_backward(Tensor grad, Tensor pairs) -> Tensor",
 }
 
 TORCH_NAMESPACE = "graphequi_torch"
@@ -314,6 +318,33 @@ def _torch_depthwise_mix_weight_grad(grad: Tensor, x: Tensor) -> Tensor:
     return torch.einsum("noc,nlc->olc", grad.to(acc), x.to(acc)).to(x.dtype).contiguous()
 
 
+def _check_pairs(pairs: Tensor) -> None:
+    if pairs.dim() != 3 or pairs.size(1) != 2:
+        raise ValueError(f"symmetric_pair_features: pairs must be [P, 2, D], got {tuple(pairs.shape)}")
+    if not pairs.is_floating_point():
+        raise TypeError(f"symmetric_pair_features: pairs must be floating point, got {pairs.dtype}")
+
+
+def _torch_symmetric_pair_features(pairs: Tensor) -> Tensor:
+    _check_pairs(pairs)
+    a, b = pairs.unbind(1)
+    return torch.cat([a + b, a * b, (a - b).abs()], dim=-1)
+
+
+def _torch_symmetric_pair_features_backward(grad: Tensor, pairs: Tensor) -> Tensor:
+    _check_pairs(pairs)
+    if grad.dim() != 2 or grad.shape != (pairs.size(0), 3 * pairs.size(2)):
+        raise ValueError(f"symmetric_pair_features_backward: grad must be [P, 3 D] for pairs [P, 2, D], "
+                         f"got {tuple(grad.shape)} and {tuple(pairs.shape)}")
+    if grad.dtype != pairs.dtype:
+        raise TypeError(f"symmetric_pair_features_backward: grad and pairs must share a dtype, "
+                        f"got {grad.dtype} and {pairs.dtype}")
+    a, b = pairs.unbind(1)
+    g_sum, g_prod, g_diff = grad.chunk(3, dim=-1)
+    g_diff = g_diff * (a - b).sign()
+    return torch.stack([g_sum + g_prod * b + g_diff, g_sum + g_prod * a - g_diff], dim=1)
+
+
 _TORCH_KERNELS = {
     "segment": _torch_segment,
     "segment_arg": _torch_segment_arg,
@@ -330,6 +361,8 @@ _TORCH_KERNELS = {
     "csr_transpose": _torch_csr_transpose,
     "depthwise_mix": _torch_depthwise_mix,
     "depthwise_mix_weight_grad": _torch_depthwise_mix_weight_grad,
+    "symmetric_pair_features": _torch_symmetric_pair_features,
+    "symmetric_pair_features_backward": _torch_symmetric_pair_features_backward,
 }
 
 
@@ -398,6 +431,14 @@ def _fake_depthwise_mix_weight_grad(grad, x):
     return x.new_empty(grad.size(1), x.size(1), x.size(2))
 
 
+def _fake_symmetric_pair_features(pairs):
+    return pairs.new_empty(pairs.size(0), 3 * pairs.size(2))
+
+
+def _fake_symmetric_pair_features_backward(grad, pairs):
+    return pairs.new_empty(pairs.shape)
+
+
 _FAKE_KERNELS = {
     "segment": _fake_segment,
     "segment_arg": _fake_segment_arg,
@@ -414,6 +455,8 @@ _FAKE_KERNELS = {
     "csr_transpose": _fake_csr_transpose,
     "depthwise_mix": _fake_depthwise_mix,
     "depthwise_mix_weight_grad": _fake_depthwise_mix_weight_grad,
+    "symmetric_pair_features": _fake_symmetric_pair_features,
+    "symmetric_pair_features_backward": _fake_symmetric_pair_features_backward,
 }
 
 
@@ -620,7 +663,30 @@ def _register_autograd(ns: str) -> None:
     def mix_transposed(grad, weight):  # sum_o weight[o, l, c] grad[n, o, c]
         return ops.depthwise_mix(weight.transpose(0, 1).contiguous(), grad)
 
+    # symmetric_pair_features: its adjoint is one kernel; the adjoint's own
+    # derivative (linear in grad, and in pairs only through g_prod) is written
+    # in torch ops, so every order of derivative exists
+    def pair_features_setup(ctx, inputs, output):
+        (pairs,) = inputs
+        ctx.save_for_backward(pairs)
+
+    def pair_features_backward(ctx, grad):
+        (pairs,) = ctx.saved_tensors
+        return ops.symmetric_pair_features_backward(grad.contiguous(), pairs)
+
+    def pair_features_adjoint_setup(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    def pair_features_adjoint_backward(ctx, upstream):
+        grad, pairs = ctx.saved_tensors
+        (u_a, u_b), (a, b) = upstream.unbind(1), pairs.unbind(1)
+        g_prod = grad.chunk(3, dim=-1)[1]
+        grad_grad = torch.cat([u_a + u_b, u_a * b + u_b * a, (u_a - u_b) * (a - b).sign()], dim=-1)
+        return grad_grad, torch.stack([u_b * g_prod, u_a * g_prod], dim=1)
+
     table = {
+        "symmetric_pair_features": (pair_features_backward, pair_features_setup),
+        "symmetric_pair_features_backward": (pair_features_adjoint_backward, pair_features_adjoint_setup),
         # out = mix(weight, x): d weight = weight_grad(g, x), d x = mix(weight^T, g)
         "depthwise_mix": bilinear(ops.depthwise_mix_weight_grad, mix_transposed),
         # out = weight_grad(grad, x): d grad = mix(u, x), d x = mix(u^T, grad)
@@ -678,6 +744,8 @@ def register_cpp_backend() -> None:
         # depthwise_mix likewise: a batched matrix product, which cuBLAS already does well
         _cuda_library.impl("depthwise_mix", _torch_depthwise_mix, "CUDA")
         _cuda_library.impl("depthwise_mix_weight_grad", _torch_depthwise_mix_weight_grad, "CUDA")
+        _cuda_library.impl("symmetric_pair_features", _torch_symmetric_pair_features, "CUDA")
+        _cuda_library.impl("symmetric_pair_features_backward", _torch_symmetric_pair_features_backward, "CUDA")
 
 
 def namespace(ns: str) -> SimpleNamespace:

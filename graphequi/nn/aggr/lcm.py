@@ -180,7 +180,8 @@ class SymmetricMLPCell(torch.nn.Module):
     inputs), at three instead of four input blocks. The MLP's input is bitwise
     the same for :math:`(a, b)` and :math:`(b, a)` (IEEE subtraction is
     antisymmetric), so the operator is exactly commutative, at one MLP call
-    per pair (the symmetrised GRU needs two GRU evaluations).
+    per pair (the symmetrised GRU needs two GRU evaluations). The three
+    blocks are one kernel, :func:`graphequi.ops.symmetric_pair_features`.
 
     Args:
         channels (int): width :math:`D` of ``a``, ``b`` and the result.
@@ -200,7 +201,12 @@ class SymmetricMLPCell(torch.nn.Module):
         self.lin2.reset_parameters()
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        sym = torch.cat([a + b, a * b, (a - b).abs()], dim=-1)
+        return self.forward_pairs(torch.stack([a, b], dim=1))
+
+    def forward_pairs(self, pairs: Tensor) -> Tensor:
+        """:math:`a \oplus b` for ``pairs`` ``[P, 2, D]`` (the layout the
+        reduction tree has them in: no split, no stack)."""
+        sym = ops.symmetric_pair_features(pairs)
         h = torch.relu(row_linear(sym, self.lin1.weight, self.lin1.bias, self.batch_invariant))
         return row_linear(h, self.lin2.weight, self.lin2.bias, self.batch_invariant)
 
@@ -386,6 +392,13 @@ class LCMAggregation(KernelAggregation):
             return self._exact(a, b)
         return self.cell(a, b)
 
+    def combine_pairs(self, pairs: Tensor) -> Tensor:
+        r""":math:`a \oplus b` for ``pairs`` ``[P, 2, D]`` (``a = pairs[:, 0]``);
+        cells with a ``forward_pairs`` take them as they are."""
+        if self._exact is None and hasattr(self.cell, "forward_pairs"):
+            return self.cell.forward_pairs(pairs)
+        return self.combine(*pairs.unbind(1))
+
     def identity_element(self, dtype: Optional[torch.dtype] = None) -> Tensor:
         """The identity :math:`e` (``[D]``): what an empty group returns."""
         return self.identity if dtype is None else self.identity.to(dtype)
@@ -522,7 +535,7 @@ class LCMAggregation(KernelAggregation):
             real = used & (rank < live[group])
             source = _read(position, (offset[group] + rank).clamp_(max=max(rows.size(0) - 1, 0)))
             level = torch.cat([rows, e.unsqueeze(0)]).index_select(0, torch.where(real, source, rows.size(0)))
-            rows, position = self.combine(*level.view(num_pairs, 2, level.size(-1)).unbind(1)), None
+            rows, position = self.combine_pairs(level.view(num_pairs, 2, level.size(-1))), None
             live, offset = pairs, _exclusive_cumsum(pairs)
             out = self._finished(out, rows, position, live, offset)
         return out.contiguous()  # not a view of e when every group is empty
