@@ -153,3 +153,12 @@ def test_cuda_depthwise_mix_matches_cpu_with_gradients():
     torch.testing.assert_close(ops.depthwise_mix(w.cuda(), x.cuda()).cpu(), ops.depthwise_mix(w, x),
                                rtol=1e-5, atol=1e-5)
     assert_gradcheck(ops.depthwise_mix, w[:3, :2, :3].double().cuda(), x[:4, :2, :3].double().cuda(), gradgrad=True)
+
+
+@needs_gpu
+def test_cuda_symmetric_pair_features_matches_cpu_with_gradients():
+    from graphequi.testing import assert_gradcheck
+
+    pairs = torch.randn(50, 2, 9, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(ops.symmetric_pair_features(pairs.cuda()).cpu(), ops.symmetric_pair_features(pairs))
+    assert_gradcheck(ops.symmetric_pair_features, pairs[:6, :, :3].double().cuda(), gradgrad=True)
