@@ -116,6 +116,9 @@ def pair_order_keys(channels: int) -> Tensor:
     return torch.randn(2, channels, generator=torch.Generator().manual_seed(0x1CA), dtype=torch.float64)
 
 
+_KEY_CHUNK_ROWS = 2048
+
+
 def order_projections(x: Tensor, keys: Tensor) -> Tensor:
     """``[P, 2]``: the rows of ``x`` projected on the two ``keys``, in float64
     as a product and sum per row (no BLAS), so a row's key depends on the
@@ -126,9 +129,6 @@ def order_projections(x: Tensor, keys: Tensor) -> Tensor:
     if x.size(0) <= _KEY_CHUNK_ROWS:
         return (x.to(torch.float64).unsqueeze(1) * keys).sum(-1)
     return torch.cat([(chunk.to(torch.float64).unsqueeze(1) * keys).sum(-1) for chunk in x.split(_KEY_CHUNK_ROWS)])
-
-
-_KEY_CHUNK_ROWS = 2048
 
 
 def precedes(a: Tensor, b: Tensor, keys: Tensor) -> Tensor:
@@ -522,10 +522,11 @@ class LCMAggregation(KernelAggregation):
         its rows), so it is never copied into that order. A level holds only
         the groups still being reduced, each as its rows followed by ``e``
         when their number is odd, so that the pairs are the consecutive rows
-        of one gather: ``(a, b)`` are two strided views of it, and nothing
-        else of size ``E`` is copied. A group leaves the level loop as soon
-        as it is down to one row, which goes straight to the output; the rows
-        of the others are never carried from level to level.
+        of one gather, which goes to the cell as it is (``[P, 2, D]``,
+        :meth:`combine_pairs`); nothing else of size ``E`` is copied. A group
+        leaves the level loop as soon as it is down to one row, which goes
+        straight to the output; the rows of the others are never carried from
+        level to level.
         """
         live, offset, rows, position = counts, _exclusive_cumsum(counts), h, order
         out = self._finished(e.expand(counts.numel(), -1), rows, position, live, offset)
