@@ -19,7 +19,6 @@ again, so a model trained on forces (:math:`-\partial E/\partial p`) can use it.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from graphequi.ops._backend import ops_for
@@ -38,6 +37,7 @@ def depthwise_mix(weight: Tensor, x: Tensor) -> Tensor:
         ``[N, O, C]``.
 
     Example:
+        >>> import torch
         >>> w, x = torch.randn(4, 3, 2, dtype=torch.float64), torch.randn(5, 3, 2, dtype=torch.float64)
         >>> torch.allclose(depthwise_mix(w, x), torch.einsum("olc,nlc->noc", w, x))
         True
