@@ -149,6 +149,8 @@ def main(argv=None):
     parser.add_argument("--num-ori", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--decoupled-weight-decay", type=float, default=None,
+                        help="train with AdamW and this weight decay (default: Adam with 1e-10, EGNN's setting)")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--time-limit-min", type=float, default=12.0)
     parser.add_argument("--eval-every", type=int, default=5)
@@ -165,7 +167,10 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     model = build_model(args).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-10)
+    if args.decoupled_weight_decay is None:
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-10)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.decoupled_weight_decay)
     gen = torch.Generator().manual_seed(args.seed)
     train = DataLoader(splits["train"], batch_size=args.batch_size, shuffle=True, generator=gen)
     valid = DataLoader(splits["valid"], batch_size=500)
