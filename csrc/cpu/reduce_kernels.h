@@ -570,9 +570,9 @@ void depthwise_mix_kernel(const scalar_t* w, const scalar_t* x, scalar_t* out, i
 }
 
 // The weight gradient of depthwise_mix: out[o, l, c] = sum_n g[n, o, c] * x[n, l, c]
-// (g [N, O, C], x [N, L, C], out [O, L, C]). Fixed blocks of nodes give partial
-// sums that are added in block order, so the result does not depend on the
-// number of threads. Within a block, a few nodes at a time are folded into the
+// (g [N, O, C], x [N, L, C], out [O, L, C]). Blocks of nodes (their size set by
+// N alone) give partial sums that are added in block order, so the result does
+// not depend on the number of threads. Within a block, a few nodes at a time are folded into the
 // partial sums with register accumulators, so the partial row is loaded and
 // stored once per few nodes while those nodes' rows stay in cache.
 template <int64_t W, typename scalar_t, typename acc_t>
@@ -600,7 +600,10 @@ template <typename scalar_t>
 void depthwise_mix_weight_grad_kernel(const scalar_t* g, const scalar_t* x, scalar_t* out, int64_t N, int64_t O,
                                       int64_t L, int64_t C) {
   using acc_t = at::opmath_type<scalar_t>;
-  constexpr int64_t kNodes = 64, kStep = 8;
+  // at least 64 nodes a block and at most 256 blocks, so the partial sums
+  // stay within 256 weight-sized buffers however many nodes there are
+  constexpr int64_t kStep = 8, kMaxBlocks = 256;
+  const int64_t kNodes = std::max<int64_t>(64, (N + kMaxBlocks - 1) / kMaxBlocks);
   const int64_t blocks = (N + kNodes - 1) / kNodes, size = O * L * C;
   const int64_t full = C / kMixLanes * kMixLanes;
   std::vector<acc_t> partial(static_cast<size_t>(std::max<int64_t>(blocks, 1) * size), acc_t(0));

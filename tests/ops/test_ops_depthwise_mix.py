@@ -139,3 +139,12 @@ def test_cpu_instruction_sets_give_identical_results(dtype, assert_same_on_every
         (out * g).sum().backward()
         return [out, wr.grad, xr.grad]
     assert_same_on_every_cpu_isa(run)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weight_gradient_of_many_nodes(backend):
+    """More nodes than 256 blocks of 64: the blocks grow, the sum stays exact."""
+    w, x = inputs(40_000, 3, 4, 5)
+    g = torch.randn(40_000, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    op = getattr(torch.ops, "graphequi" if backend == "cpp" else "graphequi_torch")
+    torch.testing.assert_close(op.depthwise_mix_weight_grad(g, x), torch.einsum("noc,nlc->olc", g, x))
