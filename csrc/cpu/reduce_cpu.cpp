@@ -263,6 +263,9 @@ void with_reduce(Reduce r, const Fn& fn) {
 
 #define GRAPHEQUI_DISPATCH_SRC(TYPE, NAME, ...) \
   AT_DISPATCH_ALL_TYPES_AND2(at::ScalarType::Half, at::ScalarType::BFloat16, TYPE, NAME, __VA_ARGS__)
+// the ops that only make sense for floating point (mixes, pair features)
+#define GRAPHEQUI_DISPATCH_FLOAT(TYPE, NAME, ...) \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::Half, at::ScalarType::BFloat16, TYPE, NAME, __VA_ARGS__)
 
 at::Tensor segment_value_impl(const at::Tensor& src, const at::Tensor& ptr, Reduce r) {
   const int64_t B = src.size(0), E = src.size(1), F = src.size(2), G = ptr.numel() - 1;
@@ -674,9 +677,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose_cpu(const at::Tenso
 }
 
 // ------------------------------------------------------------- depthwise mix
-
-#define GRAPHEQUI_DISPATCH_FLOAT(TYPE, NAME, ...) \
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::Half, at::ScalarType::BFloat16, TYPE, NAME, __VA_ARGS__)
 
 at::Tensor depthwise_mix_cpu(const at::Tensor& weight_in, const at::Tensor& x_in) {
   check_depthwise_mix_args(weight_in, x_in);

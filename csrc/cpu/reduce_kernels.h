@@ -531,7 +531,7 @@ constexpr int64_t kMixLanes = 16;
 template <int64_t W, typename scalar_t, typename acc_t>
 inline void mix_block(const scalar_t* __restrict w, const scalar_t* __restrict x, scalar_t* __restrict out,
                       int64_t L, int64_t C) {
-  acc_t acc[W > 0 ? W : 1] = {};
+  acc_t acc[W] = {};
   for (int64_t l = 0; l < L; ++l) {
     const scalar_t* wl = w + l * C;
     const scalar_t* xl = x + l * C;

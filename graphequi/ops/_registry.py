@@ -293,16 +293,20 @@ def _torch_csr_transpose(ptr: Tensor, col: Tensor, num_cols: int, validate: bool
     return colptr, row, perm
 
 
-def _check_depthwise_mix(weight: Tensor, x: Tensor) -> None:
-    if weight.dim() != 3 or x.dim() != 3 or weight.shape[1:] != x.shape[1:]:
-        raise ValueError(f"depthwise_mix: weight must be [O, L, C] and x [N, L, C] with the same L and C, "
-                         f"got {tuple(weight.shape)} and {tuple(x.shape)}")
+def check_depthwise_mix(weight: Tensor, x: Tensor) -> None:
+    """The shape and dtype checks of depthwise_mix (public wrapper and kernel)."""
+    for name, t in (("weight", weight), ("x", x)):
+        if t.dim() != 3:
+            raise ValueError(f"depthwise_mix: {name} must be 3-D, got shape {tuple(t.shape)}")
     if not x.is_floating_point() or weight.dtype != x.dtype:
         raise TypeError(f"depthwise_mix: weight and x must share a floating dtype, got {weight.dtype} and {x.dtype}")
+    if weight.shape[1:] != x.shape[1:]:
+        raise ValueError(f"depthwise_mix: weight [O, L, C] = {list(weight.shape)} and x [N, L, C] = "
+                         f"{list(x.shape)} must agree on L and C")
 
 
 def _torch_depthwise_mix(weight: Tensor, x: Tensor) -> Tensor:
-    _check_depthwise_mix(weight, x)
+    check_depthwise_mix(weight, x)
     acc = accumulation_dtype(x.dtype)
     return torch.einsum("olc,nlc->noc", weight.to(acc), x.to(acc)).to(x.dtype).contiguous()
 
@@ -318,21 +322,22 @@ def _torch_depthwise_mix_weight_grad(grad: Tensor, x: Tensor) -> Tensor:
     return torch.einsum("noc,nlc->olc", grad.to(acc), x.to(acc)).to(x.dtype).contiguous()
 
 
-def _check_pairs(pairs: Tensor) -> None:
+def check_pairs(pairs: Tensor) -> None:
+    """The shape and dtype checks of symmetric_pair_features (public wrapper and kernel)."""
     if pairs.dim() != 3 or pairs.size(1) != 2:
-        raise ValueError(f"symmetric_pair_features: pairs must be [P, 2, D], got {tuple(pairs.shape)}")
+        raise ValueError(f"symmetric_pair_features: pairs must be [P, 2, D], got shape {tuple(pairs.shape)}")
     if not pairs.is_floating_point():
         raise TypeError(f"symmetric_pair_features: pairs must be floating point, got {pairs.dtype}")
 
 
 def _torch_symmetric_pair_features(pairs: Tensor) -> Tensor:
-    _check_pairs(pairs)
+    check_pairs(pairs)
     a, b = pairs.unbind(1)
     return torch.cat([a + b, a * b, (a - b).abs()], dim=-1)
 
 
 def _torch_symmetric_pair_features_backward(grad: Tensor, pairs: Tensor) -> Tensor:
-    _check_pairs(pairs)
+    check_pairs(pairs)
     if grad.dim() != 2 or grad.shape != (pairs.size(0), 3 * pairs.size(2)):
         raise ValueError(f"symmetric_pair_features_backward: grad must be [P, 3 D] for pairs [P, 2, D], "
                          f"got {tuple(grad.shape)} and {tuple(pairs.shape)}")
@@ -741,7 +746,8 @@ def register_cpp_backend() -> None:
         # formulation (a masked segment sum over the transpose) serves.
         _cuda_library = torch.library.Library("graphequi", "IMPL")
         _cuda_library.impl("spmm_arg_grad", _torch_spmm_arg_grad, "CUDA")
-        # depthwise_mix likewise: a batched matrix product, which cuBLAS already does well
+        # likewise the depthwise mix (a batched matrix product for cuBLAS) and the
+        # pair features (elementwise ops and a concatenation)
         _cuda_library.impl("depthwise_mix", _torch_depthwise_mix, "CUDA")
         _cuda_library.impl("depthwise_mix_weight_grad", _torch_depthwise_mix_weight_grad, "CUDA")
         _cuda_library.impl("symmetric_pair_features", _torch_symmetric_pair_features, "CUDA")

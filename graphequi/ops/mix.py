@@ -22,6 +22,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from graphequi.ops._backend import ops_for
+from graphequi.ops._registry import check_depthwise_mix
 
 __all__ = ["depthwise_mix"]
 
@@ -45,13 +46,7 @@ def depthwise_mix(weight: Tensor, x: Tensor) -> Tensor:
     for name, t in (("weight", weight), ("x", x)):
         if not isinstance(t, Tensor):
             raise TypeError(f"depthwise_mix: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 3:
-            raise ValueError(f"depthwise_mix: {name} must be 3-D, got shape {tuple(t.shape)}")
-    if not x.is_floating_point() or weight.dtype != x.dtype:
-        raise TypeError(f"depthwise_mix: weight and x must share a floating dtype, got {weight.dtype} and {x.dtype}")
     if weight.device != x.device:
         raise ValueError(f"depthwise_mix: weight is on {weight.device} but x is on {x.device}")
-    if weight.shape[1:] != x.shape[1:]:
-        raise ValueError(f"depthwise_mix: weight [O, L, C] = {list(weight.shape)} and x [N, L, C] = "
-                         f"{list(x.shape)} must agree on L and C")
+    check_depthwise_mix(weight, x)
     return ops_for(x.device).depthwise_mix(weight, x)

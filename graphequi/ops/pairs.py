@@ -19,6 +19,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from graphequi.ops._backend import ops_for
+from graphequi.ops._registry import check_pairs
 
 __all__ = ["symmetric_pair_features"]
 
@@ -40,8 +41,5 @@ def symmetric_pair_features(pairs: Tensor) -> Tensor:
     """
     if not isinstance(pairs, Tensor):
         raise TypeError(f"symmetric_pair_features: pairs must be a torch.Tensor, got {type(pairs).__name__}")
-    if pairs.dim() != 3 or pairs.size(1) != 2:
-        raise ValueError(f"symmetric_pair_features: pairs must be [P, 2, D], got shape {tuple(pairs.shape)}")
-    if not pairs.is_floating_point():
-        raise TypeError(f"symmetric_pair_features: pairs must be floating point, got {pairs.dtype}")
+    check_pairs(pairs)
     return ops_for(pairs.device).symmetric_pair_features(pairs)
