@@ -10,6 +10,8 @@ Every layer's tests use these, so that the same definition of "equivariant",
 * :func:`assert_e3_equivariant` rotates, reflects and translates positions.
 * :func:`assert_compiles` checks ``torch.compile(fullgraph=True)`` with zero
   graph breaks and agreement with eager mode.
+* :func:`assert_compiles_once` checks that one ``dynamic=True`` compilation
+  serves inputs of several sizes without recompiling.
 * :func:`assert_gradcheck` runs :func:`torch.autograd.gradcheck` in float64.
 
 Each assert raises :class:`AssertionError` whose message says which property
@@ -76,6 +78,7 @@ __all__ = [
     "assert_permutation_equivariant",
     "assert_e3_equivariant",
     "assert_compiles",
+    "assert_compiles_once",
     "assert_gradcheck",
     "random_rotation",
     "free_port",
@@ -496,6 +499,56 @@ def assert_compiles(fn: Callable, *args, atol: Optional[float] = None,
     except AssertionError as err:
         raise AssertionError(f"compiled output of fn differs from eager mode.\n{err}") from None
     return got
+
+
+def assert_compiles_once(fn: Callable, input_sets: Iterable[tuple], atol: Optional[float] = None,
+                         rtol: Optional[float] = None, backend: str = "inductor") -> None:
+    """Assert that one ``torch.compile(fn, fullgraph=True, dynamic=True)``
+    runs every input set without recompiling, and matches eager mode on each.
+
+    A model that specialises on a size (a node count read as a Python int
+    by an op whose schema takes ``int`` rather than ``SymInt``, a branch on a
+    shape) passes :func:`assert_compiles` on any single input but recompiles
+    for every new batch size, and falls back to eager mode once dynamo's
+    recompile limit is reached. Give input sets of different sizes.
+
+    Args:
+        fn: the function (or module) to compile.
+        input_sets: positional argument tuples; the first compiles, each
+            later one must hit that compiled graph.
+        atol: absolute tolerance; ``None`` takes it from
+            :data:`FLOAT_TOLERANCE` by the eager output dtype.
+        rtol: relative tolerance; ``None`` likewise.
+        backend: the :func:`torch.compile` backend. Inductor adds guards of
+            its own on size ranges (thresholds of its code generation) that
+            a few widely spaced sizes can cross; ``"aot_eager"`` keeps only
+            the guards of the traced code and its autograd.
+
+    Raises:
+        AssertionError: naming the input set that recompiled and dynamo's
+            guard failure, or the disagreement with eager mode.
+    """
+    __tracebackhide__ = True
+    import torch._dynamo
+    from torch._dynamo.exc import RecompileError, TorchDynamoException
+
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, fullgraph=True, dynamic=True, backend=backend)
+    for k, args in enumerate(input_sets):
+        try:
+            with torch._dynamo.config.patch(error_on_recompile=k > 0):
+                got = compiled(*args)
+        except RecompileError as err:
+            raise AssertionError(f"fn recompiles for input set {k}: {err}") from None
+        except TorchDynamoException as err:
+            raise AssertionError(f"fn does not compile with fullgraph=True: {err}") from None
+        expected = fn(*args)
+        tol = _tolerance(expected, atol, rtol)
+        try:
+            torch.testing.assert_close(got, expected, atol=tol[0], rtol=tol[1])
+        except AssertionError as err:
+            raise AssertionError(f"compiled output of fn differs from eager mode on input set {k}.\n"
+                                 f"{err}") from None
 
 
 def assert_gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: Optional[float] = None,

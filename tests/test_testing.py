@@ -10,6 +10,7 @@ import graphequi.testing as gt
 from graphequi.testing import (
     FLOAT_TOLERANCE,
     assert_compiles,
+    assert_compiles_once,
     assert_e3_equivariant,
     assert_gradcheck,
     assert_permutation_equivariant,
@@ -323,6 +324,23 @@ def test_compiles_fails_when_compiled_differs_from_eager():
         assert_compiles(fn, X)
 
 
+def test_compiles_once_passes_over_sizes_and_fails_on_a_specialised_size():
+    sizes = [(torch.randn(n, 4, generator=torch.Generator().manual_seed(n)),) for n in (5, 7, 9)]
+    assert_compiles_once(lambda x: torch.sin(x) * x.size(0), sizes)
+
+    def branches_on_size(x):
+        return x * 2 if x.size(0) == 5 else x * 3
+
+    with pytest.raises(AssertionError, match="fn recompiles for input set 1"):
+        assert_compiles_once(branches_on_size, sizes)
+
+    def wrong_when_compiled(x):
+        return x + 1 if torch.compiler.is_compiling() else x
+
+    with pytest.raises(AssertionError, match="differs from eager mode on input set 0"):
+        assert_compiles_once(wrong_when_compiled, sizes)
+
+
 # --- assert_gradcheck -----------------------------------------------------------------------
 
 class Cube(torch.autograd.Function):
@@ -431,8 +449,9 @@ def test_tolerance_of_nested_and_integer_outputs():
     lambda: assert_permutation_equivariant(NOT_EQUIVARIANT["node"], inputs("data")),
     lambda: assert_e3_equivariant(lambda pos: pos[:, 0], POS),
     lambda: assert_compiles(explicit_break, X),
+    lambda: assert_compiles_once(lambda x: x * 2 if x.size(0) == 5 else x, [(torch.ones(5),), (torch.ones(6),)]),
     lambda: assert_gradcheck(lambda x: Cube.apply(x, 2.0, False), SRC),
-], ids=["permutation", "e3", "compiles", "gradcheck"])
+], ids=["permutation", "e3", "compiles", "compiles-once", "gradcheck"])
 def test_asserts_hide_their_frame_from_pytest(failing):
     with pytest.raises(AssertionError) as excinfo:
         failing()

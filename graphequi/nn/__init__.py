@@ -24,13 +24,14 @@ from graphequi.nn.frame_averaging import FrameAveraging, pca_frames
 from graphequi.nn.ponita import (PointCloudOutput, Ponita, PonitaBlock, PonitaConv, build_ponita,
                                  energy_and_forces)
 from graphequi.nn.poly_gin import PolyGIN, PolyGINE
-from graphequi.nn.ppgn import PPGNBlock, PPGNPlusPlus, dense_pair_features
+from graphequi.nn.ppgn import PPGNBlock, PPGNPlusPlus, dense_nodes, dense_pair_features, dense_pairs
 from graphequi.nn.spen import SPEN, build_spen
 from graphequi.nn.spen_conv import SPENConv, spen_conv_ragged
 from graphequi.nn.spen_layout import EgoNetLayout, RaggedEgoNets, SizeMap
 
 __all__ = ["aggr", "GINConv", "GINEConv", "PPGNPlusPlus", "PPGNBlock", "PolyGIN",
-           "PolyGINE", "FeatureEncoder", "dense_pair_features", "Ponita", "PonitaConv", "PonitaBlock",
+           "PolyGINE", "FeatureEncoder", "dense_nodes", "dense_pairs", "dense_pair_features", "Ponita",
+           "PonitaConv", "PonitaBlock",
            "PointCloudOutput", "energy_and_forces", "build_ponita", "FrameAveraging", "pca_frames",
            "SPEN", "SPENConv", "spen_conv_ragged", "SizeMap", "EgoNetLayout", "RaggedEgoNets",
            "build_spen"]

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from graphequi import ops
+from graphequi.nn._graph import graph_ptr, num_nodes_of
 from graphequi.nn.conv import GINConv, GINEConv, is_csr_adjacency
 from graphequi.nn.encoders import FeatureEncoder, Vocab
 from graphequi.poly.keys import POLY_EDGE_KEY, POLY_NODE_KEY
@@ -30,16 +31,6 @@ def _gin_mlp(in_channels: int, hidden: int, norm: bool) -> torch.nn.Sequential:
         layers.append(torch.nn.BatchNorm1d(2 * hidden))
     layers += [torch.nn.ReLU(), torch.nn.Linear(2 * hidden, hidden)]
     return torch.nn.Sequential(*layers)
-
-
-def _num_nodes(data) -> int:
-    """``data.num_nodes``, read from a tensor's size where one says it: PyG's
-    property walks the storages, which ``torch.compile`` cannot trace."""
-    for key in ("batch", "x"):
-        value = getattr(data, key, None)
-        if isinstance(value, Tensor):
-            return value.size(0)
-    return data.num_nodes
 
 
 class PolyGIN(torch.nn.Module):
@@ -212,13 +203,11 @@ class PolyGIN(torch.nn.Module):
             raise ValueError("expected `edge_index` of shape [2, E]")
         if edge_index.is_floating_point():
             raise TypeError(f"edge_index must be an integer tensor, got {edge_index.dtype}")
-        num_nodes = _num_nodes(data)
+        num_nodes = num_nodes_of(data)
         if not num_nodes:
             raise ValueError(f"{type(self).__name__} got a graph with 0 nodes; a graph-level "
                              "prediction needs at least one node per graph")
-        ptr = getattr(data, "ptr", None)
-        if ptr is None:  # a single Data
-            ptr = torch.tensor([0, num_nodes], device=edge_index.device)
+        ptr = graph_ptr(data, num_nodes, edge_index.device)
         h = self._node_input(data, num_nodes)
         e = self._edge_input(data)
         adj = edge_index if e is not None else self._adjacency(data, edge_index, num_nodes)

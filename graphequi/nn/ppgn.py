@@ -17,13 +17,14 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch_geometric.utils import to_dense_adj, to_dense_batch
 
+from graphequi import ops
+from graphequi.nn._graph import graph_ptr, num_nodes_of
 from graphequi.nn.encoders import FeatureEncoder, Vocab
 from graphequi.ops._registry import accumulation_dtype
 from graphequi.poly.keys import PAIR_INDEX_KEY, POLY_PAIR_KEY, row_major_pairs
 
-__all__ = ["PPGNPlusPlus", "PPGNBlock", "dense_pair_features"]
+__all__ = ["PPGNPlusPlus", "PPGNBlock", "dense_nodes", "dense_pairs", "dense_pair_features"]
 
 
 def _mlp(in_channels: int, hidden: int, num_layers: int) -> torch.nn.Sequential:
@@ -218,7 +219,46 @@ class PPGNBlock(torch.nn.Module):
                 f"norm={self.norm is not None})")
 
 
-def dense_pair_features(data, key: str, batch: Tensor, batch_size: int, max_num_nodes: int,
+def dense_nodes(x: Tensor, batch: Tensor, ptr: Tensor, max_num_nodes: int) -> Tensor:
+    r"""Per-node values as ``[B, N, ...]`` with zeros on padded entries, like
+    :func:`torch_geometric.utils.to_dense_batch` but on graphequi's
+    ``scatter`` with the padded size given: no host synchronisation.
+
+    Args:
+        x: ``[num_nodes, ...]`` values.
+        batch: ``[num_nodes]`` graph of each node (sorted, as in a ``Batch``).
+        ptr: ``[B + 1]`` node offsets of the graphs.
+        max_num_nodes: :math:`N`, at least the largest graph's size.
+    """
+    local = torch.arange(x.size(0), device=x.device) - ptr.index_select(0, batch)
+    out = ops.scatter(x, batch * max_num_nodes + local, 0, (ptr.size(0) - 1) * max_num_nodes)
+    return out.view((ptr.size(0) - 1, max_num_nodes) + tuple(x.shape[1:]))
+
+
+def dense_pairs(pair_index: Tensor, batch: Tensor, ptr: Tensor, max_num_nodes: int,
+                values: Optional[Tensor] = None, dtype: Optional[torch.dtype] = None) -> Tensor:
+    r"""Values on node pairs (edges) as ``[B, N, N, ...]``, summing repeated
+    pairs, like :func:`torch_geometric.utils.to_dense_adj` but on graphequi's
+    ``scatter`` with the padded size given: no host synchronisation.
+
+    Args:
+        pair_index: ``[2, P]`` global node ids, both of the same graph.
+        batch, ptr, max_num_nodes: as in :func:`dense_nodes`.
+        values: ``[P, ...]``; ``None`` counts the pairs (an adjacency).
+        dtype: dtype of the counts when ``values`` is ``None``.
+    """
+    first, second = pair_index[0], pair_index[1]
+    graph = batch.index_select(0, first)
+    start = ptr.index_select(0, graph)
+    flat = ((graph * max_num_nodes + first - start) * max_num_nodes + second - start)
+    if values is None:
+        values = torch.ones(first.numel(), device=first.device, dtype=dtype or torch.get_default_dtype())
+    batch_size = ptr.size(0) - 1
+    out = ops.scatter(values, flat, 0, batch_size * max_num_nodes * max_num_nodes)
+    return out.view((batch_size, max_num_nodes, max_num_nodes) + tuple(values.shape[1:]))
+
+
+def dense_pair_features(data, key: str, batch: Tensor, ptr: Tensor, max_num_nodes: int,
                         num_pairs: Optional[int] = None) -> Tensor:
     r"""Densify per-pair values written by
     :class:`graphequi.transforms.PolynomialFeatures` (``level='pair'``).
@@ -226,27 +266,28 @@ def dense_pair_features(data, key: str, batch: Tensor, batch_size: int, max_num_
     The layout is :mod:`graphequi.poly.keys`'s: ``[sum_b n_b^2, k]`` rows and,
     when present, ``pair_index``; without it the rows are read in row-major
     pair order. ``num_pairs`` (:math:`\sum_b n_b^2`), when the caller already
-    has it on the host, saves reading it from ``batch``. Returns
-    ``[B, N, N, k]`` with zeros on padded entries.
+    has it on the host, is checked against the row count; without it the rows
+    are trusted to be the graphs' pairs (validated where the data entered),
+    so nothing is read from the device. Returns ``[B, N, N, k]`` with zeros
+    on padded entries.
     """
     values = data[key]
     if values.dim() == 1:
         values = values.unsqueeze(-1)
-    counts = torch.bincount(batch, minlength=batch_size)
-    expected = int((counts * counts).sum()) if num_pairs is None else num_pairs
-    if values.size(0) != expected:
+    if num_pairs is not None and values.size(0) != num_pairs:
         raise ValueError(f"`{key}` has {values.size(0)} rows but the graphs have "
-                         f"{expected} node pairs (sum of n^2); was it written by "
+                         f"{num_pairs} node pairs (sum of n^2); was it written by "
                          "PolynomialFeatures(level='pair')?")
     pair_index = getattr(data, PAIR_INDEX_KEY, None)
     if pair_index is not None:
-        if pair_index.shape != (2, expected):
-            raise ValueError(f"`pair_index` has shape {list(pair_index.shape)}, expected [2, {expected}]")
-        return to_dense_adj(pair_index, batch, values, max_num_nodes=max_num_nodes, batch_size=batch_size)
-    layout = row_major_pairs(counts)
-    out = values.new_zeros((batch_size, max_num_nodes, max_num_nodes, values.size(-1)))
-    out[layout.graph, layout.row, layout.col] = values
-    return out
+        if pair_index.dim() != 2 or pair_index.size(0) != 2 or pair_index.size(1) != values.size(0):
+            raise ValueError(f"`pair_index` has shape {list(pair_index.shape)}, expected [2, {values.size(0)}]")
+        return dense_pairs(pair_index, batch, ptr, max_num_nodes, values)
+    layout = row_major_pairs(ptr.diff(), values.size(0))
+    batch_size = ptr.size(0) - 1
+    flat = (layout.graph * max_num_nodes + layout.row) * max_num_nodes + layout.col
+    out = ops.scatter(values, flat, 0, batch_size * max_num_nodes * max_num_nodes)
+    return out.view(batch_size, max_num_nodes, max_num_nodes, values.size(-1))
 
 
 class PPGNPlusPlus(torch.nn.Module):
@@ -301,6 +342,15 @@ class PPGNPlusPlus(torch.nn.Module):
         readout_scale (float): :math:`s` of the sum readout (default 1).
         dropout (float): dropout in the head.
         pair_key (str): attribute holding the polynomial pair values.
+        max_num_nodes (int, optional): a fixed dense size :math:`N`, at least
+            the largest graph's node count. Without it the forward pass reads
+            the largest graph's size from the batch (one host
+            synchronisation, which also validates the indices). With it, a
+            compiled model (``torch.compile(model, fullgraph=True,
+            dynamic=True)``) reads nothing from the device and compiles once
+            for all batch sizes; validate its input where it enters (e.g.
+            ``ValidateGraph(max_num_nodes=N)``). Eager mode still checks.
+            The output does not depend on the padding.
 
     Shapes:
         - input: a :class:`~torch_geometric.data.Batch` (or ``Data``) with
@@ -335,8 +385,12 @@ class PPGNPlusPlus(torch.nn.Module):
         readout_scale: float = 1.0,
         dropout: float = 0.0,
         pair_key: str = POLY_PAIR_KEY,
+        max_num_nodes: Optional[int] = None,
     ):
         super().__init__()
+        if max_num_nodes is not None and max_num_nodes < 1:
+            raise ValueError(f"max_num_nodes must be >= 1, got {max_num_nodes}")
+        self.max_num_nodes = max_num_nodes
         if readout not in ("mean", "sum"):
             raise ValueError(f"readout must be 'mean' or 'sum', got {readout!r}")
         if not readout_scale > 0:
@@ -380,20 +434,50 @@ class PPGNPlusPlus(torch.nn.Module):
         """The input pair tensor ``[C_0, B, N, N]`` (channel-major, zero on
         padded entries) and the node mask ``[B, N]``."""
         edge_index = data.edge_index
-        num_nodes = data.num_nodes
         if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError("edge_index must have shape [2, E]")
         if edge_index.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"edge_index must be an int64 or int32 tensor, got {edge_index.dtype}")
+        num_nodes = num_nodes_of(data)
         if not num_nodes:
             raise ValueError("PPGNPlusPlus got an empty graph (0 nodes); its readout is undefined")
+        device = edge_index.device
+        ptr = graph_ptr(data, num_nodes, device)
         batch = getattr(data, "batch", None)
         if batch is None:
             batch = edge_index.new_zeros(num_nodes)
-        batch_size = int(data.num_graphs) if hasattr(data, "num_graphs") else int(batch.max()) + 1
-        counts = torch.bincount(batch, minlength=batch_size)
-        # The dense layout needs the largest graph's size on the host: one read of the
-        # data per forward, which also brings the index range and the pair count along.
+        counts = ptr.diff()
+        max_n, num_pairs = self.max_num_nodes, None
+        if max_n is None or not torch.compiler.is_compiling():
+            max_n, num_pairs = self._check_sizes(edge_index, counts, num_nodes)
+        dtype = self.blocks[0].skip.weight.dtype
+        mask = torch.arange(max_n, device=device) < counts.unsqueeze(-1)
+        channels = [dense_pairs(edge_index, batch, ptr, max_n, dtype=dtype).unsqueeze(0)]
+        if self.node_encoder is not None:
+            if getattr(data, "x", None) is None:
+                raise ValueError("the model was built with node features but `data.x` is missing")
+            h = dense_nodes(self.node_encoder(data.x), batch, ptr, max_n)
+            channels.append(torch.diag_embed(h.permute(2, 0, 1)))
+        if self.edge_encoder is not None:
+            if getattr(data, "edge_attr", None) is None:
+                raise ValueError("the model was built with edge features but `data.edge_attr` is missing")
+            e = self.edge_encoder(data.edge_attr)
+            channels.append(dense_pairs(edge_index, batch, ptr, max_n, e).permute(3, 0, 1, 2))
+        if self.poly_channels:
+            if getattr(data, self.pair_key, None) is None:
+                raise ValueError(f"the model expects {self.poly_channels} polynomial pair channels in "
+                                 f"`data.{self.pair_key}`; apply PolynomialFeatures(level='pair')")
+            p = dense_pair_features(data, self.pair_key, batch, ptr, max_n, num_pairs).to(dtype)
+            if p.size(-1) != self.poly_channels:
+                raise ValueError(f"`data.{self.pair_key}` has {p.size(-1)} channels, expected "
+                                 f"{self.poly_channels}")
+            channels.append(self.poly_norm(p.permute(3, 0, 1, 2), mask))
+        return torch.cat(channels), mask
+
+    def _check_sizes(self, edge_index: Tensor, counts: Tensor, num_nodes: int) -> tuple[int, int]:
+        # The eager path's one read of the data: the largest graph (the dense size when
+        # none is fixed), empty graphs, the index range and the pair count, in one transfer.
+        # A compiled model with a fixed max_num_nodes skips it and trusts its input.
         has_edges = edge_index.numel() > 0
         lo = edge_index.min() if has_edges else counts.new_zeros(())
         hi = edge_index.max() if has_edges else counts.new_zeros(())
@@ -406,34 +490,11 @@ class PPGNPlusPlus(torch.nn.Module):
             raise IndexError(f"edge_index contains a negative node id ({lo})")
         if hi >= num_nodes:
             raise IndexError(f"edge_index contains node {hi}, out of range for {num_nodes} nodes")
-        device = edge_index.device
-        dtype = self.blocks[0].skip.weight.dtype
-        _, mask = to_dense_batch(torch.zeros(num_nodes, 1, device=device), batch,
-                                 batch_size=batch_size, max_num_nodes=max_n)
-        channels = [to_dense_adj(edge_index, batch, max_num_nodes=max_n,
-                                 batch_size=batch_size).to(dtype).unsqueeze(0)]
-        if self.node_encoder is not None:
-            if getattr(data, "x", None) is None:
-                raise ValueError("the model was built with node features but `data.x` is missing")
-            h, _ = to_dense_batch(self.node_encoder(data.x), batch, batch_size=batch_size,
-                                  max_num_nodes=max_n)
-            channels.append(torch.diag_embed(h.permute(2, 0, 1)))
-        if self.edge_encoder is not None:
-            if getattr(data, "edge_attr", None) is None:
-                raise ValueError("the model was built with edge features but `data.edge_attr` is missing")
-            e = self.edge_encoder(data.edge_attr)
-            channels.append(to_dense_adj(edge_index, batch, e, max_num_nodes=max_n,
-                                         batch_size=batch_size).permute(3, 0, 1, 2))
-        if self.poly_channels:
-            if getattr(data, self.pair_key, None) is None:
-                raise ValueError(f"the model expects {self.poly_channels} polynomial pair channels in "
-                                 f"`data.{self.pair_key}`; apply PolynomialFeatures(level='pair')")
-            p = dense_pair_features(data, self.pair_key, batch, batch_size, max_n, num_pairs).to(dtype)
-            if p.size(-1) != self.poly_channels:
-                raise ValueError(f"`data.{self.pair_key}` has {p.size(-1)} channels, expected "
-                                 f"{self.poly_channels}")
-            channels.append(self.poly_norm(p.permute(3, 0, 1, 2), mask))
-        return torch.cat(channels), mask
+        if self.max_num_nodes is None:
+            return max_n, num_pairs
+        if max_n > self.max_num_nodes:
+            raise ValueError(f"a graph has {max_n} nodes, more than max_num_nodes={self.max_num_nodes}")
+        return self.max_num_nodes, num_pairs
 
     def forward(self, data) -> Tensor:
         x, mask = self.to_dense(data)
@@ -458,5 +519,6 @@ class PPGNPlusPlus(torch.nn.Module):
         return (f"{self.__class__.__name__}(in_channels={self.in_channels}, "
                 f"hidden_channels={self.hidden_channels}, out_channels={self.out_channels}, "
                 f"num_layers={self.num_layers}, poly_channels={self.poly_channels}, "
-                f"readout={self.readout!r}" + (f", readout_scale={self.readout_scale:g})"
-                                               if self.readout == "sum" else ")"))
+                f"readout={self.readout!r}"
+                + (f", readout_scale={self.readout_scale:g}" if self.readout == "sum" else "")
+                + (f", max_num_nodes={self.max_num_nodes}" if self.max_num_nodes is not None else "") + ")")

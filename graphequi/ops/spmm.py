@@ -207,19 +207,38 @@ def _inverse(perm: Tensor) -> Tensor:
     return inv
 
 
-def _from_edge_index(edge_index, num_nodes: Optional[int], value: Optional[Tensor], transpose: bool) -> CSR:
-    if not isinstance(edge_index, EdgeIndex) or None in edge_index.sparse_size():
-        if num_nodes is None:
-            num_nodes = int(edge_index.max()) + 1 if edge_index.numel() > 0 else 0
-        sort_order = edge_index.sort_order if isinstance(edge_index, EdgeIndex) else None
-        plain = edge_index.as_tensor() if isinstance(edge_index, EdgeIndex) else edge_index
-        edge_index = EdgeIndex(plain, sparse_size=(num_nodes, num_nodes), sort_order=sort_order)
-    elif num_nodes is not None and tuple(edge_index.sparse_size()) != (num_nodes, num_nodes):
-        raise ValueError(f"num_nodes={num_nodes} disagrees with the EdgeIndex's sparse size "
-                         f"{tuple(edge_index.sparse_size())}")
+def _from_plain_edge_index(edge_index: Tensor, num_nodes: int, value: Optional[Tensor], transpose: bool,
+                           validate: bool) -> CSR:
+    # Read as a CSR with one row per edge, edge_index[1] is the column list,
+    # so its transpose is the stable counting sort of the edges by target:
+    # the target-major CSR in O(E + N), with the node count kept symbolic
+    # under torch.compile (PyG's coo-to-csr conversion specialises on it,
+    # which recompiles the model for every batch size).
+    ops = ops_for(edge_index.device)
+    source, target = edge_index[0], edge_index[1]
+    one_per_edge = torch.arange(target.numel() + 1, device=target.device, dtype=target.dtype)
+    ptr, _, order = ops.csr_transpose(one_per_edge, target, num_nodes, validate)
+    col = source.index_select(0, order)
+    csr_value = None if value is None else value.index_select(0, order)
+    csc = ops.csr_transpose(ptr, col, num_nodes, validate) if transpose else None
+    return CSR(ptr, col, csr_value, csc)
+
+
+def _from_edge_index(edge_index, num_nodes: Optional[int], value: Optional[Tensor], transpose: bool,
+                     validate: bool = True) -> CSR:
     if value is not None and (value.dim() == 0 or value.size(0) != edge_index.size(1)):
         raise ValueError(f"value must have one entry (or row) per edge ({edge_index.size(1)}), "
                          f"got shape {tuple(value.shape)}")
+    if not isinstance(edge_index, EdgeIndex) or None in edge_index.sparse_size():
+        if num_nodes is None:
+            num_nodes = int(edge_index.max()) + 1 if edge_index.numel() > 0 else 0
+        if not isinstance(edge_index, EdgeIndex):
+            return _from_plain_edge_index(edge_index, num_nodes, value, transpose, validate)
+        edge_index = EdgeIndex(edge_index.as_tensor(), sparse_size=(num_nodes, num_nodes),
+                               sort_order=edge_index.sort_order)
+    elif num_nodes is not None and tuple(edge_index.sparse_size()) != (num_nodes, num_nodes):
+        raise ValueError(f"num_nodes={num_nodes} disagrees with the EdgeIndex's sparse size "
+                         f"{tuple(edge_index.sparse_size())}")
     # Messages flow edge_index[0] -> edge_index[1]: the CSR is over targets,
     # i.e. the CSC of edge_index. EdgeIndex caches it (and sorts at most once).
     order = None  # original edge of each CSR position, None = identity
@@ -315,6 +334,6 @@ def to_csr(adj, num_nodes: Optional[int] = None, *, value: Optional[Tensor] = No
                 size = max(adj.sparse_size())
             if size is not None:
                 check_edge_index(adj.as_subclass(Tensor), size)
-        return _from_edge_index(adj, num_nodes, value, transpose)
+        return _from_edge_index(adj, num_nodes, value, transpose, validate)
     raise TypeError("adj must be an edge_index tensor, a torch_geometric.EdgeIndex, a torch.sparse_csr tensor or a "
                     f"torch_sparse.SparseTensor, got {type(adj).__name__}")

@@ -12,7 +12,7 @@ models that read them.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -36,11 +36,14 @@ class PairLayout(NamedTuple):
     col: Tensor
 
 
-def row_major_pairs(counts: Tensor) -> PairLayout:
+def row_major_pairs(counts: Tensor, num_pairs: Optional[int] = None) -> PairLayout:
     r"""The row-major pair layout of graphs with ``counts[b]`` nodes.
 
     Args:
         counts: ``[B]`` integer node counts :math:`n_b`.
+        num_pairs: :math:`\sum_b n_b^2` when the caller knows it (e.g. the
+            row count of the pair values); saves reading it from ``counts``,
+            a host synchronisation.
 
     Returns:
         :class:`PairLayout` of three ``[sum_b n_b^2]`` tensors.
@@ -51,8 +54,11 @@ def row_major_pairs(counts: Tensor) -> PairLayout:
         ([0, 0, 0, 0, 1], [0, 0, 1, 1, 0], [0, 1, 0, 1, 0])
     """
     squares = counts * counts
-    graph = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), squares)
+    graph = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), squares,
+                                    output_size=num_pairs)
     start = torch.cat([squares.new_zeros(1), squares.cumsum(0)[:-1]])
     within = torch.arange(graph.numel(), device=counts.device) - start[graph]
-    size = counts[graph]
+    # Never 0 on a real row; the clamp keeps inductor's vectorised integer division
+    # from trapping on the masked-off lanes of a loop's tail.
+    size = counts[graph].clamp(min=1)
     return PairLayout(graph, torch.div(within, size, rounding_mode="floor"), within % size)

@@ -1,7 +1,7 @@
 r"""Validate a graph once, where it enters a pipeline."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 import torch
 from torch import Tensor
@@ -14,7 +14,7 @@ from graphequi.poly.keys import KEY_BY_LEVEL
 __all__ = ["ValidateGraph", "validate_graph"]
 
 
-def validate_graph(data, *, allow_empty: bool = False,
+def validate_graph(data, *, allow_empty: bool = False, max_num_nodes: Optional[int] = None,
                    finite_attrs: Iterable[str] = ("x", "edge_attr", "pos", *KEY_BY_LEVEL.values())) -> None:
     r"""Raise a clear error unless ``data`` (a ``Data`` or ``Batch``) is well formed.
 
@@ -28,6 +28,8 @@ def validate_graph(data, *, allow_empty: bool = False,
     Args:
         data: the graph(s).
         allow_empty: accept graphs with 0 nodes.
+        max_num_nodes: the most nodes a graph may have (the fixed dense size
+            of e.g. ``PPGNPlusPlus(max_num_nodes=...)``).
         finite_attrs: floating attributes that must be finite (when present).
     """
     num_nodes = data.num_nodes
@@ -38,6 +40,11 @@ def validate_graph(data, *, allow_empty: bool = False,
         if isinstance(ptr, Tensor) and ptr.numel() > 1 and bool((ptr[1:] == ptr[:-1]).any()):
             empty = int(torch.nonzero(ptr[1:] == ptr[:-1])[0])
             raise ValueError(f"graph {empty} of the batch has 0 nodes")
+    if max_num_nodes is not None:
+        ptr = getattr(data, "ptr", None)
+        largest = int(ptr.diff().max()) if isinstance(ptr, Tensor) and ptr.numel() > 1 else num_nodes
+        if largest > max_num_nodes:
+            raise ValueError(f"a graph has {largest} nodes, more than max_num_nodes={max_num_nodes}")
     edge_index = getattr(data, "edge_index", None)
     if edge_index is None:
         raise ValueError("the graph has no edge_index")
@@ -60,6 +67,7 @@ class ValidateGraph(BaseTransform):
 
     Args:
         allow_empty: accept graphs with 0 nodes.
+        max_num_nodes: the most nodes a graph may have.
 
     Example:
         >>> import torch
@@ -70,12 +78,14 @@ class ValidateGraph(BaseTransform):
         IndexError: edge_index contains node 5, out of range for 2 nodes
     """
 
-    def __init__(self, allow_empty: bool = False):
+    def __init__(self, allow_empty: bool = False, max_num_nodes: Optional[int] = None):
         self.allow_empty = allow_empty
+        self.max_num_nodes = max_num_nodes
 
     def forward(self, data):
-        validate_graph(data, allow_empty=self.allow_empty)
+        validate_graph(data, allow_empty=self.allow_empty, max_num_nodes=self.max_num_nodes)
         return data
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(allow_empty={self.allow_empty})"
+        return (f"{self.__class__.__name__}(allow_empty={self.allow_empty}"
+                + (f", max_num_nodes={self.max_num_nodes}" if self.max_num_nodes is not None else "") + ")")

@@ -2,11 +2,12 @@ import networkx as nx
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
-from torch_geometric.utils import from_networkx, to_dense_adj
+from torch_geometric.utils import from_networkx, to_dense_adj, to_dense_batch
 
 from graphequi.nn import PPGNPlusPlus
-from graphequi.nn.ppgn import PairBatchNorm, PPGNBlock, _pair_keep, dense_pair_features
-from graphequi.testing import assert_gradcheck, assert_permutation_equivariant
+from graphequi.nn.ppgn import PairBatchNorm, PPGNBlock, _pair_keep, dense_nodes, dense_pair_features, dense_pairs
+from graphequi.testing import (assert_compiles, assert_compiles_once, assert_gradcheck,
+                               assert_permutation_equivariant)
 from graphequi.transforms import ValidateGraph
 
 
@@ -198,10 +199,54 @@ def test_ppgn_reset_parameters_and_repr():
 
 def test_dense_pair_features_layout():
     values = torch.arange(4 + 9, dtype=torch.float).unsqueeze(-1)
-    batch = torch.tensor([0, 0, 1, 1, 1])
-    dense = dense_pair_features(Data(v=values), "v", batch, 2, 3)
+    batch, ptr = torch.tensor([0, 0, 1, 1, 1]), torch.tensor([0, 2, 5])
+    dense = dense_pair_features(Data(v=values), "v", batch, ptr, 3)
     assert dense.shape == (2, 3, 3, 1)
     assert dense[0, 1, 0, 0] == 2 and dense[0, 2].abs().sum() == 0 and dense[1, 2, 1, 0] == 4 + 7
+    with pytest.raises(ValueError, match="node pairs"):
+        dense_pair_features(Data(v=values), "v", batch, ptr, 3, num_pairs=14)
+
+
+def test_dense_builders_equal_pyg():
+    gen = torch.Generator().manual_seed(5)
+    counts = torch.tensor([3, 1, 4])
+    ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    batch = torch.repeat_interleave(torch.arange(3), counts)
+    edges = [torch.randint(0, n, (2, 2 * n), generator=gen) + ptr[b] for b, n in enumerate(counts.tolist())]
+    edge_index = torch.cat(edges, dim=1)
+    edge_index = edge_index[:, torch.randperm(edge_index.size(1), generator=gen)]
+    e = torch.randn(edge_index.size(1), 2, generator=gen, dtype=torch.float64)
+    x = torch.randn(8, 3, generator=gen, dtype=torch.float64)
+    for size in (4, 6):
+        torch.testing.assert_close(dense_pairs(edge_index, batch, ptr, size, e),
+                                   to_dense_adj(edge_index, batch, e, max_num_nodes=size))
+        torch.testing.assert_close(dense_pairs(edge_index, batch, ptr, size, dtype=torch.float64),
+                                   to_dense_adj(edge_index, batch, max_num_nodes=size).double())
+        torch.testing.assert_close(dense_nodes(x, batch, ptr, size),
+                                   to_dense_batch(x, batch, max_num_nodes=size)[0])
+    assert_gradcheck(lambda v, w: dense_pairs(edge_index, batch, ptr, 4, v).sum(-1)
+                     + dense_nodes(w, batch, ptr, 4).sum(-1).unsqueeze(-1), e, x)
+
+
+def test_fixed_max_num_nodes_gives_the_same_output_and_compiles_once(graphs):
+    torch.manual_seed(0)
+    model = zinc_like_model().eval()
+    fixed = zinc_like_model(max_num_nodes=12).eval()
+    fixed.load_state_dict(model.state_dict())
+    batches = [add_pair_features(Batch.from_data_list(gs)) for gs in (graphs, graphs[:3], graphs[1:] + graphs)]
+    for data in batches:
+        torch.testing.assert_close(fixed(data), model(data), atol=1e-5, rtol=1e-4)
+    assert_compiles(fixed, batches[0], dynamic=True)
+    # aot_eager: inductor adds guards on size ranges of its own (how it decomposes a
+    # small matrix product, when it accumulates in a helper), which recompile a few
+    # times over a wide span of batch sizes; what the model itself must not do is
+    # specialise on a size, and dynamo with AOT autograd shows exactly that.
+    assert_compiles_once(fixed, [(data,) for data in batches], atol=1e-5, rtol=1e-4, backend="aot_eager")
+    assert "max_num_nodes=12" in repr(fixed)
+    with pytest.raises(ValueError, match="more than max_num_nodes=5"):
+        zinc_like_model(max_num_nodes=5).eval()(batches[0])
+    with pytest.raises(ValueError, match="max_num_nodes must be >= 1"):
+        PPGNPlusPlus(1, max_num_nodes=0)
 
 
 def test_ppgn_bad_input_raises(graphs):

@@ -42,11 +42,11 @@ def test_ppgn_plus_plus_on_pair_features_is_invariant_and_padding_free():
 def test_pair_index_and_row_major_layouts_agree():
     collated = next(iter(DataLoader(PAIR.apply_to_dataset(graphs(), progress=False), batch_size=3)))
     n_max = int(torch.bincount(collated.batch).max())
-    via_index = dense_pair_features(collated, "poly_pair_attr", collated.batch, 3, n_max)
+    via_index = dense_pair_features(collated, "poly_pair_attr", collated.batch, collated.ptr, n_max)
     row_major = collated.clone()
     del row_major.pair_index
-    torch.testing.assert_close(dense_pair_features(row_major, "poly_pair_attr", collated.batch, 3, n_max),
-                               via_index)
+    torch.testing.assert_close(
+        dense_pair_features(row_major, "poly_pair_attr", collated.batch, collated.ptr, n_max), via_index)
 
 
 def test_poly_gin_and_gine_on_node_and_edge_features_are_invariant():

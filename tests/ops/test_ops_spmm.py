@@ -10,7 +10,7 @@ from torch_geometric.utils import scatter as pyg_scatter
 
 import graphequi.ops as ops
 from graphequi.ops import _backend
-from graphequi.testing import assert_compiles, assert_gradcheck
+from graphequi.testing import assert_compiles, assert_compiles_once, assert_gradcheck
 
 HAS_CPP = "cpu" in ops.cpp_devices()
 BACKENDS = ["cpp", "torch"] if HAS_CPP else ["torch"]
@@ -205,6 +205,36 @@ def test_compiles_fullgraph_on_trusted_path(backend, reduce):
                                                                                         validate=False)
 
     assert_compiles(fn, x, csr.ptr, csr.col, csr.value, csr.csc)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "max"])
+def test_csr_from_edge_index_compiles_once_for_every_size(backend, reduce):
+    # the node count stays symbolic from edge_index to the transpose the backward uses
+    def fn(x, edge_index, edge_weight):
+        csr = ops.to_csr(edge_index, x.size(0), value=edge_weight, validate=False)
+        return csr.spmm(x, reduce)
+
+    inputs = []
+    for n, e in ((9, 20), (13, 31), (6, 11)):
+        gen = torch.Generator().manual_seed(n)
+        inputs.append((torch.randn(n, 3, generator=gen), torch.randint(0, n, (2, e), generator=gen),
+                       torch.rand(e, generator=gen)))
+    assert_compiles_once(fn, inputs)
+
+
+def test_csr_from_edge_index_is_the_stable_target_sort():
+    gen = torch.Generator().manual_seed(3)
+    edge_index = torch.randint(0, 7, (2, 40), generator=gen)
+    value = torch.rand(40, generator=gen)
+    csr = ops.to_csr(edge_index, 7, value=value)
+    order = torch.sort(edge_index[1], stable=True).indices
+    assert torch.equal(csr.ptr, torch.searchsorted(edge_index[1][order], torch.arange(8)))
+    assert torch.equal(csr.col, edge_index[0][order])
+    assert torch.equal(csr.value, value[order])
+    colptr, row, perm = csr.csc
+    assert torch.equal(row, torch.repeat_interleave(torch.arange(7), csr.ptr.diff())[perm])
+    assert torch.equal(csr.col[perm], torch.sort(csr.col, stable=True).values)
+    assert torch.equal(colptr, torch.searchsorted(csr.col[perm], torch.arange(8)))
 
 
 @pytest.mark.parametrize("reduce", ["mean", "max"])

@@ -46,6 +46,16 @@ def test_empty_graphs():
     assert repr(ValidateGraph()) == "ValidateGraph(allow_empty=False)"
 
 
+def test_max_num_nodes_bounds_every_graph_of_a_batch():
+    batch = Batch.from_data_list([good(3), good(5)])
+    ValidateGraph(max_num_nodes=5)(batch)
+    with pytest.raises(ValueError, match="a graph has 5 nodes, more than max_num_nodes=4"):
+        ValidateGraph(max_num_nodes=4)(batch)
+    with pytest.raises(ValueError, match="a graph has 4 nodes, more than max_num_nodes=3"):
+        ValidateGraph(max_num_nodes=3)(good(4))
+    assert repr(ValidateGraph(max_num_nodes=4)) == "ValidateGraph(allow_empty=False, max_num_nodes=4)"
+
+
 def test_polynomial_features_write_the_contract_keys_or_the_given_name():
     g = good(5)
     for level, key in KEY_BY_LEVEL.items():

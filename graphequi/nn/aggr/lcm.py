@@ -204,7 +204,7 @@ class SymmetricMLPCell(torch.nn.Module):
         return self.forward_pairs(torch.stack([a, b], dim=1))
 
     def forward_pairs(self, pairs: Tensor) -> Tensor:
-        """:math:`a \oplus b` for ``pairs`` ``[P, 2, D]`` (the layout the
+        r""":math:`a \oplus b` for ``pairs`` ``[P, 2, D]`` (the layout the
         reduction tree has them in: no split, no stack)."""
         sym = ops.symmetric_pair_features(pairs)
         h = torch.relu(row_linear(sym, self.lin1.weight, self.lin1.bias, self.batch_invariant))
