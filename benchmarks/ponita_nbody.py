@@ -119,7 +119,7 @@ def build_model(args):
                       num_ori=args.num_ori, task_level="node", edge_scalars=int(args.edge_charges))
     if args.model == "fa-gnn":
         return FrameAveraging(CoordinateGNN(1, 2, 1, args.hidden, args.layers), group="E3",
-                              check_degenerate=False)
+                              check_degenerate=False, stochastic=args.stochastic_frames)
     raise ValueError(f"unknown model {args.model!r}")
 
 
@@ -141,6 +141,9 @@ def main(argv=None):
                         help="cosine: decay the learning rate over the wall-clock cap")
     parser.add_argument("--edge-charges", action=argparse.BooleanOptionalAction, default=True,
                         help="PONITA: feed the charge products q_i q_j (data.edge_attr) to the spatial kernel")
+    parser.add_argument("--stochastic-frames", action="store_true",
+                        help="fa-gnn: train on one random PCA frame per system and step, "
+                             "evaluate on all eight (FrameAveraging(stochastic=True))")
     parser.add_argument("--augment", action="store_true",
                         help="a random rotation/reflection of every training graph at every step")
     parser.add_argument("--root", default=os.environ.get("GRAPHEQUI_CACHE", "/tmp/graphequi_cache"))

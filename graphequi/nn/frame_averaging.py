@@ -105,15 +105,22 @@ class FrameAveraging(nn.Module):
             frames, no centering).
         check_degenerate: warn on degenerate spectra.
         degenerate_tol: relative eigenvalue gap of a degenerate spectrum.
+        stochastic: in training mode, run the backbone once, on one frame per
+            graph drawn uniformly at random (stochastic frame averaging, as in
+            FAENet, Duval et al. 2023): :math:`K` times cheaper per step, an
+            unbiased estimate of the average, and an augmentation over the
+            frame choices. In eval mode every frame is averaged, so the
+            output is exact as above. The draw uses torch's global generator.
     """
 
     def __init__(self, backbone: nn.Module, group: str = "E3", check_degenerate: bool = True,
-                 degenerate_tol: float = 1e-6):
+                 degenerate_tol: float = 1e-6, stochastic: bool = False):
         super().__init__()
         if group not in ("E3", "SE3", "O3"):
             raise ValueError(f"group must be 'E3', 'SE3' or 'O3', got {group!r}")
         self.backbone, self.group = backbone, group
         self.check_degenerate, self.degenerate_tol = check_degenerate, degenerate_tol
+        self.stochastic = stochastic
 
     def reset_parameters(self):
         if hasattr(self.backbone, "reset_parameters"):
@@ -138,6 +145,10 @@ class FrameAveraging(nn.Module):
                           f"{'invariant' if self.group != 'SE3' else 'SE(3)-invariant'}", UserWarning)
         centered = pos - center.index_select(0, node_batch)
         vec = getattr(data, "vec", None)
+        if self.stochastic and self.training:
+            # one frame per graph: frames[k_b, b] for a uniform k_b
+            choice = torch.randint(frames.size(0), (frames.size(1),), device=frames.device)
+            frames = frames[choice, torch.arange(frames.size(1), device=frames.device)].unsqueeze(0)
         scalars, vectors = [], []
         for frame in frames:                                                    # [B, 3, 3]
             f_node = frame.index_select(0, node_batch)                          # [N, 3, 3]
@@ -159,4 +170,5 @@ class FrameAveraging(nn.Module):
         return type(out)(scalar, vector)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.backbone!r}, group={self.group!r})"
+        return (f"{self.__class__.__name__}({self.backbone!r}, group={self.group!r}"
+                + (", stochastic=True" if self.stochastic else "") + ")")

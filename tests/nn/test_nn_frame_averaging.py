@@ -55,6 +55,49 @@ def test_fa_makes_any_backbone_exact(group):
             torch.testing.assert_close(out.vector, ref.vector @ rot.T)
 
 
+class Counting(nn.Module):
+    """Wraps a backbone and records each input it sees."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone, self.seen = backbone, []
+
+    def forward(self, data):
+        self.seen.append(data.pos.detach().clone())
+        return self.backbone(data)
+
+
+def test_stochastic_fa_draws_one_frame_per_graph_in_training_and_is_exact_in_eval():
+    graphs = [cloud(5 + i, seed=i) for i in range(4)]
+    batch = Batch.from_data_list(graphs)
+    exact = FrameAveraging(CoordinateMLP())
+    stochastic = FrameAveraging(Counting(CoordinateMLP()), stochastic=True)
+    assert "stochastic=True" in repr(stochastic)
+    torch.testing.assert_close(stochastic.eval()(batch).scalar, exact.eval()(batch).scalar, atol=0, rtol=0)
+    stochastic.train()
+    stochastic.backbone.seen.clear()
+    torch.manual_seed(1)
+    out = stochastic(batch)
+    assert len(stochastic.backbone.seen) == 1  # one backbone pass, not eight
+    # every graph's output is the backbone's on one of its own eight frames
+    center, frames, _ = pca_frames(batch.pos, batch.batch, 4)
+    centered = batch.pos - center[batch.batch]
+
+    def on_frame(f):
+        moved = batch.clone()
+        moved.pos = torch.einsum("nd,nde->ne", centered, f[batch.batch])
+        moved.vec = torch.einsum("nvd,nde->nve", batch.vec, f[batch.batch])
+        return CoordinateMLP()(moved).scalar
+
+    per_frame = torch.stack([on_frame(f) for f in frames])                        # [8, N, 1]
+    for b in range(4):
+        rows = batch.batch == b
+        assert any(torch.allclose(per_frame[k, rows], out.scalar[rows]) for k in range(8)), \
+            f"graph {b} got no frame's output"
+    torch.manual_seed(1)
+    torch.testing.assert_close(stochastic(batch).scalar, out.scalar, atol=0, rtol=0)  # seeded: reproducible
+
+
 def test_fa_se3_keeps_chirality():
     data = cloud(7)
     fa = FrameAveraging(CoordinateMLP(), group="SE3")
