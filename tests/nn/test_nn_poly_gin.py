@@ -62,6 +62,15 @@ def test_poly_gin_same_output_alone_and_in_batch(name, batch):
     torch.testing.assert_close(model(batch), alone, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_graph_with_a_batch_vector_but_no_ptr_pools_per_graph(name, batch):
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    plain = Data(**{k: batch[k] for k in batch.keys() if k != "ptr"})
+    assert "ptr" not in plain and "batch" in plain
+    torch.testing.assert_close(model(plain), model(batch), atol=0, rtol=0)
+
+
 def test_polynomial_features_add_expressivity():
     # 1-WL cannot tell C6 from two triangles; a triangle-count node feature can.
     c6 = triangle_features(from_networkx(nx.cycle_graph(6)))
