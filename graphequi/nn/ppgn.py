@@ -219,6 +219,14 @@ class PPGNBlock(torch.nn.Module):
                 f"norm={self.norm is not None})")
 
 
+def _scatter_dense(values: Tensor, flat: Tensor, leading: tuple) -> Tensor:
+    # Rows of ``values`` summed into the cells ``flat`` of a zero ``[*leading, ...]`` tensor.
+    cells = 1
+    for size in leading:
+        cells = cells * size
+    return ops.scatter(values, flat, 0, cells).view(tuple(leading) + tuple(values.shape[1:]))
+
+
 def dense_nodes(x: Tensor, batch: Tensor, ptr: Tensor, max_num_nodes: int) -> Tensor:
     r"""Per-node values as ``[B, N, ...]`` with zeros on padded entries, like
     :func:`torch_geometric.utils.to_dense_batch` but on graphequi's
@@ -231,8 +239,7 @@ def dense_nodes(x: Tensor, batch: Tensor, ptr: Tensor, max_num_nodes: int) -> Te
         max_num_nodes: :math:`N`, at least the largest graph's size.
     """
     local = torch.arange(x.size(0), device=x.device) - ptr.index_select(0, batch)
-    out = ops.scatter(x, batch * max_num_nodes + local, 0, (ptr.size(0) - 1) * max_num_nodes)
-    return out.view((ptr.size(0) - 1, max_num_nodes) + tuple(x.shape[1:]))
+    return _scatter_dense(x, batch * max_num_nodes + local, (ptr.size(0) - 1, max_num_nodes))
 
 
 def dense_pairs(pair_index: Tensor, batch: Tensor, ptr: Tensor, max_num_nodes: int,
@@ -253,9 +260,7 @@ def dense_pairs(pair_index: Tensor, batch: Tensor, ptr: Tensor, max_num_nodes: i
     flat = ((graph * max_num_nodes + first - start) * max_num_nodes + second - start)
     if values is None:
         values = torch.ones(first.numel(), device=first.device, dtype=dtype or torch.get_default_dtype())
-    batch_size = ptr.size(0) - 1
-    out = ops.scatter(values, flat, 0, batch_size * max_num_nodes * max_num_nodes)
-    return out.view((batch_size, max_num_nodes, max_num_nodes) + tuple(values.shape[1:]))
+    return _scatter_dense(values, flat, (ptr.size(0) - 1, max_num_nodes, max_num_nodes))
 
 
 def dense_pair_features(data, key: str, batch: Tensor, ptr: Tensor, max_num_nodes: int,
@@ -284,10 +289,8 @@ def dense_pair_features(data, key: str, batch: Tensor, ptr: Tensor, max_num_node
             raise ValueError(f"`pair_index` has shape {list(pair_index.shape)}, expected [2, {values.size(0)}]")
         return dense_pairs(pair_index, batch, ptr, max_num_nodes, values)
     layout = row_major_pairs(ptr.diff(), values.size(0))
-    batch_size = ptr.size(0) - 1
     flat = (layout.graph * max_num_nodes + layout.row) * max_num_nodes + layout.col
-    out = ops.scatter(values, flat, 0, batch_size * max_num_nodes * max_num_nodes)
-    return out.view(batch_size, max_num_nodes, max_num_nodes, values.size(-1))
+    return _scatter_dense(values, flat, (ptr.size(0) - 1, max_num_nodes, max_num_nodes))
 
 
 class PPGNPlusPlus(torch.nn.Module):
