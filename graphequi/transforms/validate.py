@@ -41,8 +41,13 @@ def validate_graph(data, *, allow_empty: bool = False, max_num_nodes: Optional[i
             empty = int(torch.nonzero(ptr[1:] == ptr[:-1])[0])
             raise ValueError(f"graph {empty} of the batch has 0 nodes")
     if max_num_nodes is not None:
-        ptr = getattr(data, "ptr", None)
-        largest = int(ptr.diff().max()) if isinstance(ptr, Tensor) and ptr.numel() > 1 else num_nodes
+        ptr, batch = getattr(data, "ptr", None), getattr(data, "batch", None)
+        if isinstance(ptr, Tensor) and ptr.numel() > 1:
+            largest = int(ptr.diff().max())
+        elif isinstance(batch, Tensor) and batch.numel() > 0:  # graphs of a batch vector without ptr
+            largest = int(torch.bincount(batch).max())
+        else:
+            largest = num_nodes
         if largest > max_num_nodes:
             raise ValueError(f"a graph has {largest} nodes, more than max_num_nodes={max_num_nodes}")
     edge_index = getattr(data, "edge_index", None)

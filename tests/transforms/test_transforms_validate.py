@@ -53,6 +53,10 @@ def test_max_num_nodes_bounds_every_graph_of_a_batch():
         ValidateGraph(max_num_nodes=4)(batch)
     with pytest.raises(ValueError, match="a graph has 4 nodes, more than max_num_nodes=3"):
         ValidateGraph(max_num_nodes=3)(good(4))
+    no_ptr = Data(**{k: batch[k] for k in batch.keys() if k != "ptr"})  # sizes from the batch vector
+    ValidateGraph(max_num_nodes=5)(no_ptr)
+    with pytest.raises(ValueError, match="a graph has 5 nodes, more than max_num_nodes=4"):
+        ValidateGraph(max_num_nodes=4)(no_ptr)
     assert repr(ValidateGraph(max_num_nodes=4)) == "ValidateGraph(allow_empty=False, max_num_nodes=4)"
 
 
