@@ -103,7 +103,8 @@ from .banks import (
 from .certificates import Certificate, CertificateError, State, Step, verify
 from .brec_run import ORACLES, read_records, run_brec, run_oracle, stable_pair_id
 from .brec_table import BRECTable, CategoryCell
-from .models import MODEL_BOUNDS, MODEL_DEFAULTS, MODELS, model_factory, register_model
+from .models import (MODEL_BOUNDS, MODEL_DEFAULTS, MODELS, model_factory, register_model,
+                     with_cumulative_norm_statistics)
 from .polynomial_colors import with_polynomial_colors
 from .search import certify, is_computable
 from .separation import separating_polynomials
@@ -132,6 +133,7 @@ __all__ += [
     "MODEL_DEFAULTS",
     "model_factory",
     "register_model",
+    "with_cumulative_norm_statistics",
     "ORACLES",
     "run_brec",
     "run_oracle",

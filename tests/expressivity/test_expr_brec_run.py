@@ -340,3 +340,31 @@ def test_registered_model_gets_cli_row_and_bound(tmp_path, monkeypatch):
     assert table["methods"]["triangles"]["violating_pairs"] is not None
     with pytest.raises(TypeError, match="callable"):
         models.register_model("broken", None, bound=None)
+
+
+def test_built_in_models_keep_cumulative_norm_statistics():
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    from graphequi.expressivity import models
+
+    for name in models.MODELS:
+        model = models.model_factory(name, hidden=8, layers=2)[0](0)
+        norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+        assert norms and all(m.momentum is None for m in norms), name
+    # after k steps the running mean is the plain mean of the k batch means
+    bn = models.with_cumulative_norm_statistics(torch.nn.Sequential(torch.nn.BatchNorm1d(3)))[0]
+    batches = [torch.randn(16, 3) + 5.0 * k for k in range(4)]
+    for x in batches:
+        bn(x)
+    torch.testing.assert_close(bn.running_mean, torch.stack([x.mean(0) for x in batches]).mean(0))
+
+
+def test_norm_momentum_enters_the_fingerprint():
+    from graphequi.cli.expressivity import _norm_statistics
+    from graphequi.expressivity import models
+
+    def model(momentum):
+        return torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2, momentum=momentum))
+
+    assert _norm_statistics(torch.nn.Linear(2, 2)) == ""
+    assert _norm_statistics(model(0.1)) != _norm_statistics(models.with_cumulative_norm_statistics(model(0.1)))
