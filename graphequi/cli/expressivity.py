@@ -80,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     emp.add_argument("--oracles", default="1-WL,2-FWL,1-WL+ppgn++(6),2-FWL+ppgn++(6)",
                      help="comma-separated exact oracles to run ('' for none)")
     emp.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
+    emp.add_argument("--max-nodes", type=int, default=None, metavar="N",
+                     help="use only the pairs whose graphs have at most N nodes each")
     emp.add_argument("--epochs", type=int, default=20, help="training epochs per pair (BREC: 20)")
     emp.add_argument("--batch-size", type=int, default=32, help="graphs per batch (BREC: 32)")
     emp.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate per pair (BREC: 1e-4)")
@@ -93,6 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     emp.add_argument("--relabelings", default=None, metavar="PATH",
                      help="BREC's stored relabelings (its processed brec_v3.npy) instead of drawn ones: "
                           "BREC's exact permutations and reliability graphs")
+    emp.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                     help="precision of the models and their inputs (BREC: float32)")
     emp.add_argument("--seeds", default="0", help="comma-separated seeds")
     emp.add_argument("--hidden", type=int, default=None, help="model width (default: the model's)")
     emp.add_argument("--layers", type=int, default=None, help="model depth (default: the model's)")
@@ -210,12 +214,13 @@ def run_pairs(pairs: list, models, out: Path, *, epochs: int = 20, seeds=(0,),
               hidden: Optional[int] = None, layers: Optional[int] = None, progress: bool = True,
               threads: Optional[int] = 1, oracles=("1-WL", "2-FWL"), config=None,
               records: Optional[Path] = None, time_limit_s: Optional[float] = None,
-              relabelings=None, tag: str = "") -> dict:
+              relabelings=None, tag: str = "", dtype: str = "float32") -> dict:
     """Oracles and the BREC protocol on ``pairs`` for each model name,
     resumable through ``records``; prints and saves the table and reports.
     ``relabelings``: stored relabelings (``load_brec_relabelings``) instead of
     drawn ones. ``tag`` is appended to the models' row names (their oracle
-    bounds carry over)."""
+    bounds carry over). ``dtype``: ``"float32"`` or ``"float64"``, the
+    precision of the models and their inputs."""
     import dataclasses
 
     import torch
@@ -234,7 +239,9 @@ def run_pairs(pairs: list, models, out: Path, *, epochs: int = 20, seeds=(0,),
         torch.set_num_threads(threads)
     try:
         for name in models:
-            model_fn, transform = model_factory(name, hidden, layers, cfg.output_dim)
+            # float32 is every model's own precision: only another dtype enters the description
+            cast = None if dtype == "float32" else getattr(torch, dtype)
+            model_fn, transform = model_factory(name, hidden, layers, cfg.output_dim, dtype=cast)
             sizes = _models.MODEL_DEFAULTS[name]
             example = model_fn(0)
             description = (f"{name} hidden={hidden or sizes['hidden']} layers={layers or sizes['layers']} "
@@ -300,6 +307,10 @@ def run(args: argparse.Namespace) -> int:
                 raise SystemExit(f"graphequi expressivity: no pairs of category {missing[0]!r}; "
                                  f"categories: {', '.join(present)}")
             pairs = [p for p in pairs if p.category in args.category]
+        if args.max_nodes is not None:
+            pairs = [p for p in pairs if max(p.first.number_of_nodes(), p.second.number_of_nodes()) <= args.max_nodes]
+            if not pairs:
+                raise SystemExit(f"graphequi expressivity: no pairs with at most {args.max_nodes} nodes")
         seeds = _int_list(args.seeds, "--seeds")
         try:
             config = BRECConfig(epochs=args.epochs, batch_size=args.batch_size, ridge=args.ridge,
@@ -320,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
                                 hidden=args.hidden, layers=args.layers, progress=progress,
                                 threads=args.threads, oracles=oracles, config=config,
                                 records=args.records, time_limit_s=limit, relabelings=relabelings,
-                                tag=args.tag)
+                                tag=args.tag, dtype=args.dtype)
         except ValueError as err:  # e.g. a records file made with another configuration
             raise SystemExit(f"graphequi expressivity: {err}")
         summary = {name: {"separated": r.overall.separated, "total": r.overall.total,

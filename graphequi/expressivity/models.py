@@ -70,7 +70,7 @@ def register_model(name: str, builder: Builder, *, bound: Optional[str], hidden:
 
 
 def model_factory(name: str, hidden: Optional[int] = None, layers: Optional[int] = None,
-                  output_dim: int = 16
+                  output_dim: int = 16, dtype: Optional[torch.dtype] = None
                   ) -> tuple[Callable[[int], "torch.nn.Module"], Optional[Callable]]:  # noqa: F821
     """``(model_fn, transform)`` for :func:`~graphequi.expressivity.separates`.
 
@@ -86,6 +86,12 @@ def model_factory(name: str, hidden: Optional[int] = None, layers: Optional[int]
         layers: number of layers (default :data:`MODEL_DEFAULTS`).
         output_dim: size of the graph embedding compared by the protocol
             (BREC: 16).
+        dtype: floating dtype of the parameters and of every graph's
+            floating attributes (default: the model's own, float32).
+            ``torch.float64`` lowers the relabeling noise that the
+            :math:`T^2` test compares against by nine orders of magnitude,
+            which matters where a network carries a difference that is
+            below float32's resolution (the small CFI pairs of BREC).
 
     Returns:
         ``model_fn(seed) -> nn.Module`` and the transform the model's inputs
@@ -93,9 +99,38 @@ def model_factory(name: str, hidden: Optional[int] = None, layers: Optional[int]
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     defaults = MODEL_DEFAULTS[name]
-    return _BUILDERS[name](defaults["hidden"] if hidden is None else hidden,
-                           defaults["layers"] if layers is None else layers, output_dim)
+    model_fn, transform = _BUILDERS[name](defaults["hidden"] if hidden is None else hidden,
+                                          defaults["layers"] if layers is None else layers, output_dim)
+    if dtype is None:
+        return model_fn, transform
+    return (lambda seed: model_fn(seed).to(dtype)), CastFloats(dtype, transform)
+
+
+class CastFloats:
+    """A transform that applies ``inner`` (if any), then casts every floating
+    tensor attribute of the graph to ``dtype``.
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> CastFloats(torch.float64)(Data(x=torch.ones(2, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))).x.dtype
+        torch.float64
+    """
+
+    def __init__(self, dtype: torch.dtype, inner: Optional[Callable] = None):
+        self.dtype, self.inner = dtype, inner
+
+    def __call__(self, data):
+        data = self.inner(data) if self.inner is not None else data
+        for key, value in data.items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                data[key] = value.to(self.dtype)
+        return data
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.dtype}, {self.inner!r})"
 
 
 def with_cumulative_norm_statistics(model: torch.nn.Module) -> torch.nn.Module:

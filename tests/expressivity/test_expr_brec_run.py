@@ -368,3 +368,43 @@ def test_norm_momentum_enters_the_fingerprint():
 
     assert _norm_statistics(torch.nn.Linear(2, 2)) == ""
     assert _norm_statistics(model(0.1)) != _norm_statistics(models.with_cumulative_norm_statistics(model(0.1)))
+
+
+def test_model_factory_dtype_casts_the_model_and_its_inputs():
+    from torch_geometric.data import Batch
+
+    from graphequi.expressivity import models
+    from graphequi.expressivity.brec import to_data
+
+    pair = classic_pairs()[0]
+    model_fn, transform = models.model_factory("ppgn++", hidden=8, layers=2, dtype=torch.float64)
+    assert repr(transform) == repr(models.model_factory("ppgn++", hidden=8, layers=2, dtype=torch.float64)[1])
+    assert "float64" in repr(transform)
+    model = model_fn(0).eval()
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    batch = Batch.from_data_list([transform(to_data(g, None)) for g in (pair.first, pair.second)])
+    assert model(batch).dtype == torch.float64
+    with pytest.raises(TypeError, match="floating torch.dtype"):
+        models.model_factory("gin", dtype=torch.int64)
+
+
+def test_cli_max_nodes_and_dtype(tmp_path):
+    folder = _write_brec_folder(tmp_path / "brec")
+    pairs = load_brec(folder)
+    sizes = {p.name: max(p.first.number_of_nodes(), p.second.number_of_nodes()) for p in pairs}
+    cut = sorted(sizes.values())[len(sizes) // 2]
+    out = tmp_path / "out"
+    argv = ["expressivity", "--skip-symbolic", "--pairs", f"brec:{folder}", "--model", "gin", "--oracles", "",
+            "--epochs", "1", "--hidden", "4", "--layers", "1", "--out", str(out), "--no-progress",
+            "--max-nodes", str(cut)]
+    assert main(argv) == 0
+    names = {r["name"] for r in read_records(out / "pairs_records.jsonl")}
+    assert names == {name for name, n in sizes.items() if n <= cut} and len(names) < len(pairs)
+    # float64 is another configuration: refused under the same row name, accepted under a tag
+    with pytest.raises(SystemExit, match="another configuration"):
+        main(argv + ["--dtype", "float64"])
+    assert main(argv + ["--dtype", "float64", "--tag", "@float64"]) == 0
+    records = read_records(out / "pairs_records.jsonl", "gin@float64")
+    assert {r["name"] for r in records} == names
+    with pytest.raises(SystemExit, match="at most 0 nodes"):
+        main(argv[:-1] + ["0"])
