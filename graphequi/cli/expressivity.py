@@ -237,10 +237,10 @@ def run_pairs(pairs: list, models, out: Path, *, epochs: int = 20, seeds=(0,),
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    # float32 is every model's own precision: only another dtype enters the description
+    cast = None if dtype == "float32" else getattr(torch, dtype)
     try:
         for name in models:
-            # float32 is every model's own precision: only another dtype enters the description
-            cast = None if dtype == "float32" else getattr(torch, dtype)
             model_fn, transform = model_factory(name, hidden, layers, cfg.output_dim, dtype=cast)
             sizes = _models.MODEL_DEFAULTS[name]
             example = model_fn(0)
@@ -308,7 +308,8 @@ def run(args: argparse.Namespace) -> int:
                                  f"categories: {', '.join(present)}")
             pairs = [p for p in pairs if p.category in args.category]
         if args.max_nodes is not None:
-            pairs = [p for p in pairs if max(p.first.number_of_nodes(), p.second.number_of_nodes()) <= args.max_nodes]
+            pairs = [p for p in pairs
+                     if max(p.first.number_of_nodes(), p.second.number_of_nodes()) <= args.max_nodes]
             if not pairs:
                 raise SystemExit(f"graphequi expressivity: no pairs with at most {args.max_nodes} nodes")
         seeds = _int_list(args.seeds, "--seeds")

@@ -156,8 +156,8 @@ def with_cumulative_norm_statistics(model: torch.nn.Module) -> torch.nn.Module:
 def _gin(hidden: int, layers: int, output_dim: int):
     from graphequi.nn import PolyGIN
 
-    return (lambda seed: with_cumulative_norm_statistics(
-        PolyGIN(output_dim, hidden, layers, node_in_channels=1, dropout=0.0, pool="sum"))), None
+    return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, dropout=0.0,
+                                 pool="sum")), None
 
 
 def _polygin(hidden: int, layers: int, output_dim: int):
@@ -166,9 +166,8 @@ def _polygin(hidden: int, layers: int, output_dim: int):
 
     transform = PolynomialFeatures("ppgn++", level="node")
     channels = transform.num_features
-    return (lambda seed: with_cumulative_norm_statistics(
-        PolyGIN(output_dim, hidden, layers, node_in_channels=1, poly_channels=channels, dropout=0.0,
-                pool="sum"))), transform
+    return (lambda seed: PolyGIN(output_dim, hidden, layers, node_in_channels=1, poly_channels=channels,
+                                 dropout=0.0, pool="sum")), transform
 
 
 def _ppgn(hidden: int, layers: int, output_dim: int, poly: bool = False):
@@ -177,9 +176,9 @@ def _ppgn(hidden: int, layers: int, output_dim: int, poly: bool = False):
 
     transform = PolynomialFeatures("ppgn++", level="pair") if poly else None
     channels = transform.num_features if poly else 0
-    return (lambda seed: with_cumulative_norm_statistics(
-        PPGNPlusPlus(output_dim, hidden_channels=hidden, num_layers=layers, node_in_channels=1,
-                     poly_channels=channels, readout="sum", dropout=0.0, pair_key=POLY_PAIR_KEY))), transform
+    return (lambda seed: PPGNPlusPlus(output_dim, hidden_channels=hidden, num_layers=layers,
+                                      node_in_channels=1, poly_channels=channels, readout="sum",
+                                      dropout=0.0, pair_key=POLY_PAIR_KEY)), transform
 
 
 def _spen(hidden: int, layers: int, output_dim: int):
@@ -187,13 +186,22 @@ def _spen(hidden: int, layers: int, output_dim: int):
     from graphequi.transforms import EgoNetBags
 
     # node-based subgraph networks are bounded by 3-WL = 2-FWL (Frasca et al., NeurIPS 2022)
-    return (lambda seed: with_cumulative_norm_statistics(
-        SPEN(output_dim, hidden_channels=hidden, num_layers=layers, node_in_channels=1))), EgoNetBags(num_hops=1)
+    return (lambda seed: SPEN(output_dim, hidden_channels=hidden, num_layers=layers,
+                              node_in_channels=1)), EgoNetBags(num_hops=1)
 
 
-register_model("gin", _gin, bound="1-WL", hidden=32, layers=4)
-register_model("polygin", _polygin, bound="1-WL+ppgn++(6)", hidden=32, layers=4)
-register_model("ppgn", _ppgn, bound="2-FWL", hidden=32, layers=5)
-register_model("ppgn++", lambda h, n, d: _ppgn(h, n, d, poly=True), bound="2-FWL+ppgn++(6)",
+def _cumulative(builder: Builder) -> Builder:
+    # the built-in models' batch norms keep cumulative statistics (module docstring)
+    def build(hidden: int, layers: int, output_dim: int):
+        model_fn, transform = builder(hidden, layers, output_dim)
+        return (lambda seed: with_cumulative_norm_statistics(model_fn(seed))), transform
+
+    return build
+
+
+register_model("gin", _cumulative(_gin), bound="1-WL", hidden=32, layers=4)
+register_model("polygin", _cumulative(_polygin), bound="1-WL+ppgn++(6)", hidden=32, layers=4)
+register_model("ppgn", _cumulative(_ppgn), bound="2-FWL", hidden=32, layers=5)
+register_model("ppgn++", _cumulative(lambda h, n, d: _ppgn(h, n, d, poly=True)), bound="2-FWL+ppgn++(6)",
                hidden=32, layers=5)
-register_model("spen", _spen, bound="2-FWL", hidden=32, layers=4)
+register_model("spen", _cumulative(_spen), bound="2-FWL", hidden=32, layers=4)

@@ -353,7 +353,8 @@ def test_built_in_models_keep_cumulative_norm_statistics():
         assert norms and all(m.momentum is None for m in norms), name
     # after k steps the running mean is the plain mean of the k batch means
     bn = models.with_cumulative_norm_statistics(torch.nn.Sequential(torch.nn.BatchNorm1d(3)))[0]
-    batches = [torch.randn(16, 3) + 5.0 * k for k in range(4)]
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.randn(16, 3, generator=gen) + 5.0 * k for k in range(4)]
     for x in batches:
         bn(x)
     torch.testing.assert_close(bn.running_mean, torch.stack([x.mean(0) for x in batches]).mean(0))
