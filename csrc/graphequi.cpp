@@ -27,6 +27,11 @@
 // symmetric_pair_features_backward is its adjoint [P, 2, D]. These CPU
 // kernels are compiled here; on CUDA the PyTorch formulations of
 // graphequi/ops/_registry.py serve them.
+//
+// segment_linear: x [L, K] times weight [G, N, K] (+ bias [G, N]) per
+// contiguous segment of rows with the given sizes, out [L, N];
+// segment_linear_weight_grad is its weight (and bias) gradient. Their one
+// kernel (csrc/segment_linear.cpp) calls ATen's GEMMs and serves every device.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -54,6 +59,8 @@ TORCH_LIBRARY(graphequi, m) {
   m.def("depthwise_mix_weight_grad(Tensor grad, Tensor x) -> Tensor");
   m.def("symmetric_pair_features(Tensor pairs) -> Tensor");
   m.def("symmetric_pair_features_backward(Tensor grad, Tensor pairs) -> Tensor");
+  m.def("segment_linear(Tensor x, SymInt[] sizes, Tensor weight, Tensor? bias) -> Tensor");
+  m.def("segment_linear_weight_grad(Tensor grad, Tensor x, SymInt[] sizes, bool bias) -> (Tensor, Tensor)");
 }
 
 // `import graphequi._C` loads this library so the static registrations above

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from graphequi.nn.spen_basis import NUM_BASIS
-from graphequi.ops import segment
+from graphequi.ops import segment, segment_linear
 
 if TYPE_CHECKING:
     from graphequi.nn.spen_layout import RaggedEgoNets
@@ -182,8 +182,9 @@ def spen_conv_ragged(convs: Sequence[SPENConv], ego: "RaggedEgoNets", x1: Tensor
     nodes, and the 2->2 output one gather-reduce (``ego.assemble``) of the
     stacked pair, row, column and diagonal terms. The weights of group
     :math:`g` (``convs[g]``) multiply the contiguous rows of that group's
-    ego-nets, so the kernel count per layer does not grow with the number of
-    distinct sizes, and nothing is padded.
+    ego-nets (:func:`~graphequi.ops.segment_linear`), so the kernel count per
+    layer does not grow with the number of distinct sizes, and nothing is
+    padded.
 
     Args:
         convs: one :class:`SPENConv` per weight group (indexed by the group ids
@@ -204,18 +205,19 @@ def spen_conv_ragged(convs: Sequence[SPENConv], ego: "RaggedEgoNets", x1: Tensor
     r, c, d = ego.statistics.spmm(x2, "mean", validate=False).split([l1, l1, l1])
     scal = segment(torch.cat([d, r, x1], dim=-1), ego.node_ptr, "mean")  # [S, 2 C2 + C1]
     vec = torch.cat([d, r, c, x1], dim=-1)  # [L1, 3 C2 + C1]
-    counts = [g[1:] for g in ego.groups]
-    full, out_vec, out_scal = [], [], []
-    for (group, _, _, _), xg, vg, sg in zip(ego.groups, x2.split([k[2] for k in counts]),
-                                            vec.split([k[1] for k in counts]), scal.split([k[0] for k in counts])):
-        w = convs[group]
-        full.append(F.linear(xg, w.weight_pair))  # [W_0 X | W_1 X] per pair
-        out_vec.append(F.linear(vg, w.weight_stats))
-        out_scal.append(F.linear(sg, w.weight_scalars, w.bias))
-    if len(full) == 1:
-        full, out_vec, out_scal = full[0], out_vec[0], out_scal[0]
+    if len(ego.groups) <= 1:
+        full = F.linear(x2, conv.weight_pair)  # [W_0 X | W_1 X] per pair
+        out_vec = F.linear(vec, conv.weight_stats)
+        out_scal = F.linear(scal, conv.weight_scalars, conv.bias)
     else:
-        full, out_vec, out_scal = torch.cat(full), torch.cat(out_vec), torch.cat(out_scal)
+        # the weights of group g multiply its contiguous rows: one segment_linear
+        # per weight kind, not one linear map per group and a concatenation
+        group_convs = [convs[group] for group, _, _, _ in ego.groups]
+        stack = lambda name: torch.stack([getattr(w, name) for w in group_convs])  # noqa: E731
+        full = segment_linear(x2, [g[3] for g in ego.groups], stack("weight_pair"))
+        out_vec = segment_linear(vec, [g[2] for g in ego.groups], stack("weight_stats"))
+        out_scal = segment_linear(scal, [g[1] for g in ego.groups], stack("weight_scalars"),
+                                  stack("bias") if conv.bias is not None else None)
     row, col, diag, node = out_vec.split([d2, d2, d2, d1], dim=-1)
     diag_s, const, node_s = out_scal.index_select(0, ego.node_subgraph).split([d2, d2, d1], dim=-1)
     # one gather-reduce adds W_0 X_ab + W_1 X_ba + the row, column and diagonal terms of every pair

@@ -28,6 +28,11 @@ sum_l weight [O, L, C] * x [N, L, C]``, and ``depthwise_mix_weight_grad`` is
 its ``[O, L, C]`` weight gradient. ``symmetric_pair_features`` maps pairs
 ``[P, 2, D]`` (rows ``a``, ``b``) to ``[P, 3 D] = [a + b, a * b, |a - b|]``
 (LCM's cheap cell), ``symmetric_pair_features_backward`` is its adjoint.
+
+``segment_linear`` applies weight ``[G, N, K]`` (and bias ``[G, N]``) of
+group ``g`` to the ``sizes[g]`` contiguous rows of segment ``g`` of
+``x [L, K]``; ``segment_linear_weight_grad`` returns its weight gradient and,
+when asked, its bias gradient (else an empty tensor).
 """
 from __future__ import annotations
 
@@ -62,6 +67,9 @@ SCHEMAS = {
     "depthwise_mix_weight_grad": "depthwise_mix_weight_grad(Tensor grad, Tensor x) -> Tensor",
     "symmetric_pair_features": "symmetric_pair_features(Tensor pairs) -> Tensor",
     "symmetric_pair_features_backward": "symmetric_pair_features_backward(Tensor grad, Tensor pairs) -> Tensor",
+    "segment_linear": "segment_linear(Tensor x, SymInt[] sizes, Tensor weight, Tensor? bias) -> Tensor",
+    "segment_linear_weight_grad": ("segment_linear_weight_grad(Tensor grad, Tensor x, SymInt[] sizes, bool bias) "
+                                   "-> (Tensor, Tensor)"),
 }
 
 TORCH_NAMESPACE = "graphequi_torch"
@@ -322,6 +330,61 @@ def _torch_depthwise_mix_weight_grad(grad: Tensor, x: Tensor) -> Tensor:
     return torch.einsum("noc,nlc->olc", grad.to(acc), x.to(acc)).to(x.dtype).contiguous()
 
 
+def check_segment_linear(x: Tensor, sizes, weight: Tensor, bias: Optional[Tensor]) -> None:
+    """The shape and dtype checks of segment_linear (public wrapper and kernel)."""
+    if not x.is_floating_point():
+        raise TypeError(f"segment_linear: x must be a floating-point tensor, got {x.dtype}")
+    if x.dim() != 2:
+        raise ValueError(f"segment_linear: x must be a 2-D [L, K] tensor, got {x.dim()} dims")
+    if weight.dim() != 3 or weight.size(2) != x.size(1):
+        raise ValueError(f"segment_linear: weight must be [G, N, {x.size(1)}] for x [L, {x.size(1)}], "
+                         f"got {list(weight.shape)}")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"segment_linear: weight ({weight.dtype}) and x ({x.dtype}) must share a dtype")
+    _check_segment_sizes(sizes, x.size(0), weight.size(0), "segment_linear")
+    if bias is not None:
+        if bias.shape != (weight.size(0), weight.size(1)):
+            raise ValueError(f"segment_linear: bias must be [{weight.size(0)}, {weight.size(1)}], "
+                             f"got {list(bias.shape)}")
+        if bias.dtype != x.dtype:
+            raise TypeError(f"segment_linear: bias ({bias.dtype}) and x ({x.dtype}) must share a dtype")
+
+
+def _check_segment_sizes(sizes, rows: int, groups: int, op: str) -> None:
+    if len(sizes) != groups:
+        raise ValueError(f"{op}: sizes has {len(sizes)} segments but the weight has {groups} groups")
+    for g, size in enumerate(sizes):
+        if size < 0:
+            raise ValueError(f"{op}: segment sizes must be non-negative, got {size} at segment {g}")
+    if sum(sizes) != rows:
+        raise ValueError(f"{op}: segment sizes sum to {sum(sizes)} but there are {rows} rows")
+
+
+def _torch_segment_linear(x: Tensor, sizes, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    check_segment_linear(x, sizes, weight, bias)
+    parts = [torch.nn.functional.linear(x_g, weight[g], None if bias is None else bias[g])
+             for g, x_g in enumerate(x.split(list(sizes)))]
+    return torch.cat(parts) if parts else x.new_empty(0, weight.size(1))
+
+
+def _torch_segment_linear_weight_grad(grad: Tensor, x: Tensor, sizes, bias: bool):
+    if not grad.is_floating_point():
+        raise TypeError(f"segment_linear_weight_grad: grad must be a floating-point tensor, got {grad.dtype}")
+    if x.dim() != 2 or grad.dim() != 2 or grad.size(0) != x.size(0):
+        raise ValueError(f"segment_linear_weight_grad: grad [L, N] and x [L, K] must have the same rows, "
+                         f"got {list(grad.shape)} and {list(x.shape)}")
+    if grad.dtype != x.dtype:
+        raise TypeError(f"segment_linear_weight_grad: grad ({grad.dtype}) and x ({x.dtype}) must share a dtype")
+    _check_segment_sizes(sizes, x.size(0), len(sizes), "segment_linear_weight_grad")
+    sizes = list(sizes)
+    pairs = list(zip(grad.split(sizes), x.split(sizes)))
+    n, k = grad.size(1), x.size(1)
+    grad_weight = torch.stack([g.t() @ x_g for g, x_g in pairs]) if pairs else x.new_empty(0, n, k)
+    if not bias:
+        return grad_weight, x.new_empty(0)
+    return grad_weight, (torch.stack([g.sum(0) for g, _ in pairs]) if pairs else x.new_empty(0, n))
+
+
 def check_pairs(pairs: Tensor) -> None:
     """The shape and dtype checks of symmetric_pair_features (public wrapper and kernel)."""
     if pairs.dim() != 3 or pairs.size(1) != 2:
@@ -368,6 +431,8 @@ _TORCH_KERNELS = {
     "depthwise_mix_weight_grad": _torch_depthwise_mix_weight_grad,
     "symmetric_pair_features": _torch_symmetric_pair_features,
     "symmetric_pair_features_backward": _torch_symmetric_pair_features_backward,
+    "segment_linear": _torch_segment_linear,
+    "segment_linear_weight_grad": _torch_segment_linear_weight_grad,
 }
 
 
@@ -444,6 +509,15 @@ def _fake_symmetric_pair_features_backward(grad, pairs):
     return pairs.new_empty(pairs.shape)
 
 
+def _fake_segment_linear(x, sizes, weight, bias):
+    return x.new_empty(x.size(0), weight.size(1))
+
+
+def _fake_segment_linear_weight_grad(grad, x, sizes, bias):
+    g, n = len(sizes), grad.size(1)
+    return x.new_empty(g, n, x.size(1)), (x.new_empty(g, n) if bias else x.new_empty(0))
+
+
 _FAKE_KERNELS = {
     "segment": _fake_segment,
     "segment_arg": _fake_segment_arg,
@@ -462,6 +536,8 @@ _FAKE_KERNELS = {
     "depthwise_mix_weight_grad": _fake_depthwise_mix_weight_grad,
     "symmetric_pair_features": _fake_symmetric_pair_features,
     "symmetric_pair_features_backward": _fake_symmetric_pair_features_backward,
+    "segment_linear": _fake_segment_linear,
+    "segment_linear_weight_grad": _fake_segment_linear_weight_grad,
 }
 
 
@@ -689,8 +765,44 @@ def _register_autograd(ns: str) -> None:
         grad_grad = torch.cat([u_a + u_b, u_a * b + u_b * a, (u_a - u_b) * (a - b).sign()], dim=-1)
         return grad_grad, torch.stack([u_b * g_prod, u_a * g_prod], dim=1)
 
+    # segment_linear: x's gradient is segment_linear with each weight transposed,
+    # the weight's (and bias') one weight_grad call; weight_grad is linear in
+    # both its inputs, so its own derivative is two more segment_linear calls
+    def segment_linear_setup(ctx, inputs, output):
+        x, sizes, weight, bias = inputs
+        need_x_saved = ctx.needs_input_grad[2] or (bias is not None and ctx.needs_input_grad[3])
+        ctx.save_for_backward(x if need_x_saved else None, weight if ctx.needs_input_grad[0] else None)
+        ctx.sizes, ctx.has_bias = list(sizes), bias is not None
+
+    def segment_linear_backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+        need_b = ctx.has_bias and ctx.needs_input_grad[3]
+        grad_x = ops.segment_linear(grad, ctx.sizes, weight.transpose(1, 2), None) if need_x else None
+        grad_w = grad_b = None
+        if need_w or need_b:
+            grad_w, grad_b = ops.segment_linear_weight_grad(grad, x, ctx.sizes, need_b)
+        return grad_x, None, grad_w if need_w else None, grad_b if need_b else None
+
+    def weight_grad_setup(ctx, inputs, output):
+        grad, x, sizes, bias = inputs
+        ctx.save_for_backward(grad, x)
+        ctx.sizes, ctx.bias = list(sizes), bias
+
+    def weight_grad_backward(ctx, up_weight, up_bias):
+        grad, x = ctx.saved_tensors
+        if up_weight is None:
+            up_weight = x.new_zeros(len(ctx.sizes), grad.size(1), x.size(1))
+        up_bias = up_bias if ctx.bias and up_bias is not None and up_bias.numel() else None
+        grad_grad = ops.segment_linear(x, ctx.sizes, up_weight.contiguous(), up_bias)
+        grad_x = ops.segment_linear(grad, ctx.sizes, up_weight.transpose(1, 2), None)
+        return grad_grad, grad_x, None, None
+
     table = {
         "symmetric_pair_features": (pair_features_backward, pair_features_setup),
+        "segment_linear": (segment_linear_backward, segment_linear_setup),
+        "segment_linear_weight_grad": (weight_grad_backward, weight_grad_setup),
         "symmetric_pair_features_backward": (pair_features_adjoint_backward, pair_features_adjoint_setup),
         # out = mix(weight, x): d weight = weight_grad(g, x), d x = mix(weight^T, g)
         "depthwise_mix": bilinear(ops.depthwise_mix_weight_grad, mix_transposed),
