@@ -96,7 +96,7 @@ def test_opcheck(ns):
         torch.library.opcheck(op.segment_linear_weight_grad.default, (g, x, sizes, with_bias))
 
 
-def test_backends_agree_bitwise():
+def test_backends_agree():
     if not HAS_CPP:
         pytest.skip("extension not built")
     sizes = [30, 0, 45, 7]
