@@ -25,7 +25,12 @@ threshold pinned at 4 KiB so freed blocks return to the system), sizes in
 increasing order; the peak resident set during a measured step (after a
 warm-up step) minus the resident set before it (Linux
 ``/proc/self/clear_refs``; ``torch.cuda.max_memory_allocated`` on CUDA).
-Time: median over ``--repeat`` rounds, methods alternated within a round.
+Time: per-step time, median over ``--repeat`` rounds, methods alternated
+within a round; in a round each method runs ``--steps`` consecutive
+forward + backward steps (its steady state, as in training, where one model
+takes step after step) and their mean is the round's sample. With
+``--steps 1`` every step follows another method's, e.g. the ego-net loop's
+many small allocations, whose heap state the next method inherits.
 The growth exponent is the least-squares slope of log(value) on log(n).
 
 Results: benchmarks/results/spen_memory.json (or ``--out``).
@@ -165,10 +170,11 @@ def time_all(sizes, methods, args) -> dict:
                 if args.device.startswith("cuda"):
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                step(fn, data)
+                for _ in range(args.steps):
+                    step(fn, data)
                 if args.device.startswith("cuda"):
                     torch.cuda.synchronize()
-                samples[m].append(time.perf_counter() - t0)
+                samples[m].append((time.perf_counter() - t0) / args.steps)
         times[n] = {m: statistics.median(v) for m, v in samples.items()}
         if "loop" in built and "spen" in built:
             model, data, _ = built["spen"]
@@ -222,6 +228,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5,
+                        help="consecutive steps of one method per round (their mean is one sample)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, default=RESULTS / "spen_memory.json")
@@ -234,8 +242,10 @@ def main(argv=None) -> dict:
         method, sizes = args._peak[0], [int(v) for v in args._peak[1].split(",")]
         print(",".join(str(measure_peak(method, n, args.width, args.depth, args.device)) for n in sizes))
         return {}
+    if args.steps < 1 or args.repeat < 1:
+        parser.error(f"--steps and --repeat must be at least 1, got {args.steps} and {args.repeat}")
     if args.small:
-        args.sizes, args.width, args.depth, args.repeat, args.inprocess = "20,40", 8, 2, 1, True
+        args.sizes, args.width, args.depth, args.repeat, args.steps, args.inprocess = "20,40", 8, 2, 1, 1, True
     sizes = [int(s) for s in args.sizes.split(",")]
     methods = [m for m in args.methods.split(",") if m]
     if set(methods) - set(METHODS):
@@ -272,7 +282,7 @@ def main(argv=None) -> dict:
         print(line)
     print("growth exponents: " + ", ".join(f"{k} {v:.2f}" for k, v in fits.items()))
     result = dict(benchmark="spen_memory", device=args.device, width=args.width, depth=args.depth,
-                  threads=args.threads, repeat=args.repeat, rows=rows, fits=fits,
+                  threads=args.threads, repeat=args.repeat, steps=args.steps, rows=rows, fits=fits,
                   machine=platform.processor() or platform.machine(), torch=torch.__version__,
                   load=os.getloadavg())
     args.out.parent.mkdir(parents=True, exist_ok=True)
