@@ -41,15 +41,6 @@ from graphequi.expressivity.models import model_factory
 DEFAULT_BANKS = "mpnn,ppgn,ppgn++(6),subgraph,spen"
 
 
-def _norm_statistics(model) -> str:
-    # Custom reprs (PPGN++'s pair batch norm, SPEN) hide the batch-norm momentum, which
-    # changes eval-mode verdicts; it enters the records' fingerprint from here.
-    from torch.nn.modules.batchnorm import _BatchNorm
-
-    momenta = sorted({str(m.momentum) for m in model.modules() if isinstance(m, _BatchNorm)})
-    return f" batch-norm momentum {','.join(momenta)}" if momenta else ""
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sym = parser.add_argument_group("symbolic analysis")
     sym.add_argument("--banks", "--archs", dest="banks", default=DEFAULT_BANKS,
@@ -245,7 +236,7 @@ def run_pairs(pairs: list, models, out: Path, *, epochs: int = 20, seeds=(0,),
             sizes = _models.MODEL_DEFAULTS[name]
             example = model_fn(0)
             description = (f"{name} hidden={hidden or sizes['hidden']} layers={layers or sizes['layers']} "
-                           f"{example!r} {transform!r}{_norm_statistics(example)}")
+                           f"{example!r} {transform!r}")
             reports[name + tag] = run_brec(model_fn, pairs, records, method=name + tag,
                                            model=description, seeds=seeds, config=cfg,
                                            transform=transform, progress=progress,

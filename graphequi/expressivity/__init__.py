@@ -101,7 +101,7 @@ from .banks import (
     register_bank,
 )
 from .certificates import Certificate, CertificateError, State, Step, verify
-from .brec_run import ORACLES, read_records, run_brec, run_oracle, stable_pair_id
+from .brec_run import ORACLES, norm_statistics_marker, read_records, run_brec, run_oracle, stable_pair_id
 from .brec_table import BRECTable, CategoryCell
 from .models import (MODEL_BOUNDS, MODEL_DEFAULTS, MODELS, model_factory, register_model,
                      with_cumulative_norm_statistics)
@@ -137,6 +137,7 @@ __all__ += [
     "ORACLES",
     "run_brec",
     "run_oracle",
+    "norm_statistics_marker",
     "read_records",
     "stable_pair_id",
     "BRECTable",

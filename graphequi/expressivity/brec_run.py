@@ -15,9 +15,10 @@ Each record is one pair, one method and one seed::
      "t2": 1.2e5, "t2_reliability": 3.4, ...}
 
 ``fingerprint`` digests everything that decides a verdict (the protocol
-configuration and a description of the model); a rerun with a different
-configuration under the same method name is refused instead of mixing two
-experiments in one table.
+configuration, a description of the model and the momenta of its batch
+norms, which model reprs tend to hide but which change eval-mode verdicts);
+a rerun with a different configuration under the same method name is
+refused instead of mixing two experiments in one table.
 
 Relabelings are drawn from a generator seeded by the seed and a *stable*
 pair id (the number in ``brec-<id>``, else a CRC of the name), not by the
@@ -45,7 +46,7 @@ from .brec import (BREC_REFERENCE, BRECConfig, PairVerdict, SeparationReport, _a
                    _category_order, _run_pair, stored_for)
 from .wl import wl_equivalent
 
-__all__ = ["read_records", "run_brec", "run_oracle", "ORACLES", "stable_pair_id"]
+__all__ = ["norm_statistics_marker", "read_records", "run_brec", "run_oracle", "ORACLES", "stable_pair_id"]
 
 PathLike = Union[str, Path]
 _VERDICT_FIELDS = {f.name for f in fields(PairVerdict)}
@@ -76,6 +77,22 @@ def fingerprint(config: BRECConfig, model: str, relabelings: Optional[str] = Non
         content["relabelings"] = relabelings
     text = json.dumps(content, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def norm_statistics_marker(model: nn.Module) -> str:
+    """``" batch-norm momentum 0.1"`` (the distinct momenta of ``model``'s batch
+    norms; ``None`` for cumulative statistics), or ``""`` without batch norm.
+
+    :func:`run_brec` appends it to the model description of the fingerprint:
+    the running statistics decide the eval-mode outputs BREC compares, and a
+    ``repr`` does not show them.
+
+    Example:
+        >>> norm_statistics_marker(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2, momentum=None)))
+        ' batch-norm momentum None'
+    """
+    momenta = sorted({str(m.momentum) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)})
+    return f" batch-norm momentum {','.join(momenta)}" if momenta else ""
 
 
 def read_records(path: PathLike, method: Optional[str] = None) -> list[dict[str, Any]]:
@@ -164,6 +181,9 @@ def run_brec(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], records
         method: the row name in tables (e.g. ``"ppgn"``).
         model: a description of the model (its ``repr``, widths, features)
             that enters the fingerprint; change it when the model changes.
+            The batch-norm momenta of ``model_fn(seeds[0])`` are added to it
+            (:func:`norm_statistics_marker`; that model is built once, with
+            the global random state restored, and not trained).
         seeds, transform, node_attr, device: as for
             :func:`~graphequi.expressivity.separates`.
         config: protocol settings (default
@@ -188,7 +208,9 @@ def run_brec(model_fn: Callable[[int], nn.Module], pairs: Sequence[Any], records
         raise ValueError(f"time_limit_s must be >= 0, got {time_limit_s}")
     path = Path(records)
     source = None if relabelings is None else str(getattr(relabelings, "source", "stored"))
-    fp = fingerprint(cfg, model, source)
+    with torch.random.fork_rng(devices=[]):
+        marker = norm_statistics_marker(model_fn(seeds[0]))
+    fp = fingerprint(cfg, model + marker, source)
     done = _finished(path, method, fp)
     todo = [(s, p) for s in seeds for p in pair_list if (p.name, s) not in done]
     appender = _Appender(path)

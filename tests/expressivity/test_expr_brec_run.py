@@ -64,6 +64,12 @@ class CountingFactory:
         self.calls += 1
         return self.cls()
 
+    @property
+    def pairs_run(self) -> int:
+        """Models trained: every call but the one run_brec makes to read the
+        batch-norm settings for the fingerprint."""
+        return self.calls - 1
+
 
 def _pairs():
     by_name = {p.name: p for p in classic_pairs()}
@@ -96,16 +102,16 @@ def test_resume_skips_finished_pairs(tmp_path):
     pairs = _pairs()
     first = CountingFactory(TriangleModel)
     run_brec(first, pairs[:2], records, method="tri", config=FAST, progress=False)
-    assert first.calls == 2 and len(read_records(records)) == 2
+    assert first.pairs_run == 2 and len(read_records(records)) == 2
     again = CountingFactory(TriangleModel)
     report = run_brec(again, pairs, records, method="tri", config=FAST, progress=False)
-    assert again.calls == 1  # only the new pair
+    assert again.pairs_run == 1  # only the new pair
     assert [r["name"] for r in read_records(records)] == ["brec-0", "brec-1", "brec-2"]
     assert report.overall.total == 3
     # a finished run does nothing, and gives the same verdicts
     none = CountingFactory(TriangleModel)
     same = run_brec(none, pairs, records, method="tri", config=FAST, progress=False)
-    assert none.calls == 0 and same.verdicts == report.verdicts
+    assert none.pairs_run == 0 and same.verdicts == report.verdicts
 
 
 def test_same_pair_same_verdict_alone_or_in_a_list(tmp_path):
@@ -126,7 +132,7 @@ def test_interrupted_line_is_ignored_and_rerun(tmp_path):
     records.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # killed mid-write
     factory = CountingFactory(TriangleModel)
     run_brec(factory, pairs, records, method="tri", config=FAST, progress=False)
-    assert factory.calls == 1 and len(read_records(records)) == 2
+    assert factory.pairs_run == 1 and len(read_records(records)) == 2
     records.write_text("not json\n" + records.read_text())
     with pytest.raises(ValueError, match="line 1"):
         read_records(records)
@@ -144,7 +150,7 @@ def test_time_limit_stops_starting_pairs(tmp_path):
     factory = CountingFactory(TriangleModel)
     report = run_brec(factory, _pairs(), tmp_path / "r.jsonl", method="tri", config=FAST,
                       progress=False, time_limit_s=0.0)
-    assert factory.calls == 0 and report.overall.total == 0
+    assert factory.pairs_run == 0 and report.overall.total == 0
 
 
 def test_reliability_fails_on_a_nondeterministic_model(tmp_path):
@@ -360,15 +366,30 @@ def test_built_in_models_keep_cumulative_norm_statistics():
     torch.testing.assert_close(bn.running_mean, torch.stack([x.mean(0) for x in batches]).mean(0))
 
 
-def test_norm_momentum_enters_the_fingerprint():
-    from graphequi.cli.expressivity import _norm_statistics
-    from graphequi.expressivity import models
+def test_norm_momentum_enters_the_fingerprint(tmp_path):
+    from graphequi.expressivity import models, norm_statistics_marker
 
-    def model(momentum):
-        return torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2, momentum=momentum))
+    class NormedTriangles(TriangleModel):
+        def __init__(self, momentum):
+            super().__init__()
+            self.norm = nn.BatchNorm1d(16, momentum=momentum)
 
-    assert _norm_statistics(torch.nn.Linear(2, 2)) == ""
-    assert _norm_statistics(model(0.1)) != _norm_statistics(models.with_cumulative_norm_statistics(model(0.1)))
+    assert norm_statistics_marker(torch.nn.Linear(2, 2)) == ""
+    ema = NormedTriangles(0.1)
+    assert norm_statistics_marker(ema) == " batch-norm momentum 0.1"
+    assert norm_statistics_marker(models.with_cumulative_norm_statistics(ema)) == " batch-norm momentum None"
+    # the same method and description, other batch-norm statistics: refused, not mixed
+    records = tmp_path / "r.jsonl"
+    run_brec(lambda s: NormedTriangles(0.1), _pairs()[:1], records, method="tri", model="triangles",
+             config=FAST, progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        run_brec(lambda s: NormedTriangles(None), _pairs()[:1], records, method="tri", model="triangles",
+                 config=FAST, progress=False)
+    # building the model to read its norms leaves the global random state alone
+    state = torch.random.get_rng_state()
+    run_brec(lambda s: (torch.manual_seed(s + 123), NormedTriangles(0.1))[1], _pairs()[:1], records,
+             method="tri", model="triangles", config=FAST, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), state)
 
 
 def test_model_factory_dtype_casts_the_model_and_its_inputs():
