@@ -109,7 +109,8 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
         source.
 
     Raises:
-        ValueError: for ``r <= 0`` or NaN, NaN/inf positions, bad shapes.
+        ValueError: for ``r <= 0`` or NaN, a finite ``r`` whose square
+            over- or underflows ``pos.dtype``, NaN/inf positions, bad shapes.
 
     Example:
         >>> pos = torch.tensor([[0.0, 0, 0], [0.5, 0, 0], [2.0, 0, 0]])
@@ -119,6 +120,12 @@ def radius_graph(pos: Tensor, r: float, batch: Optional[Tensor] = None,
     check_positions(pos)
     if not isinstance(r, (int, float)) or isinstance(r, bool) or math.isnan(r) or r <= 0:
         raise ValueError(f"r must be a positive number, got {r!r}")
+    finfo = torch.finfo(pos.dtype)
+    if math.isfinite(r) and not finfo.tiny <= float(r) * float(r) <= finfo.max:
+        # the test compares squared distances in pos.dtype: an r^2 that overflows
+        # or underflows there would accept every pair or none
+        raise ValueError(f"r = {r!r} is out of range for {pos.dtype} positions: r^2 must lie in "
+                         f"[{finfo.tiny:.3g}, {finfo.max:.3g}]; rescale the positions or use a wider dtype")
     _check_common(max_num_neighbors, flow)
     if method not in ("auto", "cells", "dense"):
         raise ValueError(f"method must be 'auto', 'cells' or 'dense', got {method!r}")

@@ -108,6 +108,18 @@ def test_bad_input():
         radius_graph(pos, 1.0, flow="both")
     with pytest.raises(ValueError, match="method"):
         radius_graph(pos, 1.0, method="kdtree")
+    # r^2 must be representable where the squared distances are compared
+    for r, dtype in ((1e20, torch.float32), (1e-20, torch.float32), (300.0, torch.float16)):
+        with pytest.raises(ValueError, match="out of range"):
+            radius_graph(pos.to(dtype), r)
+
+
+def test_extreme_scales_in_float64():
+    pos = torch.rand(30, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for scale in (1e20, 1e-20):
+        for method in ("dense", "cells"):
+            assert torch.equal(radius_graph(pos * scale, 0.4 * scale, max_num_neighbors=None, method=method),
+                               brute_force(pos, 0.4))
 
 
 def test_deterministic():
