@@ -33,11 +33,11 @@ __all__ = ["safe_norm", "edge_vectors", "distance", "position_orientation_invari
 def safe_norm(x: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
     r""":math:`\lVert x \rVert` along ``dim`` whose gradient is 0 (not NaN) at
     :math:`x = 0`, so forces stay finite for coincident points or an edge
-    parallel to an orientation."""
+    parallel to an orientation. NaN stays NaN."""
     sq = (x * x).sum(dim, keepdim=keepdim)
-    positive = sq > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, sq, torch.ones_like(sq))),
-                       torch.zeros_like(sq))
+    # masked on == 0, not on > 0: a NaN sum must come out NaN, not as distance 0
+    zero = sq == 0
+    return torch.where(zero, torch.zeros_like(sq), torch.sqrt(torch.where(zero, torch.ones_like(sq), sq)))
 
 
 def unit(x: Tensor, dim: int = -1) -> Tensor:

@@ -85,6 +85,10 @@ def test_safe_norm_gradient_at_zero_and_gradcheck():
     x = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
     safe_norm(x).sum().backward()
     assert torch.equal(x.grad, torch.zeros(2, 3, dtype=torch.float64))
+    # NaN propagates: it is not a zero vector
+    nan = torch.tensor([[float("nan"), 0.0, 0.0], [3.0, 4.0, 0.0]])
+    assert torch.isnan(safe_norm(nan)[0]) and safe_norm(nan)[1] == 5.0
+    assert torch.isnan(distance(nan, torch.tensor([[0], [1]]))).all()
     pos, ori, ei = _cloud(5)
     assert_gradcheck(lambda p, o: position_orientation_invariants(p, o, ei), pos, ori)
     grid = fibonacci_sphere(6, dtype=torch.float64)

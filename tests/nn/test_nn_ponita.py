@@ -142,6 +142,10 @@ def test_bad_input():
         ValidateGraph()(bad)
     with pytest.raises(ValueError, match="NaN"):
         radius_graph(bad.pos, 1.0)
+    # and again by the eager model, in every mode (a NaN distance once read as 0)
+    for num_ori in (0, -1, 4):
+        with pytest.raises(ValueError, match="data.pos contains NaN"):
+            Ponita(2, 8, num_layers=1, num_ori=num_ori)(Data(pos=bad.pos, x=bad.x, edge_index=bad.edge_index))
     empty = Data(pos=torch.empty(0, 3), x=torch.empty(0, 2), edge_index=torch.empty(2, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="0 nodes"):
         ValidateGraph()(empty)

@@ -13,6 +13,7 @@ from graphequi import ops
 from graphequi.geometry import (bundle_fiber_invariants, bundle_spatial_invariants, distance,
                                 edge_vectors, fibonacci_sphere, lift_edges, lifted_orientations,
                                 polynomial_cutoff, position_orientation_invariants)
+from graphequi.geometry._checks import check_positions
 
 from .block import PonitaBlock
 from .conv import csr_adjacency
@@ -173,6 +174,10 @@ class Ponita(nn.Module):
                              f"got {None if pos is None else tuple(pos.shape)}")
         if edge_index is None or edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError(f"{self.__class__.__name__}: data.edge_index must have shape [2, E]")
+        if not torch.compiler.is_compiling():
+            # eager only, like the index checks of csr_adjacency below (a compiled model
+            # trusts inputs validated where they entered, e.g. by RadiusGraph)
+            check_positions(pos, "data.pos")
         num_nodes = pos.size(0)
         x, vec = self._inputs(data, pos)
         grid = self.grid.to(pos.dtype)
