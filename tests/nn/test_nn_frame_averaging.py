@@ -158,3 +158,10 @@ def test_degenerate_spectrum_warns_and_bad_input():
         fa(Data(pos=torch.empty(0, 3), vec=torch.empty(0, 1, 3)))
     with pytest.raises(ValueError, match="pos"):
         fa(Data(pos=torch.zeros(3, 2)))
+    with pytest.raises(TypeError, match="floating point"):
+        fa(Data(pos=torch.zeros(3, 3, dtype=torch.long)))
+    for bad in (float("nan"), float("inf")):  # named, not an eigh convergence error
+        pos = cloud(6).pos.clone()
+        pos[2, 1] = bad
+        with pytest.raises(ValueError, match="data.pos contains NaN or infinite"):
+            fa(Data(pos=pos, vec=torch.zeros(6, 1, 3)))
