@@ -208,6 +208,14 @@ class PolyGIN(torch.nn.Module):
             raise ValueError(f"{type(self).__name__} got a graph with 0 nodes; a graph-level "
                              "prediction needs at least one node per graph")
         ptr = graph_ptr(data, num_nodes, edge_index.device)
+        if not torch.compiler.is_compiling() and ptr.numel() > 2:
+            # eager only (a compiled model trusts its validated input): an empty graph of
+            # a batch would otherwise get the pooling of zero nodes as its prediction
+            empty = (ptr[1:] == ptr[:-1]).nonzero().view(-1)
+            if empty.numel():
+                raise ValueError(f"{type(self).__name__} got an empty graph (0 nodes) at position "
+                                 f"{int(empty[0])} of the batch; a graph-level prediction needs at "
+                                 "least one node per graph")
         h = self._node_input(data, num_nodes)
         e = self._edge_input(data)
         adj = edge_index if e is not None else self._adjacency(data, edge_index, num_nodes)

@@ -138,6 +138,9 @@ def test_poly_gin_bad_input_raises(batch):
         ValidateGraph()(empty)
     with pytest.raises(ValueError, match="graph 1 of the batch has 0 nodes"):
         ValidateGraph()(Batch.from_data_list([graph(4, 0.5, 0), empty, graph(3, 0.5, 1)]))
+    for model in (gin, gine):  # the eager model checks a batch too
+        with pytest.raises(ValueError, match="empty graph .* at position 1 of the batch"):
+            model(Batch.from_data_list([graph(4, 0.5, 0), empty, graph(3, 0.5, 1)]))
     with pytest.raises(ValueError, match="PolyGINE"):
         PolyGIN(1, edge_vocab=3)
     with pytest.raises(ValueError, match="needs edge features"):
