@@ -77,5 +77,18 @@ def lift_edges(edge_index: Tensor, num_nodes: int, loop: bool = True) -> LiftedG
 
 def lifted_orientations(pos: Tensor, edge_index: Tensor) -> Tensor:
     r""":math:`\mathrm{unit}(p_j - p_i)` for every edge, ``[E, 3]``
-    (differentiable in ``pos``)."""
-    return unit(edge_vectors(pos, edge_index))
+    (differentiable in ``pos``).
+
+    Raises:
+        ValueError: (eager mode) an edge joins two points at the same
+            position, a self-loop included: it has no direction.
+    """
+    rel = edge_vectors(pos, edge_index)
+    if not torch.compiler.is_compiling() and rel.numel():
+        zero = (rel == 0).all(-1).nonzero().view(-1)
+        if zero.numel():
+            k = int(zero[0])
+            raise ValueError(f"edge {k} ({int(edge_index[0, k])} -> {int(edge_index[1, k])}) joins two points "
+                             f"at the same position, so its orientation unit(p_j - p_i) is undefined "
+                             f"({zero.numel()} such edges); drop self-loops and duplicate points")
+    return unit(rel)

@@ -142,6 +142,9 @@ def test_bad_input():
         ValidateGraph()(bad)
     with pytest.raises(ValueError, match="NaN"):
         radius_graph(bad.pos, 1.0)
+    with pytest.raises(ValueError, match="same position"):  # a self-loop has no orientation
+        Ponita(2, 8, num_layers=1, num_ori=-1)(Data(pos=data.pos, x=data.x,
+                                                     edge_index=torch.tensor([[0, 1], [0, 0]])))
     # and again by the eager model, in every mode (a NaN distance once read as 0)
     for num_ori in (0, -1, 4):
         with pytest.raises(ValueError, match="data.pos contains NaN"):

@@ -52,6 +52,13 @@ def test_position_orientation_graph_and_batching():
     attrs2 = BundleEdgeAttributes(-1)(PositionOrientationGraph()(moved)).edge_attr
     assert torch.allclose(attrs, attrs2, atol=1e-12)
     assert torch.allclose(attrs, position_orientation_invariants(lifted.pos, lifted.ori, lifted.edge_index))
+    # an edge without a direction (duplicate points, a self-loop) has no orientation
+    dup = data.clone()
+    dup.pos[3] = dup.pos[1]
+    with pytest.raises(ValueError, match="same position"):
+        PositionOrientationGraph()(dup)
+    with pytest.raises(ValueError, match=r"edge 0 \(2 -> 2\) joins two points"):
+        PositionOrientationGraph()(Data(pos=data.pos, edge_index=torch.tensor([[2, 0], [2, 1]])))
 
 
 def test_bundle_attributes_modes():
