@@ -9,7 +9,7 @@ from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
 from graphequi.ops.checks import check_edge_index
-from graphequi.poly.keys import KEY_BY_LEVEL
+from graphequi.poly.keys import KEY_BY_LEVEL, POLY_EDGE_KEY, POLY_NODE_KEY
 
 __all__ = ["ValidateGraph", "validate_graph"]
 
@@ -20,8 +20,9 @@ def validate_graph(data, *, allow_empty: bool = False, max_num_nodes: Optional[i
 
     Checks that ``edge_index`` is an integer ``[2, E]`` tensor with node ids in
     ``[0, num_nodes)``, that the graph (every graph of a batch) has nodes
-    unless ``allow_empty``, that edge-level attributes have one row per edge,
-    and that the floating attributes in ``finite_attrs`` hold no NaN or
+    unless ``allow_empty``, that edge-level attributes (``edge_attr``, the
+    edge polynomials) have one row per edge and node-level ones (``x``,
+    ``pos``, the node polynomials, ``batch``) one row per node, and that the floating attributes in ``finite_attrs`` hold no NaN or
     infinity. These are the value checks graphequi's layers leave out of
     ``forward`` so that it has no host synchronisation.
 
@@ -54,9 +55,13 @@ def validate_graph(data, *, allow_empty: bool = False, max_num_nodes: Optional[i
     if edge_index is None:
         raise ValueError("the graph has no edge_index")
     check_edge_index(edge_index, num_nodes)
-    edge_attr = getattr(data, "edge_attr", None)
-    if isinstance(edge_attr, Tensor) and edge_attr.size(0) != edge_index.size(1):
-        raise ValueError(f"edge_attr has {edge_attr.size(0)} rows for {edge_index.size(1)} edges")
+    for key, rows, what in (("edge_attr", edge_index.size(1), "edges"), (POLY_EDGE_KEY, edge_index.size(1), "edges"),
+                            ("x", num_nodes, "nodes"), ("pos", num_nodes, "nodes"),
+                            (POLY_NODE_KEY, num_nodes, "nodes"), ("batch", num_nodes, "nodes")):
+        value = getattr(data, key, None)
+        if isinstance(value, Tensor) and (value.dim() == 0 or value.size(0) != rows):
+            got = "a scalar" if value.dim() == 0 else f"{value.size(0)} rows"
+            raise ValueError(f"{key} has {got} for {rows} {what}")
     for key in finite_attrs:
         value = getattr(data, key, None)
         if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):

@@ -25,6 +25,10 @@ def test_a_good_graph_and_batch_pass_unchanged():
     (dict(edge_index=torch.tensor([[0.0, 1.0], [1.0, 0.0]])), TypeError, "int64 or int32"),
     (dict(edge_index=torch.tensor([0, 1, 2])), ValueError, r"shape \[2, E\]"),
     (dict(edge_attr=torch.randn(3, 1)), ValueError, "edge_attr has 3 rows for 8 edges"),
+    (dict(poly_edge_attr=torch.randn(7, 2)), ValueError, "poly_edge_attr has 7 rows for 8 edges"),
+    (dict(num_nodes=4, x=torch.randn(3, 2)), ValueError, "x has 3 rows for 4 nodes"),
+    (dict(pos=torch.randn(5, 3)), ValueError, "pos has 5 rows for 4 nodes"),
+    (dict(poly_x=torch.randn(2, 3)), ValueError, "poly_x has 2 rows for 4 nodes"),
     (dict(x=torch.full((4, 2), float("nan"))), ValueError, "data.x contains NaN"),
     (dict(poly_x=torch.tensor([[1.0], [float("inf")], [0.0], [0.0]])), ValueError, "poly_x contains NaN or inf"),
 ])
