@@ -11,5 +11,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from graphequi.train import config_from_args, run as run_training
-    run_training(config_from_args(args))
+    try:
+        config = config_from_args(args)
+    except (ValueError, FileNotFoundError) as err:
+        # a mistake on the command line or in the config file: one line, as argparse does
+        raise SystemExit(f"graphequi train: {err}") from None
+    run_training(config)
     return 0

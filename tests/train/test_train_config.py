@@ -46,10 +46,22 @@ def test_config_is_an_immutable_hashable_value():
 @pytest.mark.parametrize("bad, match", [
     (dict(epochs=0), "epochs"), (dict(seeds="1,1"), "repeated"), (dict(lr=-1.0), "lr"),
     (dict(device="tpu"), "device"), (dict(lr_factor=1.5), "lr_factor"), (dict(subset=0), "subset"),
+    (dict(model="nope"), "unknown model 'nope'; known: ppgn"),
 ])
 def test_invalid_config_raises(bad, match):
     with pytest.raises(ValueError, match=match):
-        TrainConfig("zinc", "gin", **bad)
+        TrainConfig(**{"dataset": "zinc", "model": "gin", **bad})
+
+
+def test_cli_reports_config_mistakes_in_one_line():
+    from graphequi.cli.main import main
+
+    with pytest.raises(SystemExit, match="graphequi train: invalid training config: unknown model 'nope'"):
+        main(["train", "--dataset", "zinc", "--model", "nope"])
+    with pytest.raises(SystemExit, match="graphequi train: --model-arg expects KEY=VALUE"):
+        main(["train", "--dataset", "zinc", "--model", "gin", "--model-arg", "hidden"])
+    with pytest.raises(SystemExit, match="graphequi train: invalid training config: epochs"):
+        main(["train", "--dataset", "zinc", "--model", "gin", "--epochs", "0"])
 
 
 def test_unknown_yaml_key_and_missing_dataset_raise(tmp_path):
