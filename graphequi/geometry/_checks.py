@@ -7,8 +7,10 @@ import torch
 from torch import Tensor
 
 
-def check_positions(pos: Tensor, name: str = "pos", dims: Optional[tuple] = None) -> None:
-    """``pos`` is a finite floating ``[N, D]`` tensor (``D`` in ``dims`` when given)."""
+def check_positions(pos: Tensor, name: str = "pos", dims: Optional[tuple] = None, values: bool = True) -> None:
+    """``pos`` is a floating ``[N, D]`` tensor (``D`` in ``dims`` when given)
+    and, with ``values``, finite (a host read: a compiled caller passes
+    ``values=False`` and keeps the metadata checks)."""
     if not isinstance(pos, Tensor):
         raise TypeError(f"{name} must be a tensor, got {type(pos).__name__}")
     if not pos.is_floating_point():
@@ -18,7 +20,7 @@ def check_positions(pos: Tensor, name: str = "pos", dims: Optional[tuple] = None
     if dims is not None and pos.size(1) not in dims:
         raise ValueError(f"{name} must have {' or '.join(map(str, dims))} columns, "
                          f"got shape {tuple(pos.shape)}")
-    if pos.numel() and not bool(torch.isfinite(pos).all()):
+    if values and pos.numel() and not bool(torch.isfinite(pos).all()):
         raise ValueError(f"{name} contains NaN or infinite coordinates")
 
 

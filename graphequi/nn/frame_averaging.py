@@ -134,11 +134,9 @@ class FrameAveraging(nn.Module):
                              f"got {None if pos is None else tuple(pos.shape)}")
         if pos.size(0) == 0:
             raise ValueError("FrameAveraging: the point cloud is empty")
-        if not pos.is_floating_point():
-            raise TypeError(f"FrameAveraging: data.pos must be floating point, got {pos.dtype}")
-        if not torch.compiler.is_compiling():
-            # NaN/inf would otherwise surface as an eigh convergence error
-            check_positions(pos, "data.pos")
+        # eager mode also reads the values: NaN/inf would otherwise surface as an eigh
+        # convergence error
+        check_positions(pos, "data.pos", values=not torch.compiler.is_compiling())
         batch = getattr(data, "batch", None)
         num_graphs = 1 if batch is None else int(data.num_graphs)
         node_batch = batch if batch is not None else torch.zeros(pos.size(0), dtype=torch.long,

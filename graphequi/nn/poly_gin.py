@@ -20,6 +20,7 @@ from graphequi import ops
 from graphequi.nn._graph import graph_ptr, num_nodes_of
 from graphequi.nn.conv import GINConv, GINEConv, is_csr_adjacency
 from graphequi.nn.encoders import FeatureEncoder, Vocab
+from graphequi.ops.checks import first_empty_graph
 from graphequi.poly.keys import POLY_EDGE_KEY, POLY_NODE_KEY
 
 __all__ = ["PolyGIN", "PolyGINE"]
@@ -211,10 +212,10 @@ class PolyGIN(torch.nn.Module):
         if not torch.compiler.is_compiling() and ptr.numel() > 2:
             # eager only (a compiled model trusts its validated input): an empty graph of
             # a batch would otherwise get the pooling of zero nodes as its prediction
-            empty = (ptr[1:] == ptr[:-1]).nonzero().view(-1)
-            if empty.numel():
+            empty = first_empty_graph(ptr)
+            if empty is not None:
                 raise ValueError(f"{type(self).__name__} got an empty graph (0 nodes) at position "
-                                 f"{int(empty[0])} of the batch; a graph-level prediction needs at "
+                                 f"{empty} of the batch; a graph-level prediction needs at "
                                  "least one node per graph")
         h = self._node_input(data, num_nodes)
         e = self._edge_input(data)

@@ -6,10 +6,12 @@ a graph enters (a transform, a dataset, :class:`graphequi.transforms.ValidateGra
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
-__all__ = ["check_edge_index"]
+__all__ = ["check_edge_index", "first_empty_graph"]
 
 
 def check_edge_index(edge_index, num_nodes: int, name: str = "edge_index") -> None:
@@ -42,3 +44,15 @@ def check_edge_index(edge_index, num_nodes: int, name: str = "edge_index") -> No
         raise IndexError(f"{name} contains a negative node id ({lo})")
     if hi >= num_nodes:
         raise IndexError(f"{name} contains node {hi}, out of range for {num_nodes} nodes")
+
+
+def first_empty_graph(ptr: Tensor) -> Optional[int]:
+    """The position of the first graph without nodes in a batch given by its
+    node offsets ``ptr`` ``[B + 1]``, or ``None`` (a host read).
+
+    Example:
+        >>> first_empty_graph(torch.tensor([0, 3, 3, 5])), first_empty_graph(torch.tensor([0, 2]))
+        (1, None)
+    """
+    empty = (ptr[1:] == ptr[:-1]).nonzero().view(-1)
+    return int(empty[0]) if empty.numel() else None

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional
 
 import yaml
 
-from graphequi.train.models import MODELS, model_help
+from graphequi.train.models import get_model, model_help
 from graphequi.train.schedules import SCHEDULE_NAMES, SCHEDULES
 
 #: name -> what it runs (validation and ``--help`` read this table)
@@ -123,8 +123,10 @@ class TrainConfig:
             problems.append(f"associativity_weight must be >= 0, got {self.associativity_weight}")
         if self.associativity_triples < 1:
             problems.append(f"associativity_triples must be >= 1, got {self.associativity_triples}")
-        if not isinstance(self.model, str) or self.model.lower() not in MODELS:  # the live table
-            problems.append(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
+        try:
+            get_model(str(self.model))
+        except ValueError as err:  # the model table's own message
+            problems.append(str(err))
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if problems:

@@ -8,7 +8,7 @@ from torch import Tensor
 from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 
-from graphequi.ops.checks import check_edge_index
+from graphequi.ops.checks import check_edge_index, first_empty_graph
 from graphequi.poly.keys import KEY_BY_LEVEL, POLY_EDGE_KEY, POLY_NODE_KEY
 
 __all__ = ["ValidateGraph", "validate_graph"]
@@ -22,8 +22,8 @@ def validate_graph(data, *, allow_empty: bool = False, max_num_nodes: Optional[i
     ``[0, num_nodes)``, that the graph (every graph of a batch) has nodes
     unless ``allow_empty``, that edge-level attributes (``edge_attr``, the
     edge polynomials) have one row per edge and node-level ones (``x``,
-    ``pos``, the node polynomials, ``batch``) one row per node, and that the floating attributes in ``finite_attrs`` hold no NaN or
-    infinity. These are the value checks graphequi's layers leave out of
+    ``pos``, the node polynomials, ``batch``) one row per node, and that the
+    floating attributes in ``finite_attrs`` hold no NaN or infinity. These are the value checks graphequi's layers leave out of
     ``forward`` so that it has no host synchronisation.
 
     Args:
@@ -38,8 +38,8 @@ def validate_graph(data, *, allow_empty: bool = False, max_num_nodes: Optional[i
         if not num_nodes:
             raise ValueError("the graph has 0 nodes")
         ptr = getattr(data, "ptr", None)
-        if isinstance(ptr, Tensor) and ptr.numel() > 1 and bool((ptr[1:] == ptr[:-1]).any()):
-            empty = int(torch.nonzero(ptr[1:] == ptr[:-1])[0])
+        empty = first_empty_graph(ptr) if isinstance(ptr, Tensor) and ptr.numel() > 1 else None
+        if empty is not None:
             raise ValueError(f"graph {empty} of the batch has 0 nodes")
     if max_num_nodes is not None:
         ptr, batch = getattr(data, "ptr", None), getattr(data, "batch", None)

@@ -174,10 +174,9 @@ class Ponita(nn.Module):
                              f"got {None if pos is None else tuple(pos.shape)}")
         if edge_index is None or edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError(f"{self.__class__.__name__}: data.edge_index must have shape [2, E]")
-        if not torch.compiler.is_compiling():
-            # eager only, like the index checks of csr_adjacency below (a compiled model
-            # trusts inputs validated where they entered, e.g. by RadiusGraph)
-            check_positions(pos, "data.pos")
+        # values in eager mode only, like the index checks of csr_adjacency below (a
+        # compiled model trusts inputs validated where they entered, e.g. by RadiusGraph)
+        check_positions(pos, "data.pos", values=not torch.compiler.is_compiling())
         num_nodes = pos.size(0)
         x, vec = self._inputs(data, pos)
         grid = self.grid.to(pos.dtype)
