@@ -52,6 +52,7 @@ __all__ = [
     "KCAL_PER_MOL_IN_MEV",
     "RMD17_RADIUS",
     "DatasetSplits",
+    "canonical_dataset_name",
     "get_dataset",
     "dataset_names",
     "METRICS",
@@ -111,6 +112,33 @@ def dataset_names() -> tuple:
             + tuple(f"rmd17-{m}" for m in RMD17_MOLECULES))
 
 
+def canonical_dataset_name(name: str) -> str:
+    """The canonical spelling (an entry of :func:`dataset_names`) of a name
+    :func:`get_dataset` accepts, case-insensitive and with its aliases
+    (``"ZINC-12k"``, ``"imdb-b"``, ``"substructure-c4"``, ...); raises a
+    :class:`ValueError` that lists the names otherwise. Nothing is read from disk.
+
+    Example:
+        >>> canonical_dataset_name("IMDB-B"), canonical_dataset_name("substructure-c4")
+        ('IMDBBINARY', 'count-4cycle')
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a dataset name must be a string, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key in ("zinc", "zinc-12k", "zinc12k", "zinc_subset"):
+        return "zinc"
+    if key in OGB_MOL_NAMES:
+        return key
+    tu_name = canonical_tu_name(key)
+    if tu_name is not None:
+        return tu_name
+    if key.startswith("count-") or key.startswith("substructure-"):
+        return "count-" + canonical_target(key.split("-", 1)[1])
+    if key.startswith("rmd17-") and key.split("-", 1)[1] in RMD17_MOLECULES:
+        return key
+    raise ValueError(f"unknown dataset {name!r}; available: {', '.join(dataset_names())}")
+
+
 #: radius graph of the ``rmd17-*`` entries of :func:`get_dataset`, in Å (PONITA's and NequIP's cutoff)
 RMD17_RADIUS = 5.0
 
@@ -139,9 +167,9 @@ def get_dataset(name: str, root, source=None, *, fold: int = 0,
             processed cache).
         online: force (``True``) or forbid (``False``) downloading.
     """
-    key = name.strip().lower()
+    key = canonical_dataset_name(name)
     common = dict(transform=transform, pre_transform=pre_transform, log=log)
-    if key in ("zinc", "zinc-12k", "zinc12k", "zinc_subset"):
+    if key == "zinc":
         parts = [ZINC12k(root, split=s, source=source, online=online, **common)
                  for s in ("train", "val", "test")]
         return DatasetSplits("zinc", *parts, task_type="regression", metric="mae",
@@ -156,8 +184,8 @@ def get_dataset(name: str, root, source=None, *, fold: int = 0,
                                                 if dataset.from_csv else ""),
                              extra={"dataset": dataset, "split_idx": split})
 
-    tu_name = canonical_tu_name(key)
-    if tu_name is not None:
+    if key in GIN_TU_NAMES:
+        tu_name = key
         dataset = GINTUDataset(root, tu_name, source=source, **common)
         train_idx, test_idx = dataset.fold_split(fold)
         test = dataset[test_idx]
@@ -166,8 +194,8 @@ def get_dataset(name: str, root, source=None, *, fold: int = 0,
                              num_tasks=dataset.num_classes,
                              result_name=f"{tu_name} (GIN format, fold {fold} of 10)",
                              extra={"dataset": dataset, "fold": fold})
-    if key.startswith("count-") or key.startswith("substructure-"):
-        target = canonical_target(key.split("-", 1)[1])
+    if key.startswith("count-"):
+        target = key.split("-", 1)[1]
         parts = [SubstructureCountingDataset(root, split=s, target=target, source=source, **common)
                  for s in ("train", "val", "test")]
         return DatasetSplits(f"count-{target}", *parts, task_type="regression", metric="mae",
@@ -184,4 +212,4 @@ def get_dataset(name: str, root, source=None, *, fold: int = 0,
         parts = [RMD17(root, molecule, s, source=source, **molecular) for s in ("train", "val", "test")]
         return DatasetSplits(key, *parts, task_type="regression", metric="mae", num_tasks=1,
                              result_name=f"rMD17 {molecule} energy (meV), split 01, radius {RMD17_RADIUS} A")
-    raise ValueError(f"unknown dataset {name!r}; available: {', '.join(dataset_names())}")
+    raise AssertionError(f"canonical_dataset_name returned {key!r}, which get_dataset does not build")

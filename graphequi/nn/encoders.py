@@ -8,14 +8,15 @@ out-of-range type fails with a message instead of an opaque CUDA assert.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+import warnings
+from typing import Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
 Vocab = Union[int, Sequence[int]]
 
-__all__ = ["FeatureEncoder"]
+__all__ = ["FeatureEncoder", "warn_ignored_features"]
 
 
 def _as_vocab(vocab: Optional[Vocab]) -> Optional[tuple[int, ...]]:
@@ -111,3 +112,31 @@ class FeatureEncoder(torch.nn.Module):
     def __repr__(self) -> str:
         kind = f"vocab={list(self.vocab)}" if self.vocab is not None else f"in_channels={self.in_channels}"
         return f"{self.__class__.__name__}({kind}, out_channels={self.out_channels})"
+
+
+_OPTIONS = {"x": "node_vocab or node_in_channels", "edge_attr": "edge_vocab or edge_in_channels"}
+
+
+def warn_ignored_features(model: torch.nn.Module, data,
+                          encoders: Mapping[str, Optional[FeatureEncoder]]) -> None:
+    """Warn when ``data`` carries an input (``"x"``, ``"edge_attr"``: the keys
+    of ``encoders``) that ``model`` was built without an encoder for (no
+    ``node_vocab``/``node_in_channels``, no ``edge_vocab``/``edge_in_channels``):
+    the model then reads a constant input, which is rarely what a caller with
+    features meant. Eager only (a compiled model skips the check).
+
+    Example:
+        >>> import warnings
+        >>> from torch_geometric.data import Data
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_ignored_features(torch.nn.Identity(), Data(x=torch.ones(2, 3)), {"x": None})
+        >>> str(caught[0].message).split(":")[0]
+        'Identity ignores data.x'
+    """
+    if torch.compiler.is_compiling():
+        return
+    for key, encoder in encoders.items():
+        if encoder is None and isinstance(getattr(data, key, None), Tensor):
+            warnings.warn(f"{type(model).__name__} ignores data.{key}: it was built without {_OPTIONS[key]}, "
+                          "so it reads a constant input instead", UserWarning, stacklevel=3)

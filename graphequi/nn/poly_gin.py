@@ -19,7 +19,7 @@ from torch import Tensor
 from graphequi import ops
 from graphequi.nn._graph import graph_ptr, num_nodes_of
 from graphequi.nn.conv import GINConv, GINEConv, is_csr_adjacency
-from graphequi.nn.encoders import FeatureEncoder, Vocab
+from graphequi.nn.encoders import FeatureEncoder, Vocab, warn_ignored_features
 from graphequi.ops.checks import first_empty_graph
 from graphequi.poly.keys import POLY_EDGE_KEY, POLY_NODE_KEY
 
@@ -217,6 +217,8 @@ class PolyGIN(torch.nn.Module):
                 raise ValueError(f"{type(self).__name__} got an empty graph (0 nodes) at position "
                                  f"{empty} of the batch; a graph-level prediction needs at "
                                  "least one node per graph")
+        warn_ignored_features(self, data, {"x": self.node_encoder, **(
+            {"edge_attr": self.edge_encoder} if self.uses_edge_features else {})})
         h = self._node_input(data, num_nodes)
         e = self._edge_input(data)
         adj = edge_index if e is not None else self._adjacency(data, edge_index, num_nodes)

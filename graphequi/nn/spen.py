@@ -42,7 +42,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from graphequi.nn.encoders import FeatureEncoder, Vocab
+from graphequi.nn.encoders import FeatureEncoder, Vocab, warn_ignored_features
 from graphequi.nn.spen_conv import SPENConv, spen_conv_ragged
 from graphequi.nn.spen_layout import PAD_MODES, EgoNetLayout, RaggedEgoNets, SizeMap
 from graphequi.ops import scatter, segment
@@ -211,6 +211,7 @@ class SPEN(torch.nn.Module):
         num_edges = data.edge_index.size(1)
         if edge_pair.shape != (num_edges,):
             raise ValueError(f"data.ego_edge_pair has shape {list(edge_pair.shape)}, expected [{num_edges}]")
+        warn_ignored_features(self, data, {"x": self.node_encoder, "edge_attr": self.edge_encoder})
         if self.node_encoder is not None:
             node = [_encoded(data, "x", self.node_encoder, n, "nodes").to(dtype)]
         else:

@@ -127,6 +127,11 @@ class TrainConfig:
             get_model(str(self.model))
         except ValueError as err:  # the model table's own message
             problems.append(str(err))
+        from graphequi.train.tasks import check_dataset_name  # tasks imports this module
+        try:
+            check_dataset_name(self.dataset, self.target)
+        except ValueError as err:
+            problems.append(str(err))
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if problems:

@@ -36,7 +36,7 @@ from graphequi.transforms import validate_graph
 from graphequi.train.config import TrainConfig
 from graphequi.train.models import MODELS, get_model
 
-__all__ = ["Task", "load_task", "synthetic_count_graphs", "SYNTHETIC_TARGETS", "POLY_LEVELS"]
+__all__ = ["Task", "load_task", "check_dataset_name", "registry_name", "synthetic_count_graphs", "SYNTHETIC_TARGETS", "POLY_LEVELS"]
 
 #: model name -> the polynomial feature levels it reads (a column of :data:`graphequi.train.models.MODELS`)
 POLY_LEVELS: Dict[str, tuple] = {name: model.poly_levels for name, model in MODELS.items()}
@@ -187,10 +187,7 @@ def _input_spec(name: str, graphs: Sequence[Data]) -> dict:
 def _from_registry(cfg: TrainConfig) -> Task:
     """A dataset of :func:`graphequi.datasets.get_dataset`."""
     from graphequi.datasets import get_dataset
-    name = cfg.dataset
-    if name.lower() == "count" or (name.lower().startswith("count") and cfg.target):
-        name = f"count-{cfg.target}" if cfg.target else name
-    splits = get_dataset(name, cfg.root, fold=cfg.fold)
+    splits = get_dataset(registry_name(cfg.dataset, cfg.target), cfg.root, fold=cfg.fold)
     train, val, test = (list(part) for part in (splits.train, splits.val, splits.test))
     if cfg.subset is not None:  # cut before anything heavier happens to the graphs
         train, val, test = (_subset(part, cfg.subset) for part in (train, val, test))
@@ -212,6 +209,28 @@ def _from_registry(cfg: TrainConfig) -> Task:
 
 
 _BUILT_IN: Dict[str, Callable[[TrainConfig], Task]] = {"synthetic-count": _synthetic}
+
+
+def registry_name(dataset: str, target: Optional[str] = None) -> str:
+    """The :func:`graphequi.datasets.get_dataset` name of a config's
+    ``dataset`` (``count`` with a ``target`` is ``count-<target>``)."""
+    if dataset.lower() == "count" and not target:
+        raise ValueError("dataset 'count' needs a target (--target triangle, 4cycle, ...)")
+    if dataset.lower().startswith("count") and target:
+        return f"count-{target}"
+    return dataset
+
+
+def check_dataset_name(dataset: str, target: Optional[str] = None) -> None:
+    """Raise the :class:`ValueError` of :func:`graphequi.datasets.canonical_dataset_name`
+    for a dataset the trainer cannot load (one of its own, such as
+    ``synthetic-count``, passes), before anything is read."""
+    if not isinstance(dataset, str):
+        raise ValueError(f"dataset must be a name, got {type(dataset).__name__}")
+    if dataset.lower() in _BUILT_IN or (dataset.lower() == "count" and not target):
+        return  # a config file may leave the counting target to the command line
+    from graphequi.datasets import canonical_dataset_name
+    canonical_dataset_name(registry_name(dataset, target))
 
 
 def _loader_for(name: str) -> Callable[[TrainConfig], Task]:

@@ -47,6 +47,9 @@ def test_config_is_an_immutable_hashable_value():
     (dict(epochs=0), "epochs"), (dict(seeds="1,1"), "repeated"), (dict(lr=-1.0), "lr"),
     (dict(device="tpu"), "device"), (dict(lr_factor=1.5), "lr_factor"), (dict(subset=0), "subset"),
     (dict(model="nope"), "unknown model 'nope'; known: ppgn"),
+    (dict(dataset="zinc-250k"), "unknown dataset 'zinc-250k'; available: zinc, ogbg-molesol"),
+    (dict(dataset="rmd17-water"), "unknown dataset 'rmd17-water'"),
+    (dict(dataset="count", target="pentagon"), "unknown substructure target 'pentagon'"),
 ])
 def test_invalid_config_raises(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -62,6 +65,24 @@ def test_cli_reports_config_mistakes_in_one_line():
         main(["train", "--dataset", "zinc", "--model", "gin", "--model-arg", "hidden"])
     with pytest.raises(SystemExit, match="graphequi train: invalid training config: epochs"):
         main(["train", "--dataset", "zinc", "--model", "gin", "--epochs", "0"])
+    with pytest.raises(SystemExit, match="graphequi train: invalid training config: unknown dataset 'nope'"):
+        main(["train", "--dataset", "nope", "--model", "gin"])
+
+
+@pytest.mark.parametrize("name", ["ZINC-12k", "ogbg-molhiv", "imdb-b", "NCI1", "count-c4", "count",
+                                  "synthetic-count", "rmd17-Aspirin"])
+def test_every_loadable_dataset_spelling_is_a_valid_config(name):
+    target = "triangle" if name == "count" else None
+    assert TrainConfig(name, "gin", target=target).dataset == name
+
+
+def test_canonical_dataset_names_are_what_get_dataset_lists():
+    from graphequi.datasets import canonical_dataset_name, dataset_names
+
+    assert all(canonical_dataset_name(n) == n for n in dataset_names())
+    assert canonical_dataset_name(" Zinc12k ") == "zinc"
+    with pytest.raises(TypeError, match="string"):
+        canonical_dataset_name(3)
 
 
 def test_unknown_yaml_key_and_missing_dataset_raise(tmp_path):
