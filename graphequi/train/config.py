@@ -124,7 +124,7 @@ class TrainConfig:
         if self.associativity_triples < 1:
             problems.append(f"associativity_triples must be >= 1, got {self.associativity_triples}")
         try:
-            get_model(str(self.model))
+            get_model(str(self.model)).check_arguments(key for key, _ in self.model_kwargs)
         except ValueError as err:  # the model table's own message
             problems.append(str(err))
         from graphequi.train.tasks import check_dataset_name  # tasks imports this module

@@ -7,12 +7,13 @@ exactly those) and how to build it for a task. Adding a model is adding a row.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 
-from graphequi.nn import PolyGIN, PolyGINE, PPGNPlusPlus, build_ponita, build_spen
+from graphequi.nn import SPEN, Ponita, PolyGIN, PolyGINE, PPGNPlusPlus, build_ponita, build_spen
 from graphequi.nn.aggr import LCMAggregation
 from graphequi.poly.keys import POLY_EDGE_KEY, POLY_NODE_KEY, POLY_PAIR_KEY
 from graphequi.transforms import EgoNetBags
@@ -39,6 +40,34 @@ class Model:
     build: ModelFactory
     poly_levels: Tuple[str, ...] = ()
     transform: Optional[GraphTransform] = None
+    #: the class the factory passes the remaining ``--model-arg`` keys to (``None``: not checked)
+    module: Optional[type] = None
+
+    def accepted_arguments(self) -> Tuple[str, ...]:
+        """The ``model_kwargs`` keys this row takes: the factory's own keyword
+        arguments and those of :attr:`module`, less the inputs the factory
+        sets from the task."""
+        def named(fn) -> set:
+            return {p.name for p in inspect.signature(fn).parameters.values()
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        own = named(self.build) - {"task", "levels"}
+        return tuple(sorted((own | named(self.module)) - _FROM_TASK))
+
+    def check_arguments(self, keys: Iterable[str]) -> None:
+        """Raise a :class:`ValueError` naming the keys the model does not take
+        (before any data is loaded), with the ones it does."""
+        if self.module is None:
+            return
+        accepted = self.accepted_arguments()
+        unknown = sorted(set(keys) - set(accepted))
+        if unknown:
+            raise ValueError(f"{self.module.__name__} does not take {', '.join(map(repr, unknown))}; "
+                             f"its model arguments are {', '.join(accepted)}")
+
+
+#: constructor arguments the factories set from the task, never from ``model_kwargs``
+_FROM_TASK = frozenset({"out_channels", "node_vocab", "node_in_channels", "edge_vocab", "edge_in_channels",
+                        "poly_channels", "poly_edge_channels", "pair_key"})
 
 
 def _width(task: "Task", key: str) -> int:
@@ -118,17 +147,17 @@ def _gine(task: "Task", levels, **kwargs) -> torch.nn.Module:
 
 
 MODELS: Dict[str, Model] = {
-    "ppgn++": Model("PPGN with the pair-level polynomial features (Puny et al., ICML 2023)", _ppgn, ("pair",)),
-    "ppgn": Model("PPGN (Maron et al., NeurIPS 2019), no polynomial features", _ppgn),
-    "polygin": Model("GIN with the node-level polynomial features", _gin, ("node",)),
-    "polygine": Model("GINE with the node- and edge-level polynomial features", _gine, ("node", "edge")),
-    "gin": Model("GIN (Xu et al., ICLR 2019), no polynomial features", _gin),
-    "gine": Model("GINE (GIN with edge features, Hu et al., ICLR 2020), no polynomial features", _gine),
+    "ppgn++": Model("PPGN with the pair-level polynomial features (Puny et al., ICML 2023)", _ppgn, ("pair",), module=PPGNPlusPlus),
+    "ppgn": Model("PPGN (Maron et al., NeurIPS 2019), no polynomial features", _ppgn, module=PPGNPlusPlus),
+    "polygin": Model("GIN with the node-level polynomial features", _gin, ("node",), module=PolyGIN),
+    "polygine": Model("GINE with the node- and edge-level polynomial features", _gine, ("node", "edge"), module=PolyGINE),
+    "gin": Model("GIN (Xu et al., ICLR 2019), no polynomial features", _gin, module=PolyGIN),
+    "gine": Model("GINE (GIN with edge features, Hu et al., ICLR 2020), no polynomial features", _gine, module=PolyGINE),
     "gin-lcm": Model("GIN with learnable commutative monoid aggregation (Ong & Velickovic, LoG 2022; "
-                     "--model-arg lcm_cell=gru|mlp)", _gin_lcm),
+                     "--model-arg lcm_cell=gru|mlp)", _gin_lcm, module=PolyGIN),
     "spen": Model("subgraph permutation equivariant network on 1-hop ego-nets (Mitton & Murray-Smith; "
-                  "--model-arg num_hops=K)", _spen, transform=_ego_nets),
-    "ponita": Model("PONITA (Bekkers et al., ICLR 2024) on point clouds with data.pos", _ponita),
+                  "--model-arg num_hops=K)", _spen, transform=_ego_nets, module=SPEN),
+    "ponita": Model("PONITA (Bekkers et al., ICLR 2024) on point clouds with data.pos", _ponita, module=Ponita),
 }
 MODEL_NAMES = tuple(MODELS)
 

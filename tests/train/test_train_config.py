@@ -35,8 +35,8 @@ def test_flags_override_yaml_which_overrides_defaults(tmp_path):
 
 
 def test_config_is_an_immutable_hashable_value():
-    a = TrainConfig("zinc", "gin", model_kwargs={"b": 1, "a": [1, 2]})
-    b = TrainConfig("zinc", "gin", model_kwargs={"a": [1, 2], "b": 1})
+    a = TrainConfig("zinc", "gin", model_kwargs={"num_layers": 1, "hidden_channels": [1, 2]})
+    b = TrainConfig("zinc", "gin", model_kwargs={"hidden_channels": [1, 2], "num_layers": 1})
     assert a == b and hash(a) == hash(b)
     with pytest.raises(Exception):
         a.epochs = 3
@@ -47,6 +47,9 @@ def test_config_is_an_immutable_hashable_value():
     (dict(epochs=0), "epochs"), (dict(seeds="1,1"), "repeated"), (dict(lr=-1.0), "lr"),
     (dict(device="tpu"), "device"), (dict(lr_factor=1.5), "lr_factor"), (dict(subset=0), "subset"),
     (dict(model="nope"), "unknown model 'nope'; known: ppgn"),
+    (dict(model_kwargs={"hidden_channel": 8}), "PolyGIN does not take 'hidden_channel'; its model arguments "
+                                                "are aggr, dropout, fused, hidden_channels"),
+    (dict(model_kwargs={"node_vocab": 8}), "PolyGIN does not take 'node_vocab'"),  # set from the task
     (dict(dataset="zinc-250k"), "unknown dataset 'zinc-250k'; available: zinc, ogbg-molesol"),
     (dict(dataset="rmd17-water"), "unknown dataset 'rmd17-water'"),
     (dict(dataset="count", target="pentagon"), "unknown substructure target 'pentagon'"),
@@ -74,6 +77,18 @@ def test_cli_reports_config_mistakes_in_one_line():
 def test_every_loadable_dataset_spelling_is_a_valid_config(name):
     target = "triangle" if name == "count" else None
     assert TrainConfig(name, "gin", target=target).dataset == name
+
+
+def test_every_model_row_takes_its_own_documented_arguments():
+    from graphequi.train.models import MODELS
+
+    for name, row in MODELS.items():
+        accepted = row.accepted_arguments()
+        assert "hidden_channels" in accepted or "hidden" in accepted, name
+        assert not {"out_channels", "node_vocab", "poly_channels"} & set(accepted), name
+        TrainConfig("zinc", name, model_kwargs={key: None for key in accepted})  # no error
+    assert "num_hops" in MODELS["spen"].accepted_arguments()
+    assert "lcm_cell" in MODELS["gin-lcm"].accepted_arguments()
 
 
 def test_canonical_dataset_names_are_what_get_dataset_lists():

@@ -297,7 +297,8 @@ def test_lcm_and_spen_rows_train_and_ponita_asks_for_positions(tmp_path):
         assert summary["per_seed"][0]["epochs_run"] == 1
         assert optimizer_steps(out) == batches_per_epoch(summary)
     with pytest.raises(ValueError, match="data.pos"):
-        train(tiny(tmp_path / "ponita", model="ponita", epochs=1, subset=32))
+        train(tiny(tmp_path / "ponita", model="ponita", epochs=1, subset=32,
+                   model_kwargs=dict(hidden=8, num_layers=1)))
 
 
 def test_associativity_weight_adds_the_lcm_regularizer(tmp_path):
@@ -333,7 +334,8 @@ def test_every_model_row_trains_one_epoch_or_names_what_it_needs(tmp_path, name)
     one epoch on small synthetic graphs steps the optimizer once per batch and
     gives a finite score; rows that need edge features or positions refuse
     the task by name instead."""
-    kw = dict(model=name, epochs=1, subset=32, model_kwargs=dict(hidden_channels=8, num_layers=2))
+    width = "hidden" if "hidden" in MODELS[name].accepted_arguments() else "hidden_channels"
+    kw = dict(model=name, epochs=1, subset=32, model_kwargs={width: 8, "num_layers": 2})
     if name in _NEEDS_INPUTS:
         with pytest.raises(ValueError, match=_NEEDS_INPUTS[name]):
             train(tiny(tmp_path, **kw))
