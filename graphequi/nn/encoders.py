@@ -99,7 +99,9 @@ class FeatureEncoder(torch.nn.Module):
                                      f"[{int(col.min())}, {int(col.max())}], outside [0, {size - 1}]")
                 out = out + emb(col)
             return out
-        if not x.is_floating_point():
+        if x.dtype != self.lin.weight.dtype:
+            # real features are mapped in the encoder's precision (a float32 x into a
+            # .double() model, integer counts), as the type ids of the embeddings are
             x = x.to(self.lin.weight.dtype)
         if x.dim() == 1:
             x = x.unsqueeze(-1)
