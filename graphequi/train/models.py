@@ -147,17 +147,22 @@ def _gine(task: "Task", levels, **kwargs) -> torch.nn.Module:
 
 
 MODELS: Dict[str, Model] = {
-    "ppgn++": Model("PPGN with the pair-level polynomial features (Puny et al., ICML 2023)", _ppgn, ("pair",), module=PPGNPlusPlus),
-    "ppgn": Model("PPGN (Maron et al., NeurIPS 2019), no polynomial features", _ppgn, module=PPGNPlusPlus),
+    "ppgn++": Model("PPGN with the pair-level polynomial features (Puny et al., ICML 2023)", _ppgn, ("pair",),
+                    module=PPGNPlusPlus),
+    "ppgn": Model("PPGN (Maron et al., NeurIPS 2019), no polynomial features", _ppgn,
+                  module=PPGNPlusPlus),
     "polygin": Model("GIN with the node-level polynomial features", _gin, ("node",), module=PolyGIN),
-    "polygine": Model("GINE with the node- and edge-level polynomial features", _gine, ("node", "edge"), module=PolyGINE),
+    "polygine": Model("GINE with the node- and edge-level polynomial features", _gine,
+                      ("node", "edge"), module=PolyGINE),
     "gin": Model("GIN (Xu et al., ICLR 2019), no polynomial features", _gin, module=PolyGIN),
-    "gine": Model("GINE (GIN with edge features, Hu et al., ICLR 2020), no polynomial features", _gine, module=PolyGINE),
+    "gine": Model("GINE (GIN with edge features, Hu et al., ICLR 2020), no polynomial features",
+                  _gine, module=PolyGINE),
     "gin-lcm": Model("GIN with learnable commutative monoid aggregation (Ong & Velickovic, LoG 2022; "
                      "--model-arg lcm_cell=gru|mlp)", _gin_lcm, module=PolyGIN),
     "spen": Model("subgraph permutation equivariant network on 1-hop ego-nets (Mitton & Murray-Smith; "
                   "--model-arg num_hops=K)", _spen, transform=_ego_nets, module=SPEN),
-    "ponita": Model("PONITA (Bekkers et al., ICLR 2024) on point clouds with data.pos", _ponita, module=Ponita),
+    "ponita": Model("PONITA (Bekkers et al., ICLR 2024) on point clouds with data.pos", _ponita,
+                    module=Ponita),
 }
 MODEL_NAMES = tuple(MODELS)
 

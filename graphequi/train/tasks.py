@@ -36,7 +36,8 @@ from graphequi.transforms import validate_graph
 from graphequi.train.config import TrainConfig
 from graphequi.train.models import MODELS, get_model
 
-__all__ = ["Task", "load_task", "check_dataset_name", "registry_name", "synthetic_count_graphs", "SYNTHETIC_TARGETS", "POLY_LEVELS"]
+__all__ = ["Task", "load_task", "check_dataset_name", "registry_name", "synthetic_count_graphs",
+           "SYNTHETIC_TARGETS", "POLY_LEVELS"]
 
 #: model name -> the polynomial feature levels it reads (a column of :data:`graphequi.train.models.MODELS`)
 POLY_LEVELS: Dict[str, tuple] = {name: model.poly_levels for name, model in MODELS.items()}

@@ -23,8 +23,9 @@ def validate_graph(data, *, allow_empty: bool = False, max_num_nodes: Optional[i
     unless ``allow_empty``, that edge-level attributes (``edge_attr``, the
     edge polynomials) have one row per edge and node-level ones (``x``,
     ``pos``, the node polynomials, ``batch``) one row per node, and that the
-    floating attributes in ``finite_attrs`` hold no NaN or infinity. These are the value checks graphequi's layers leave out of
-    ``forward`` so that it has no host synchronisation.
+    floating attributes in ``finite_attrs`` hold no NaN or infinity. These
+    are the value checks graphequi's layers leave out of ``forward`` so that
+    it has no host synchronisation.
 
     Args:
         data: the graph(s).
